@@ -1,0 +1,198 @@
+"""Public model functions: validate and cast, then call the kernels.
+
+``init_params``, ``loss_and_grad`` and ``forward`` take the config and a parameter
+dict with the names and shapes of DESIGN §1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from . import _kernels as K
+from ._config import GROUP_ORDER, ModelConfig, layout
+
+# Spawn keys of the two independent random streams of a seed (see `seed_sequence`).
+STREAM_INIT, STREAM_DATA = 0, 1
+
+
+def seed_sequence(seed: int, *key: int) -> np.random.SeedSequence:
+    """The random stream ``key`` of ``seed``: init and data never share draws."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    return np.random.SeedSequence(int(seed), spawn_key=tuple(int(k) for k in key))
+
+
+def _check_cfg(cfg) -> ModelConfig:
+    if not isinstance(cfg, ModelConfig):
+        raise ValueError(f"cfg must be an attnsim.ModelConfig, got {type(cfg).__name__}")
+    return cfg
+
+
+def init_params(cfg: ModelConfig, seed: int = 0, scale: float | Mapping[str, float] = 0.01) -> dict:
+    """Gaussian initial parameters (DESIGN §3).
+
+    Each entry is drawn from N(0, scale²) with ``scale`` a float for every group or a
+    mapping ``{group: scale}`` (groups not named start at zero). ``scale=0`` is the
+    exact zero init, the symmetric point where the theory is exact.
+
+    Every group, and every head within a group, draws from its own stream of ``seed``,
+    so head ``h`` of an ``H``-head init equals head ``h`` of any other init with the same
+    seed and more heads, and changing one group's scale leaves the others unchanged.
+    """
+    cfg = _check_cfg(cfg)
+    shapes = cfg.param_shapes()
+    if isinstance(scale, Mapping):
+        unknown = set(scale) - set(shapes)
+        if unknown:
+            raise ValueError(
+                f"init_params: scale names unknown parameter(s) {', '.join(sorted(unknown))}; "
+                f"this config has {', '.join(shapes)}"
+            )
+        scales = {k: scale.get(k, 0.0) for k in shapes}
+    else:
+        scales = {k: scale for k in shapes}
+    for k, s in scales.items():
+        if (
+            isinstance(s, bool)
+            or not isinstance(s, (int, float, np.floating, np.integer))
+            or not np.isfinite(s)
+            or s < 0
+        ):
+            raise ValueError(f"init_params: scale for {k} must be a finite number >= 0, got {s!r}")
+    seed_sequence(seed)  # validates
+    params = {}
+    for name, shape in shapes.items():
+        s = float(scales[name])
+        group = GROUP_ORDER.index(name)
+        value = np.zeros(shape, dtype=cfg.np_dtype)
+        if s > 0:
+            if name == "b":
+                rng = np.random.default_rng(seed_sequence(seed, STREAM_INIT, group))
+                value[:] = s * rng.standard_normal(shape)
+            else:
+                for h in range(shape[0]):
+                    rng = np.random.default_rng(seed_sequence(seed, STREAM_INIT, group, h))
+                    value[h] = s * rng.standard_normal(shape[1:])
+        params[name] = value
+    return params
+
+
+def check_params(cfg: ModelConfig, params: Mapping) -> dict:
+    """Return ``params`` as C-contiguous arrays of the config's dtype, or raise."""
+    cfg = _check_cfg(cfg)
+    if not isinstance(params, Mapping):
+        raise ValueError(f"params must be a dict of arrays, got {type(params).__name__}")
+    shapes = cfg.param_shapes()
+    missing = [k for k in shapes if k not in params]
+    extra = [k for k in params if k not in shapes]
+    if missing or extra:
+        raise ValueError(
+            f"params do not match the config: expected keys {', '.join(shapes)}"
+            + (f"; missing {', '.join(missing)}" if missing else "")
+            + (f"; unexpected {', '.join(map(str, extra))}" if extra else "")
+        )
+    out = {}
+    for k, shape in shapes.items():
+        arr = np.asarray(params[k])
+        if arr.shape != shape:
+            raise ValueError(f"params[{k!r}] has shape {arr.shape}, expected {shape}")
+        if not np.issubdtype(arr.dtype, np.floating) and not np.issubdtype(arr.dtype, np.integer):
+            raise ValueError(f"params[{k!r}] must be numeric, got dtype {arr.dtype}")
+        out[k] = np.ascontiguousarray(arr, dtype=cfg.np_dtype)
+    return out
+
+
+def pack(cfg: ModelConfig, params: Mapping) -> np.ndarray:
+    """Parameters → the flat vector ``theta`` the kernels read (layout order)."""
+    params = check_params(cfg, params)
+    if not params:
+        return np.zeros(0, cfg.np_dtype)
+    return np.concatenate([params[k].ravel() for k in cfg.param_shapes()])
+
+
+def unpack(cfg: ModelConfig, theta: np.ndarray) -> dict:
+    """The flat vector ``theta`` → a dict of (copied) arrays."""
+    out, off = {}, 0
+    for k, shape in cfg.param_shapes().items():
+        n = int(np.prod(shape))
+        out[k] = theta[off : off + n].reshape(shape).copy()
+        off += n
+    return out
+
+
+def check_tokens(values, name: str, width: int, vocab: int, what: str) -> np.ndarray:
+    """Token ids as a C-contiguous int64 array (batch, width), each in [0, vocab)."""
+    arr = np.asarray(values)
+    if arr.ndim == 1 and width == arr.shape[0]:
+        arr = arr[None, :]
+    if arr.ndim != 2 or arr.shape[1] != width or arr.shape[0] < 1:
+        raise ValueError(f"{name} must have shape (batch, {width}) ({what}), got {np.shape(values)}")
+    if arr.dtype.kind == "f":
+        if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
+            raise ValueError(f"{name} must hold integer token ids")
+    elif arr.dtype.kind not in "iu":
+        raise ValueError(f"{name} must hold integer token ids, got dtype {arr.dtype}")
+    arr = np.ascontiguousarray(arr, dtype=np.int64)
+    if arr.size and (arr.min() < 0 or arr.max() >= vocab):
+        raise ValueError(f"{name} holds token ids outside [0, {vocab}): min {arr.min()}, max {arr.max()}")
+    return arr
+
+
+def check_batch(cfg: ModelConfig, x, y=None):
+    x = check_tokens(x, "x", cfg.src_len, cfg.vocab_in, "src_len")
+    if y is None:
+        return x, None
+    y = check_tokens(y, "y", cfg.tgt_len, cfg.vocab_out, "tgt_len")
+    if y.shape[0] != x.shape[0]:
+        raise ValueError(f"x and y must hold the same number of sequences, got {x.shape[0]} and {y.shape[0]}")
+    return x, y
+
+
+def translation_table(cfg: ModelConfig, params: Mapping) -> np.ndarray:
+    """U (H, Vout, Vin): the table itself, or ``W @ E`` for a factored model."""
+    params = check_params(cfg, params)
+    if cfg.d_model is None:
+        return params["U"]
+    return np.matmul(params["W"], params["E"])
+
+
+def loss_and_grad(cfg: ModelConfig, params: Mapping, x, y, weight_decay: float = 0.0) -> tuple[float, dict]:
+    """Mean cross-entropy of DESIGN §1 and its gradient.
+
+    Parameters
+    ----------
+    cfg : ModelConfig
+    params : dict of arrays with the names and shapes of ``cfg.param_shapes()``
+    x : int array (B, L), y : int array (B, T)
+    weight_decay : float
+        Adds ``weight_decay / 2 * |theta|²`` to the loss.
+
+    Returns
+    -------
+    (loss, grads) with ``grads`` the same keys, shapes and dtype as ``params``.
+    """
+    cfg = _check_cfg(cfg)
+    x, y = check_batch(cfg, x, y)
+    if not np.isfinite(weight_decay) or weight_decay < 0:
+        raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
+    theta = pack(cfg, params)
+    grad = np.zeros_like(theta)
+    loss = float(K.loss_grad(x, y, theta, layout(cfg), grad))
+    if weight_decay:
+        loss += 0.5 * weight_decay * float(np.dot(theta.astype(np.float64), theta))
+        grad += np.asarray(weight_decay, theta.dtype) * theta
+    return loss, unpack(cfg, grad)
+
+
+def forward(cfg: ModelConfig, params: Mapping, x) -> tuple[np.ndarray, np.ndarray]:
+    """Logits ``z`` (B, T, Vout) and attention ``alpha`` (H, B, T, L) for inputs ``x``."""
+    cfg = _check_cfg(cfg)
+    x, _ = check_batch(cfg, x)
+    theta = pack(cfg, params)
+    B = x.shape[0]
+    z = np.zeros((B, cfg.tgt_len, cfg.vocab_out), cfg.np_dtype)
+    alpha = np.zeros((cfg.heads, B, cfg.tgt_len, cfg.src_len), cfg.np_dtype)
+    K.forward(x, theta, layout(cfg), z, alpha)
+    return z, alpha
