@@ -1,7 +1,7 @@
 """attnsim: how a single attention head learns under gradient descent, simulated fast on
 a CPU and set beside a closed-form theory of the same dynamics (Snell et al., 2021)."""
 
-from . import metrics, tasks
+from . import metrics, tasks, theory
 from ._config import ModelConfig
 from ._model import forward, init_params, loss_and_grad
 from ._train import Run, load_run, train
@@ -15,6 +15,7 @@ __all__ = [
     "loss_and_grad",
     "metrics",
     "tasks",
+    "theory",
     "train",
 ]
 __version__ = "0.1.0"
