@@ -108,7 +108,9 @@ class Run:
             "status": self.status,
             "message": self.message,
             "elapsed_seconds": self.elapsed,
-            "summary": self.summary(),
+            "summary": {
+                k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in self.summary().items()
+            },
             "history": {k: _jsonable(v) for k, v in self.history.items()},
         }
         _atomic_write(os.path.join(directory, "history.json"), json.dumps(doc, indent=1, allow_nan=False).encode())
@@ -375,7 +377,7 @@ def train(
                     bad = pos + a + done
                     status = "diverged"
                     message = (
-                        f"the loss became non-finite at step {bad} (loss {out_loss[done]!r}); "
+                        f"the loss became non-finite at step {bad} (loss {float(out_loss[done])}); "
                         f"lr {lr:g} is probably too large for this setting"
                     )
                     log.warning(message)

@@ -1,0 +1,47 @@
+"""Hypothesis strategies that draw models and batches, and error measures."""
+
+import numpy as np
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import attnsim as at
+
+ATTENTION = ("positional", "content", "both", "uniform")
+
+
+@st.composite
+def configs(draw, max_vocab=12, max_len=8, attention=None, factored=None, dtype="float64"):
+    """Every parameterization of DESIGN §1: H 1–3, vocabularies 2–12, lengths 1–8."""
+    if factored is None:
+        factored = draw(st.booleans())
+    return at.ModelConfig(
+        vocab_in=draw(st.integers(2, max_vocab)),
+        vocab_out=draw(st.integers(2, max_vocab)),
+        src_len=draw(st.integers(1, max_len)),
+        tgt_len=draw(st.integers(1, max_len)),
+        heads=draw(st.integers(1, 3)),
+        attention=attention or draw(st.sampled_from(ATTENTION)),
+        d_model=draw(st.integers(1, 4)) if factored else None,
+        bias=draw(st.booleans()),
+        dtype=dtype,
+    )
+
+
+@st.composite
+def cases(draw, max_batch=4, value_bound=3.0, **cfg_kw):
+    """(cfg, params, x, y): a config, parameter values and a batch, all drawn."""
+    cfg = draw(configs(**cfg_kw))
+    elems = st.floats(-value_bound, value_bound, allow_nan=False, allow_infinity=False, width=64)
+    params = {k: draw(hnp.arrays(np.float64, shape, elements=elems)) for k, shape in cfg.param_shapes().items()}
+    B = draw(st.integers(1, max_batch))
+    x = draw(hnp.arrays(np.int64, (B, cfg.src_len), elements=st.integers(0, cfg.vocab_in - 1)))
+    y = draw(hnp.arrays(np.int64, (B, cfg.tgt_len), elements=st.integers(0, cfg.vocab_out - 1)))
+    return cfg, params, x, y
+
+
+def rel_err(got: dict, want: dict, floor: float = 1e-4) -> float:
+    """Largest absolute difference over all arrays, relative to the largest entry of
+    ``want`` but at least ``floor``: entries that cancel to ~0 cannot be compared
+    relative to themselves, and a gradient that vanishes is checked to rtol·floor."""
+    scale = max(max(float(np.max(np.abs(v))) for v in want.values()), floor)
+    return max(float(np.max(np.abs(np.asarray(got[k], np.float64) - want[k]))) for k in want) / scale

@@ -1,0 +1,127 @@
+"""The command line: outputs, one-line errors with exit code 2, nothing half-written."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+import attnsim as at
+from attnsim.cli import main
+
+SMALL = ["--vocab", "12", "--length", "6", "--steps", "40", "--batch", "16", "--quiet"]
+
+
+def test_run_writes_history_params_and_figures(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", "copy", "--out", str(out), *SMALL]) == 0
+    assert sorted(os.listdir(out)) == ["attention.png", "history.json", "learning_curves.png", "params.npz"]
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("copy(vocab=12, length=6, replace=False): ") and "token acc" in line
+    run = at.load_run(out)
+    assert run.settings["steps"] == 40 and run.cfg.vocab_in == 12
+    doc = json.loads((out / "history.json").read_text())
+    assert set(doc["summary"]) >= {"success", "time_to_learn", "final_acc", "final_attn_acc"}
+    for png in ("attention.png", "learning_curves.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("task", ["reorder", "translate", "keyword"])
+def test_every_task_runs(tmp_path, task):
+    assert main(["run", task, "--out", str(tmp_path / task), *SMALL, "--heads", "2"]) == 0
+
+
+def test_text_task_runs_on_a_file(tmp_path):
+    p = tmp_path / "pairs.txt"
+    p.write_text("a b c\tx y z\nb c a\ty z x\nc a b\tz x y\n", encoding="utf-8")
+    assert (
+        main(
+            ["run", "text", "--path", str(p), "--out", str(tmp_path / "t"), "--steps", "10", "--batch", "4", "--quiet"]
+        )
+        == 0
+    )
+    assert at.load_run(tmp_path / "t").task["name"] == "text"
+
+
+BAD = [
+    (["run", "copy", "--vocab", "30", "--length", "40"], "length 40 > vocab 30"),
+    (["run", "copy", "--lr", "-1"], "--lr must be > 0"),
+    (["run", "copy", "--lr", "nan"], "expected a finite number"),
+    (["run", "copy", "--steps", "abc"], "argument --steps: expected an integer, got 'abc'"),
+    (["run", "copy", "--steps", "-5"], "--steps must be >= 0"),
+    (["run", "nosuch"], "invalid choice: 'nosuch'"),
+    (["run", "copy", "--heads", "0"], "heads must be a positive integer"),
+    (["run", "text"], "--path FILE is required"),
+    (["run", "copy", "--path", "x.txt"], "--path is only for the task 'text'"),
+    (["run", "keyword", "--keywords", "99"], "keywords 99 >= vocab 60"),
+    (["run", "copy", "--bogus"], "unrecognized arguments: --bogus"),
+]
+
+
+@pytest.mark.parametrize("argv, message", BAD, ids=[" ".join(a[1:]) for a, _ in BAD])
+def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, capsys, argv, message):
+    out = tmp_path / "out"
+    assert main([*argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and "Traceback" not in err
+    assert not out.exists() and os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [("a b\n", "line 1: expected 'source<TAB>target', found no tab"), ("", "no sentence pairs")],
+)
+def test_malformed_text_file(tmp_path, capsys, content, message):
+    p = tmp_path / "bad.txt"
+    p.write_text(content)
+    assert main(["run", "text", "--path", str(p), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_out_must_be_a_directory(tmp_path, capsys):
+    f = tmp_path / "file"
+    f.write_text("x")
+    assert main(["run", "copy", "--out", str(f), *SMALL]) == 2
+    assert "exists and is not a directory" in capsys.readouterr().err
+
+
+def test_a_diverging_run_exits_1_and_keeps_what_it_has(tmp_path, capsys):
+    out = tmp_path / "d"
+    code = main(["run", "copy", "--out", str(out), *SMALL, "--optimizer", "sgd", "--lr", "1e308", "--scale", "1"])
+    assert code == 1
+    assert "non-finite" in capsys.readouterr().err
+    assert at.load_run(out).status == "diverged"
+
+
+def test_gradcheck_prints_a_table_and_passes(capsys):
+    assert main(["gradcheck", "--trials", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "vs finite diff" in out and "worst:" in out and " NO" not in out
+
+
+def test_console_script_reports_bad_input_in_one_line(tmp_path):
+    """The installed entry point, as a user calls it."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "attnsim.cli",
+            "run",
+            "copy",
+            "--vocab",
+            "30",
+            "--length",
+            "40",
+            "--out",
+            str(tmp_path / "x"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "length 40 > vocab 30" in proc.stderr
+    assert proc.stdout == "" and not (tmp_path / "x").exists()

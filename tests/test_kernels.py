@@ -1,0 +1,136 @@
+"""Every Numba kernel against its plain-NumPy oracle (``_reference.REGISTRY``).
+
+Tolerance: 1e-12 relative to the largest entry of a case (the kernels and the oracle
+sum the same terms in different orders). The step loop with Adam: 1e-9, because Adam
+divides by sqrt(v) + eps and so amplifies rounding differences in gradient entries that
+cancel to ~0 (by up to lr / eps).
+"""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from numba.core.registry import CPUDispatcher
+
+import attnsim as at
+from attnsim import _kernels as K
+from attnsim import _reference as R
+from attnsim._config import layout
+
+from .strategies import cases, rel_err
+
+TOL = {"loss_grad": 1e-12, "forward": 1e-12, "gemm_acc": 1e-12, "gemm_acc_nt": 1e-12, "train_chunk": 1e-9}
+
+
+def test_registry_covers_every_public_kernel():
+    public = {n for n, obj in vars(K).items() if isinstance(obj, CPUDispatcher) and not n.startswith("_")}
+    assert public == set(R.REGISTRY)
+
+
+@pytest.mark.parametrize("name", sorted(R.REGISTRY))
+def test_kernel_matches_oracle(name):
+    worst = 0.0
+    for seed in range(40):
+        pairs = R.REGISTRY[name](np.random.default_rng(seed))
+        if name == "exp_shifted":  # elementwise relative error of the exponential
+            ((got, want),) = pairs
+            worst = max(worst, float(np.max(np.abs(got - want) / want)))
+            continue
+        got = {i: np.atleast_1d(np.asarray(g, np.float64)) for i, (g, _) in enumerate(pairs)}
+        want = {i: np.atleast_1d(np.asarray(w, np.float64)) for i, (_, w) in enumerate(pairs)}
+        both_nan = {i: np.isnan(got[i]) & np.isnan(want[i]) for i in got}
+        for i in got:
+            assert not np.any(np.isnan(got[i]) != np.isnan(want[i])), f"{name}: NaN pattern differs"
+            got[i] = np.where(both_nan[i], 0.0, got[i])
+            want[i] = np.where(both_nan[i], 0.0, want[i])
+        worst = max(worst, rel_err(got, want))
+    if name == "exp_shifted":
+        assert worst <= 4e-16  # within 2 ulp of numpy's exp
+    else:
+        assert worst <= TOL[name]
+
+
+# Shapes that reach what random small configs do not: the example-major layout (a
+# vocabulary of 24 or more), several groups per batch with a partial last group, and
+# the word-major layout with several groups.
+LARGE = [
+    dict(vocab_in=40, vocab_out=40, src_len=30, tgt_len=30, heads=2, attention="positional", B=40),
+    dict(vocab_in=10, vocab_out=10, src_len=30, tgt_len=30, heads=1, attention="both", B=70),
+    dict(vocab_in=12, vocab_out=10, src_len=30, tgt_len=31, heads=3, attention="uniform", B=61),
+    dict(vocab_in=30, vocab_out=26, src_len=9, tgt_len=12, heads=2, attention="content", B=5),
+    dict(vocab_in=35, vocab_out=30, src_len=17, tgt_len=13, heads=1, attention="positional", d_model=5, B=45),
+]
+
+
+@pytest.mark.parametrize("spec", LARGE, ids=lambda s: f"V{s['vocab_out']}-L{s['src_len']}-{s['attention']}-B{s['B']}")
+def test_large_shapes_match_oracle(spec):
+    spec = dict(spec)
+    B = spec.pop("B")
+    cfg = at.ModelConfig(**spec)
+    rng = np.random.default_rng(7)
+    params = R.random_params(cfg, rng, scale=0.7)
+    x, y, _ = R.random_batch(cfg, rng, B)
+    G, word_major = K._plan(layout(cfg), B)
+    if cfg.has_A:  # attention differs per example: one example per group
+        assert G == 1
+    else:
+        assert word_major == (cfg.vocab_out < K.WORD_MAJOR_BELOW)
+    loss, grads = at.loss_and_grad(cfg, params, x, y)
+    want_loss, want = R.loss_and_grad(cfg, params, x, y)
+    assert loss == pytest.approx(want_loss, rel=1e-12)
+    assert rel_err(grads, want) <= 1e-12
+    z, alpha = at.forward(cfg, params, x)
+    z_ref, alpha_ref = R.forward(cfg, params, x)
+    assert np.max(np.abs(z - z_ref)) <= 1e-12 * np.max(np.abs(z_ref))
+    assert np.max(np.abs(alpha - alpha_ref)) <= 1e-14
+
+
+def test_large_shapes_cover_both_layouts_and_several_groups():
+    plans = []
+    for spec in LARGE:
+        spec = dict(spec)
+        B = spec.pop("B")
+        G, wm = K._plan(layout(at.ModelConfig(**spec)), B)
+        plans.append((B > G, bool(wm)))
+    assert (True, True) in plans and (True, False) in plans
+
+
+@given(cases(max_batch=6))
+def test_forward_matches_oracle_drawn(case):
+    cfg, params, x, _ = case
+    z, alpha = at.forward(cfg, params, x)
+    z_ref, alpha_ref = R.forward(cfg, params, x)
+    assert np.max(np.abs(z - z_ref)) <= 1e-12 * max(np.max(np.abs(z_ref)), 1.0)
+    assert np.max(np.abs(alpha - alpha_ref)) <= 1e-14
+    assert np.allclose(alpha.sum(axis=-1), 1.0, atol=1e-14)  # attention rows sum to 1
+
+
+@given(cases(max_batch=4, dtype="float32"))
+def test_float32_close_to_float64(case):
+    cfg32, params, x, y = case
+    cfg64 = at.ModelConfig(**{**cfg32.to_dict(), "dtype": "float64"})
+    loss32, g32 = at.loss_and_grad(cfg32, params, x, y)
+    loss64, g64 = at.loss_and_grad(cfg64, params, x, y)
+    assert all(g.dtype == np.float32 for g in g32.values())
+    assert loss32 == pytest.approx(loss64, rel=1e-5, abs=1e-5)
+    assert rel_err(g32, g64, floor=1e-2) <= 1e-4
+
+
+def test_exp_handles_the_ends_of_its_range():
+    src = np.array([0.0, -1e-300, -708.0, -745.0, -1e6, -np.inf, np.nan])
+    out = np.zeros_like(src)
+    K.exp_shifted(src, 0.0, out)
+    assert out[0] == 1.0 and out[1] == 1.0
+    assert out[2] == pytest.approx(np.exp(-708.0), rel=4e-16)
+    assert 0 <= out[3] <= 4e-308 and 0 <= out[4] <= 4e-308 and 0 <= out[5] <= 4e-308  # clamped: zero next to 1
+    assert np.isnan(out[6])
+
+
+def test_nonfinite_parameters_give_a_nonfinite_loss():
+    cfg = at.ModelConfig(5, 5, 4, 4, attention="both")
+    params = at.init_params(cfg, 0, 0.5)
+    x = np.arange(4)[None] % 5
+    for name in ("U", "S", "A", "b"):
+        bad = {k: v.copy() for k, v in params.items()}
+        bad[name].flat[0] = np.nan
+        loss, _ = at.loss_and_grad(cfg, bad, x, x)
+        assert not np.isfinite(loss), name
