@@ -496,6 +496,87 @@ def _group_softmax(z, nG, wm, Vout, T, e, k, k_bits, colmax, colsum):
 
 
 @njit(fastmath=FASTMATH, cache=CACHE)
+def _group_loss(z, y, b0, nG, wm, Vout, T, colmax, colsum, want_loss, count_correct):
+    """Sum over the group of the cross-entropy (or of a finiteness check when not
+    ``want_loss``), and the number of (j, t) whose target is the first argmax."""
+    total = 0.0
+    correct = 0
+    for t in range(T):
+        for j in range(nG):
+            yt = y[b0 + j, t]
+            c = yt * nG + j if wm else j * Vout + yt
+            zy = np.float64(z[0, t, c])
+            m = colmax[t * nG + j]
+            if want_loss:
+                total += np.log(colsum[t * nG + j]) + m - zy
+            else:
+                total += colsum[t * nG + j] + m - zy
+            if count_correct and zy >= m:
+                first = True  # is y the first index of the maximum (as np.argmax)?
+                for o in range(yt):
+                    if z[0, t, o * nG + j if wm else j * Vout + o] >= zy:
+                        first = False
+                if first:
+                    correct += 1
+    return total, correct
+
+
+@njit(fastmath=FASTMATH, cache=CACHE)
+def _group_delta(e, colsum, y, b0, nG, wm, Vout, T, scale, delta, dbv):
+    """delta = (softmax(z) - onehot(y)) / (B T) for the group, and ``dbv`` = delta
+    summed over t (the bias gradient before summing over examples)."""
+    GV = nG * Vout
+    for r in range(nG * T):
+        colsum[r] = scale / colsum[r]
+    for c in range(GV):
+        dbv[c] = 0.0
+    for t in range(T):
+        if wm:
+            for o in range(Vout):
+                for j in range(nG):
+                    delta[0, t, o * nG + j] = e[t * GV + o * nG + j] * colsum[t * nG + j]
+            for j in range(nG):
+                delta[0, t, y[b0 + j, t] * nG + j] -= scale
+        else:
+            for j in range(nG):
+                f = colsum[t * nG + j]
+                for o in range(Vout):
+                    delta[0, t, j * Vout + o] = e[t * GV + j * Vout + o] * f
+                delta[0, t, j * Vout + y[b0 + j, t]] -= scale
+        for c in range(GV):
+            dbv[c] += delta[0, t, c]
+
+
+@njit(fastmath=FASTMATH, cache=CACHE)
+def _add_bias_grad(dbv, nG, wm, Vout, gb):
+    """gb[o] += sum over the group's examples of dbv."""
+    if wm:
+        for o in range(Vout):
+            acc = 0.0
+            for j in range(nG):
+                acc += dbv[o * nG + j]
+            gb[o] += acc
+    else:
+        for j in range(nG):
+            for o in range(Vout):
+                gb[o] += dbv[j * Vout + o]
+
+
+@njit(fastmath=FASTMATH, cache=CACHE)
+def _scatter_rows(dUX, xg, nG, wm, Vout, L, dUt, h):
+    """dUt[h, x_jl, :] += what position l of example j receives (from dUX)."""
+    for l in range(L):  # noqa: E741
+        for j in range(nG):
+            i = xg[l, j]
+            if wm:
+                for o in range(Vout):
+                    dUt[h, i, o] += dUX[0, l, o * nG + j]
+            else:
+                for o in range(Vout):
+                    dUt[h, i, o] += dUX[0, l, j * Vout + o]
+
+
+@njit(fastmath=FASTMATH, cache=CACHE)
 def _ktiw_table(U, bias, lay, Pk, e, k, k_bits):
     """Pk[:, i] = softmax(b + mean_h U[h, :, i]): the output distribution when every
     head attends to one position holding word i (DESIGN §3 KTIW probe)."""
@@ -519,10 +600,13 @@ def _ktiw_table(U, bias, lay, Pk, e, k, k_bits):
 # the model: one pass over a batch
 # =============================================================================
 @njit(fastmath=FASTMATH, cache=CACHE)
-def _core(x, y, gold, theta, lay, grad, ws, want_grad, want_metrics, metrics):
+def _core(x, y, gold, theta, lay, grad, ws, want_grad, want_metrics, metrics, want_loss):
     """Loss of one batch; its gradient into ``grad`` (flat, same layout as ``theta``).
 
-    Returns the mean cross-entropy (DESIGN §1 loss, no weight decay). When
+    Returns the mean cross-entropy (DESIGN §1 loss, no weight decay) when ``want_loss``;
+    otherwise 0.0 if it is finite and NaN if not (the logarithms are skipped: a column
+    sum of exponentials is >= 1, so the loss is finite exactly when the shifted logits
+    are). When
     ``want_metrics``, fills ``metrics`` (see ``MET_*``): token accuracy, KTIW accuracy,
     and per head attention accuracy and mean attention on the gold position, over the
     (b, t) with ``gold >= 0`` (NaN when there are none).
@@ -590,45 +674,17 @@ def _core(x, y, gold, theta, lay, grad, ws, want_grad, want_metrics, metrics):
     for b0 in range(0, B, G):
         nG = min(G, B - b0)
         GV = nG * Vout
-        so = nG if wm else 1  # column of (j, o) is j*sj + o*so
-        sj = 1 if wm else Vout
         if has_A:  # groups hold one example
             _attention(S, A, x, b0, lay, alpha, alphaS, alphaST, e, k, k_bits)
         _group_logits(x, b0, nG, wm, U, Ut, bias, lay, alphaS, UX, z, xg)
 
         # ---- loss, accuracy, delta = (softmax(z) - onehot(y)) / (B T)
         _group_softmax(z, nG, wm, Vout, T, e, k, k_bits, colmax, colsum)
-        for t in range(T):
-            for j in range(nG):
-                yt = y[b0 + j, t]
-                zy = np.float64(z[0, t, j * sj + yt * so])
-                loss_sum += np.log(colsum[t * nG + j]) + colmax[t * nG + j] - zy
-                if want_metrics and zy >= colmax[t * nG + j]:
-                    first = True  # is y the first index of the maximum (as np.argmax)?
-                    for o in range(yt):
-                        if z[0, t, j * sj + o * so] >= zy:
-                            first = False
-                    if first:
-                        n_correct += 1
+        part, correct = _group_loss(z, y, b0, nG, wm, Vout, T, colmax, colsum, want_loss, want_metrics)
+        loss_sum += part
+        n_correct += correct
         if want_grad:
-            for r in range(nG * T):
-                colsum[r] = scale / colsum[r]
-            for c in range(GV):
-                dbv[c] = 0.0
-            for t in range(T):
-                if wm:
-                    for o in range(Vout):
-                        for j in range(nG):
-                            delta[0, t, o * nG + j] = e[t * GV + o * nG + j] * colsum[t * nG + j]
-                else:
-                    for j in range(nG):
-                        c = colsum[t * nG + j]
-                        for o in range(Vout):
-                            delta[0, t, j * Vout + o] = e[t * GV + j * Vout + o] * c
-                for j in range(nG):
-                    delta[0, t, j * sj + y[b0 + j, t] * so] -= scale
-                for c in range(GV):  # db = sum_{b,t} delta[b,t,:]
-                    dbv[c] += delta[0, t, c]
+            _group_delta(e, colsum, y, b0, nG, wm, Vout, T, scale, delta, dbv)
 
         # ---- metrics that need the gold alignment
         if want_metrics:
@@ -666,20 +722,14 @@ def _core(x, y, gold, theta, lay, grad, ws, want_grad, want_metrics, metrics):
 
         # ---- backward
         if has_b:
-            for j in range(nG):
-                for o in range(Vout):
-                    gb[o] += dbv[j * sj + o * so]
+            _add_bias_grad(dbv, nG, wm, Vout, gb)
         for h in range(H):
             # dU[h,:,i] = (1/H) sum_{t,l: x_l = i} alpha[h,t,l] delta[t,:]
             for l in range(L):  # noqa: E741
                 for c in range(GV):
                     dUX[0, l, c] = 0.0
             _gemm_acc(alphaST, h, delta, 0, dUX, 0, L, T, GV)
-            for l in range(L):  # noqa: E741
-                for j in range(nG):
-                    i = xg[l, j]
-                    for o in range(Vout):
-                        dUt[h, i, o] += dUX[0, l, j * sj + o * so]
+            _scatter_rows(dUX, xg, nG, wm, Vout, L, dUt, h)
             if not learn_attention:
                 continue
             # g[h,t,l] = (1/H) delta[t,:] . U[h,:,x_l]   (the 1/H is applied to ds)
@@ -710,6 +760,8 @@ def _core(x, y, gold, theta, lay, grad, ws, want_grad, want_metrics, metrics):
         else:
             for jj in range(MET_KTIW, MET_HEADS + 2 * H):
                 metrics[jj] = np.nan
+    if not want_loss:
+        loss_sum = 0.0 * loss_sum  # 0 if finite, NaN if not
 
     if want_grad:
         if has_S and not has_A:  # dS[h,t,l] = alpha (Gbar - sum_l' alpha Gbar) / H
@@ -747,7 +799,7 @@ def loss_grad(x, y, theta, lay, grad):
     ws = _alloc_ws(lay, theta, x.shape[0])
     gold = np.zeros((1, 1), np.int64)
     metrics = np.zeros(1, np.float64)
-    return _core(x, y, gold, theta, lay, grad, ws, True, False, metrics)
+    return _core(x, y, gold, theta, lay, grad, ws, True, False, metrics, True)
 
 
 @njit(fastmath=FASTMATH, cache=CACHE)
@@ -827,15 +879,42 @@ def gemm_acc_nt(A, B, C):
     _gemm_acc_nt(A.reshape((1, M, K)), 0, B.reshape((1, N, K)), 0, C.reshape((1, M, N)), 0, M, K, N)
 
 
+@njit(cache=CACHE)
+def partial_shuffle(u, vocab, out):
+    """Rows of distinct words: ``out[r]`` is the first ``L`` entries of a Fisher-Yates
+    shuffle of ``range(vocab)`` driven by the uniforms ``u[r]`` (n, L), step j swapping
+    position j with ``j + floor(u[r, j] * (vocab - j))``. The swaps are undone after each
+    row, so a row costs O(L), not O(vocab)."""
+    n, L = u.shape
+    perm = np.arange(vocab)
+    picks = np.empty(L, np.int64)
+    for r in range(n):
+        for j in range(L):
+            k = j + np.int64(u[r, j] * (vocab - j))
+            if k >= vocab:  # u < 1 keeps k < vocab; guard against rounding anyway
+                k = vocab - 1
+            picks[j] = k
+            tmp = perm[j]
+            perm[j] = perm[k]
+            perm[k] = tmp
+            out[r, j] = perm[j]
+        for j in range(L - 1, -1, -1):
+            k = picks[j]
+            tmp = perm[j]
+            perm[j] = perm[k]
+            perm[k] = tmp
+
+
 @njit(fastmath=FASTMATH, cache=CACHE)
 def train_chunk(xs, ys, golds, theta, m1, m2, lay, hyper, opt, step0, update_last, log_flags, out_loss, out_metrics):
     """Run ``K = len(log_flags)`` steps of training in place on ``theta``.
 
     Step k evaluates the loss at the current parameters on batch ``xs[k]`` (or on
     ``xs[0]`` for every k when ``xs`` holds a single batch: gradient descent on a fixed
-    batch), writes it to ``out_loss[k]``, the metrics row to ``out_metrics[k]`` when
-    ``log_flags[k]``, and then updates the parameters, except after the last step when
-    ``update_last`` is false (a final evaluation).
+    batch) and, when ``log_flags[k]``, writes it to ``out_loss[k]`` and the metrics row to
+    ``out_metrics[k]`` (unlogged steps get 0.0 for a finite loss); then it updates the
+    parameters, except after the last step when ``update_last`` is false (a final
+    evaluation).
 
     ``hyper = (lr, weight_decay, beta1, beta2, eps)``; ``opt`` is ``OPT_SGD`` or
     ``OPT_ADAM``; ``m1, m2`` are Adam's moments; ``step0`` the number of updates already
@@ -853,8 +932,9 @@ def train_chunk(xs, ys, golds, theta, m1, m2, lay, hyper, opt, step0, update_las
         kk = k if xs.shape[0] > 1 else 0
         last = k == K - 1
         do_update = (not last) or update_last
-        loss = _core(xs[kk], ys[kk], golds[kk], theta, lay, grad, ws, do_update, log_flags[k], out_metrics[k])
-        if wd != 0.0:
+        want = log_flags[k]
+        loss = _core(xs[kk], ys[kk], golds[kk], theta, lay, grad, ws, do_update, want, out_metrics[k], want)
+        if wd != 0.0 and want:
             sq = 0.0
             for i in range(P):
                 sq += np.float64(theta[i]) * theta[i]

@@ -301,6 +301,28 @@ def _check_train_chunk(rng):
     return pairs
 
 
+def partial_shuffle(u, vocab):
+    """The oracle of ``_kernels.partial_shuffle``: the same swaps, vectorized over rows."""
+    n, L = u.shape
+    rows = np.tile(np.arange(vocab, dtype=np.int64), (n, 1))
+    ar = np.arange(n)
+    for j in range(L):
+        k = np.minimum(j + (u[:, j] * (vocab - j)).astype(np.int64), vocab - 1)
+        a = rows[ar, j].copy()
+        rows[ar, j] = rows[ar, k]
+        rows[ar, k] = a
+    return rows[:, :L]
+
+
+def _check_partial_shuffle(rng):
+    vocab = int(rng.integers(1, 30))
+    L = int(rng.integers(1, vocab + 1))
+    u = rng.random((int(rng.integers(1, 50)), L))
+    out = np.zeros(u.shape, np.int64)
+    K.partial_shuffle(u, vocab, out)
+    return [(out, partial_shuffle(u, vocab))]
+
+
 # name of the public kernel -> function(rng) returning [(kernel result, oracle result), ...]
 REGISTRY = {
     "loss_grad": _check_loss_grad,
@@ -309,4 +331,5 @@ REGISTRY = {
     "gemm_acc": _check_gemm,
     "gemm_acc_nt": _check_gemm_nt,
     "train_chunk": _check_train_chunk,
+    "partial_shuffle": _check_partial_shuffle,
 }

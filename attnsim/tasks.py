@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import _kernels
+
 __all__ = [
     "Task",
     "TaskStats",
@@ -86,10 +88,21 @@ class Task(abc.ABC):
         self.src_len = src_len
         self.tgt_len = tgt_len
 
+    #: (T,) int64 when every sequence has the same gold alignment, else None
+    gold_constant: np.ndarray | None = None
+
     # ------------------------------------------------------------- interface
-    @abc.abstractmethod
     def sample(self, rng: np.random.Generator, n: int):
         """Draw ``n`` sequences: ``(x (n, L), y (n, T), gold (n, T))``, int64."""
+        x, y, gold = self.draw(rng, n)
+        if gold is None:
+            gold = np.ascontiguousarray(np.broadcast_to(self.gold_constant, (n, self.tgt_len)))
+        return x, y, gold
+
+    @abc.abstractmethod
+    def draw(self, rng: np.random.Generator, n: int):
+        """Like `sample`, but ``gold`` is None when it is ``gold_constant`` for every
+        sequence, and ``y`` may be ``x`` itself (the training loop's fast path)."""
 
     @abc.abstractmethod
     def spec(self) -> dict:
@@ -121,9 +134,11 @@ class Task(abc.ABC):
 
 
 def _distinct_rows(rng: np.random.Generator, n: int, vocab: int, length: int) -> np.ndarray:
-    """``n`` rows of ``length`` distinct words of ``vocab``, each set and order uniform."""
-    rows = np.broadcast_to(np.arange(vocab, dtype=np.int64), (n, vocab))
-    return np.ascontiguousarray(rng.permuted(rows, axis=1)[:, :length])
+    """``n`` rows of ``length`` distinct words of ``vocab``, each set and order uniform:
+    the first ``length`` steps of a Fisher-Yates shuffle, on uniforms drawn in bulk."""
+    out = np.empty((n, length), dtype=np.int64)
+    _kernels.partial_shuffle(rng.random((n, length)), vocab, out)
+    return out
 
 
 def _copy_marginal(vocab: int, same: bool, replace: bool) -> np.ndarray:
@@ -144,15 +159,16 @@ class _Reorder(Task):
         self.order = np.asarray(order, dtype=np.int64)
         self.replace = replace
         self._order_spec = order_spec
+        self.gold_constant = self.order
+        self._identity = len(order) == length and bool(np.all(self.order == np.arange(length)))
 
-    def sample(self, rng, n):
+    def draw(self, rng, n):
         if self.replace:
             x = rng.integers(0, self.vocab, size=(n, self.length), dtype=np.int64)
         else:
             x = _distinct_rows(rng, n, self.vocab, self.length)
-        y = np.ascontiguousarray(x[:, self.order])
-        gold = np.ascontiguousarray(np.broadcast_to(self.order, (n, self.tgt_len)))
-        return x, y, gold
+        y = x if self._identity else np.ascontiguousarray(x[:, self.order])
+        return x, y, None
 
     def pair_marginal(self, t, l):  # noqa: E741
         self._check_t_l(t, l)
@@ -246,6 +262,7 @@ class _Translate(Task):
         super().__init__(vocab_in, vocab_out, length, length)
         self.zipf, self.noise, self.seed = zipf, noise, seed
         self.order = idx
+        self.gold_constant = idx
         self._order_spec = order_spec
         rng = np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(11,)))
         if vocab_out >= vocab_in:  # an injection
@@ -260,7 +277,7 @@ class _Translate(Task):
         np.add.at(q, self.mapping, self.p)
         self.q = (1 - noise) * q + noise / vocab_out  # marginal of every y_t
 
-    def sample(self, rng, n):
+    def draw(self, rng, n):
         L, T = self.src_len, self.tgt_len
         x = np.searchsorted(self._cdf, rng.random((n, L)), side="right").astype(np.int64)
         np.minimum(x, self.vocab_in - 1, out=x)
@@ -268,8 +285,7 @@ class _Translate(Task):
         flip = rng.random((n, T)) < self.noise
         noise_words = rng.integers(0, self.vocab_out, size=(n, T), dtype=np.int64)
         y = np.where(flip, noise_words, y)
-        gold = np.ascontiguousarray(np.broadcast_to(self.order, (n, T)))
-        return x, np.ascontiguousarray(y), gold
+        return x, np.ascontiguousarray(y), None
 
     def _aligned(self):
         P = np.zeros((self.vocab_out, self.vocab_in))
@@ -340,7 +356,7 @@ class _Keyword(Task):
         super().__init__(vocab, 2, length, 1)
         self.vocab, self.length, self.keywords = vocab, length, keywords
 
-    def sample(self, rng, n):
+    def draw(self, rng, n):
         V, L, k = self.vocab, self.length, self.keywords
         label = (rng.random(n) < 0.5).astype(np.int64)
         x = rng.integers(k, V, size=(n, L), dtype=np.int64)  # filler words
@@ -411,7 +427,7 @@ class ArrayTask(Task):
         self.src_vocab = None
         self.tgt_vocab = None
 
-    def sample(self, rng, n):
+    def draw(self, rng, n):
         idx = rng.integers(0, self.x.shape[0], size=n)
         return self.x[idx], self.y[idx], self.gold[idx]
 

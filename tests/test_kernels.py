@@ -31,6 +31,10 @@ def test_kernel_matches_oracle(name):
     worst = 0.0
     for seed in range(40):
         pairs = R.REGISTRY[name](np.random.default_rng(seed))
+        if name == "partial_shuffle":  # integer results: identical
+            ((got, want),) = pairs
+            assert np.array_equal(got, want)
+            continue
         if name == "exp_shifted":  # elementwise relative error of the exponential
             ((got, want),) = pairs
             worst = max(worst, float(np.max(np.abs(got - want) / want)))
@@ -43,6 +47,8 @@ def test_kernel_matches_oracle(name):
             got[i] = np.where(both_nan[i], 0.0, got[i])
             want[i] = np.where(both_nan[i], 0.0, want[i])
         worst = max(worst, rel_err(got, want))
+    if name == "partial_shuffle":
+        return
     if name == "exp_shifted":
         assert worst <= 4e-16  # within 2 ulp of numpy's exp
     else:

@@ -1,0 +1,201 @@
+"""One training run, one thread: attnsim against torch eager and a plain-NumPy loop.
+
+    python benchmarks/bench_single_run.py            # both cases, writes results/single_run.{md,json}
+    python benchmarks/bench_single_run.py --quick    # fewer repeats
+
+The same model (table U, positional attention S, bias b, one head), the same loop
+(Adam, lr 0.05, a fresh batch of copy data every step). attnsim is timed as a user
+calls it — ``attnsim.train`` including its data sampling and metrics logged every
+10 steps; torch and NumPy get their batches drawn beforehand, outside the timing.
+Warm-up (compilation) is excluded; each figure is the best of several repeats.
+
+torch is optional (``pip install torch==2.13.0``); without it that column is skipped
+with a note.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"  # one thread everywhere, before numpy is imported
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+import attnsim as at  # noqa: E402
+from attnsim import _reference as R  # noqa: E402
+
+CASES = [
+    {
+        "name": "copy(10, 8), batch 32",
+        "vocab": 10,
+        "length": 8,
+        "batch": 32,
+        "steps": {"attnsim": 20000, "torch": 600, "numpy": 300},
+    },
+    {
+        "name": "copy(60, 40), batch 128",
+        "vocab": 60,
+        "length": 40,
+        "batch": 128,
+        "steps": {"attnsim": 300, "torch": 60, "numpy": 6},
+    },
+]
+LR = 0.05
+
+
+def model_flops(V, L, B, H=1):
+    """Multiply-adds ×2 of one step: logits, ∂U and ∂S contractions (3 × B·T·L·V·H)."""
+    return 3 * 2 * B * L * L * V * H
+
+
+def _batches(task, B, n, seed=0):
+    x, y, _ = task.sample(np.random.default_rng(seed), n * B)
+    return [(x[k * B : (k + 1) * B], y[k * B : (k + 1) * B]) for k in range(n)]
+
+
+def time_attnsim(case, repeats):
+    task = at.tasks.copy(case["vocab"], case["length"])
+    cfg = at.ModelConfig.for_task(task)
+    steps = case["steps"]["attnsim"]
+    at.train(cfg, task, optimizer="adam", lr=LR, steps=20, batch=case["batch"])  # warm-up: compile or load cache
+    best = np.inf
+    for r in range(repeats):
+        t0 = time.perf_counter()
+        at.train(cfg, task, optimizer="adam", lr=LR, steps=steps, batch=case["batch"], seed=r, log_every=10)
+        best = min(best, (time.perf_counter() - t0) / steps)
+    return best
+
+
+def time_numpy(case, repeats):
+    task = at.tasks.copy(case["vocab"], case["length"])
+    cfg = at.ModelConfig.for_task(task)
+    steps = case["steps"]["numpy"]
+    batches = _batches(task, case["batch"], steps)
+    params = at.init_params(cfg, 0, 0.01)
+    best = np.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        R.train_steps(cfg, params, batches, "adam", LR)
+        best = min(best, (time.perf_counter() - t0) / steps)
+    return best
+
+
+def time_torch(case, repeats):
+    import torch
+    import torch.nn.functional as F
+
+    torch.set_num_threads(1)
+    task = at.tasks.copy(case["vocab"], case["length"])
+    cfg = at.ModelConfig.for_task(task)
+    V, L, B = case["vocab"], case["length"], case["batch"]
+    steps = case["steps"]["torch"]
+    data = [(torch.from_numpy(x), torch.from_numpy(y).reshape(-1)) for x, y in _batches(task, B, steps + 10)]
+    init = at.init_params(cfg, 0, 0.01)
+
+    def run(n):
+        # the table is stored (Vin, Vout) so that "the votes of word i" is an embedding row
+        Ut = torch.tensor(init["U"][0].T.copy(), dtype=torch.float64, requires_grad=True)
+        S = torch.tensor(init["S"][0], dtype=torch.float64, requires_grad=True)
+        b = torch.tensor(init["b"], dtype=torch.float64, requires_grad=True)
+        opt = torch.optim.Adam([Ut, S, b], lr=LR)
+        t0 = None
+        for k in range(n + 10):
+            if k == 10:
+                t0 = time.perf_counter()
+            x, y = data[k]
+            alpha = torch.softmax(S, dim=-1)  # (T, L), shared by the batch
+            ux = F.embedding(x, Ut)  # (B, L, V)
+            # z[b, t] = sum_l alpha[t, l] U[:, x_bl]: one (T×L)@(L×B·V) product
+            z = (alpha @ ux.transpose(0, 1).reshape(L, B * V)).reshape(L, B, V).transpose(0, 1).reshape(B * L, V) + b
+            loss = F.cross_entropy(z, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        return (time.perf_counter() - t0) / n
+
+    return min(run(steps) for _ in range(repeats))
+
+
+def numpy_matmul_gflops():
+    """Single-thread float64 matrix multiply of the size the model's products have."""
+    a = np.random.default_rng(0).standard_normal((256, 256))
+    a @ a
+    best = np.inf
+    for _ in range(20):
+        t0 = time.perf_counter()
+        a @ a
+        best = min(best, time.perf_counter() - t0)
+    return 2 * 256**3 / best / 1e9
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="one repeat instead of three")
+    p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
+    args = p.parse_args(argv)
+    repeats = 1 if args.quick else 3
+    try:
+        import torch
+
+        have_torch = True
+        torch_version = torch.__version__
+    except ImportError:
+        have_torch, torch_version = False, None
+    rows = []
+    for case in CASES:
+        t_at = time_attnsim(case, repeats)
+        t_np = time_numpy(case, repeats)
+        t_th = time_torch(case, repeats) if have_torch else None
+        fl = model_flops(case["vocab"], case["length"], case["batch"])
+        rows.append(
+            {
+                "case": case["name"],
+                "attnsim_us": t_at * 1e6,
+                "torch_us": None if t_th is None else t_th * 1e6,
+                "numpy_us": t_np * 1e6,
+                "torch_over_attnsim": None if t_th is None else t_th / t_at,
+                "numpy_over_attnsim": t_np / t_at,
+                "attnsim_gflops": fl / t_at / 1e9,
+                "torch_gflops": None if t_th is None else fl / t_th / 1e9,
+            }
+        )
+    mm = numpy_matmul_gflops()
+
+    def f(v, spec):
+        return "—" if v is None else format(v, spec)
+
+    lines = [
+        "| case | attnsim µs/step | torch eager µs/step | NumPy µs/step | torch / attnsim | NumPy / attnsim "
+        "| attnsim GFLOP/s | torch GFLOP/s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['case']} | {r['attnsim_us']:.1f} | {f(r['torch_us'], '.1f')} | {r['numpy_us']:.0f} | "
+            f"{f(r['torch_over_attnsim'], '.1f')}× | {r['numpy_over_attnsim']:.0f}× | "
+            f"{r['attnsim_gflops']:.1f} | {f(r['torch_gflops'], '.1f')} |"
+        )
+    notes = [
+        "",
+        f"One thread each; Adam lr {LR}; float64. Single-thread NumPy float64 matmul (256×256) on this machine: "
+        f"{mm:.0f} GFLOP/s. GFLOP/s counts the three contractions of a step (6·B·T·L·V).",
+        f"Machine: {platform.processor() or platform.machine()}, Python {platform.python_version()}, "
+        f"NumPy {np.__version__}, torch {torch_version or 'not installed (column skipped)'}.",
+    ]
+    text = "\n".join(lines + notes)
+    print(text)
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "single_run.md"), "w") as fh:
+        fh.write(text + "\n")
+    with open(os.path.join(args.out, "single_run.json"), "w") as fh:
+        json.dump({"rows": rows, "numpy_matmul_gflops": mm, "torch": torch_version}, fh, indent=1)
+
+
+if __name__ == "__main__":
+    main()
