@@ -100,6 +100,13 @@ def n_metrics(heads: int) -> int:
 # =============================================================================
 # elementwise helpers
 # =============================================================================
+# Inner loops index with unsigned integers (``_u(o) * uG + j``). A signed index that
+# the compiler cannot prove non-negative gets Numba's negative-index wraparound, a
+# select per element, and LLVM then turns the vector loads and stores of the loop
+# into gathers and scatters (four times slower on these loops).
+_u = np.uint64
+
+
 @njit(fastmath=FASTMATH, cache=CACHE)
 def _exp_inplace(e, k, k_bits, n):
     """``e[i] = exp(e[i])`` for ``i < n``, for ``e <= 0`` (softmax arguments).
@@ -310,7 +317,7 @@ def _alloc_ws(lay, theta, B):
     dt = theta.dtype
     G, _ = _plan(lay, B)
     GV = G * Vout
-    n = max(GV * T, L, Vin, Vout)
+    n = max(GV * T, T * L, Vin, Vout)
     dd = max(d, 1)
     e = np.zeros(n, np.float64)
     k = np.zeros(n, np.float64)
@@ -369,28 +376,43 @@ def _attention(S, A, x, b, lay, alpha, alphaS, alphaST, e, k, k_bits):
     """Attention of every head for example ``b`` (for all, when it has no content part).
 
     s[h,t,l] = S[h,t,l] + A[h,t,x_l];  alpha = softmax_l(s)  (uniform when neither)
-    alphaS = alpha / H and its transpose alphaST feed the products.
+    alphaS = alpha / H and its transpose alphaST feed the products. The T rows of a
+    head share one call of the exponential.
     """
     H, L, T = lay[LAY_H], lay[LAY_L], lay[LAY_T]
     has_S = lay[LAY_HAS_S] == 1
     has_A = lay[LAY_HAS_A] == 1
     invH = 1.0 / H
+    uL = _u(L)
     for h in range(H):
-        for t in range(T):
-            if has_S or has_A:
+        if has_S or has_A:
+            for t in range(T):
+                et = _u(t) * uL
                 for l in range(L):  # noqa: E741
                     v = 0.0
                     if has_S:
                         v = np.float64(S[h, t, l])
                     if has_A:
                         v = v + A[h, t, x[b, l]]
-                    e[l] = v
-                _softmax_row(e, k, k_bits, L)
+                    e[et + _u(l)] = v
+                m = e[et]
+                for l in range(1, L):  # noqa: E741
+                    m = e[et + _u(l)] if e[et + _u(l)] > m else m
+                for l in range(uL):  # noqa: E741
+                    e[et + l] = e[et + l] - m
+            _exp_inplace(e, k, k_bits, T * L)
+            for t in range(T):
+                et = _u(t) * uL
+                r = 0.0
+                for l in range(uL):  # noqa: E741
+                    r += e[et + l]
                 for l in range(L):  # noqa: E741
-                    alpha[h, t, l] = e[l]
-            else:
+                    alpha[h, t, l] = e[et + _u(l)] / r
+        else:
+            for t in range(T):
                 for l in range(L):  # noqa: E741
                     alpha[h, t, l] = 1.0 / L
+        for t in range(T):
             for l in range(L):  # noqa: E741
                 a = alpha[h, t, l] * invH
                 alphaS[h, t, l] = a
@@ -407,32 +429,34 @@ def _group_logits(x, b0, nG, wm, U, Ut, bias, lay, alphaS, UX, z, xg):
     """
     H, L, T, Vout = lay[LAY_H], lay[LAY_L], lay[LAY_T], lay[LAY_VOUT]
     GV = nG * Vout
+    uG, uV = _u(nG), _u(Vout)
     for l in range(L):  # noqa: E741
         for j in range(nG):
             xg[l, j] = x[b0 + j, l]
     has_b = lay[LAY_HAS_B] == 1
     for t in range(T):  # start from the bias
-        if wm:
-            for o in range(Vout):
-                bo = bias[o] if has_b else 0.0
-                for j in range(nG):
-                    z[0, t, o * nG + j] = bo
-        else:
-            for j in range(nG):
-                for o in range(Vout):
-                    z[0, t, j * Vout + o] = bias[o] if has_b else 0.0
+        for o in range(Vout):
+            bo = bias[o] if has_b else 0.0
+            if wm:
+                zo = _u(o) * uG
+                for j in range(uG):
+                    z[0, t, zo + j] = bo
+            else:
+                for j in range(uG):
+                    z[0, t, j * uV + _u(o)] = bo
     for h in range(H):
-        if wm:  # UX[h, l, o*nG + j] = U[h, o, x_jl]
-            for l in range(L):  # noqa: E741
+        for l in range(L):  # noqa: E741
+            if wm:  # UX[h, l, o*nG + j] = U[h, o, x_jl]
                 for o in range(Vout):
-                    for j in range(nG):
-                        UX[h, l, o * nG + j] = U[h, o, xg[l, j]]
-        else:  # UX[h, l, j*Vout + o] = Ut[h, x_jl, o]: row copies
-            for l in range(L):  # noqa: E741
+                    zo = _u(o) * uG
+                    for j in range(uG):
+                        UX[h, l, zo + j] = U[h, o, xg[l, j]]
+            else:  # UX[h, l, j*Vout + o] = Ut[h, x_jl, o]: row copies
                 for j in range(nG):
                     i = xg[l, j]
-                    for o in range(Vout):
-                        UX[h, l, j * Vout + o] = Ut[h, i, o]
+                    zj = _u(j) * uV
+                    for o in range(uV):
+                        UX[h, l, zj + o] = Ut[h, i, o]
         _gemm_acc(alphaS, h, UX, h, z, 0, T, L, GV)
 
 
@@ -441,58 +465,69 @@ def _group_softmax(z, nG, wm, Vout, T, e, k, k_bits, colmax, colsum):
     """For every (t, j): ``colmax`` = max over words of the logits, ``e`` = exp(z - max),
     ``colsum`` = sum over words of ``e``. Word-major groups run the reductions down
     columns, vectorized across examples; example-major groups along rows."""
-    GV = nG * Vout
+    uG, uV = _u(nG), _u(Vout)
+    uGV = uG * uV
+    V4 = Vout - Vout % 4
     for t in range(T):
+        ct = _u(t) * uG
+        et = _u(t) * uGV
         if wm:
-            for j in range(nG):
-                colmax[t * nG + j] = z[0, t, j]
+            for j in range(uG):
+                colmax[ct + j] = z[0, t, j]
             for o in range(1, Vout):
-                for j in range(nG):
-                    v = z[0, t, o * nG + j]
-                    colmax[t * nG + j] = v if v > colmax[t * nG + j] else colmax[t * nG + j]
+                zo = _u(o) * uG
+                for j in range(uG):
+                    v = z[0, t, zo + j]
+                    m = colmax[ct + j]
+                    colmax[ct + j] = v if v > m else m
             for o in range(Vout):
-                for j in range(nG):
-                    e[t * GV + o * nG + j] = z[0, t, o * nG + j] - colmax[t * nG + j]
+                zo = _u(o) * uG
+                for j in range(uG):
+                    e[et + zo + j] = z[0, t, zo + j] - colmax[ct + j]
         else:
-            for j in range(nG):
-                base = j * Vout
+            for j in range(uG):
+                base = j * uV
                 m0 = m1 = m2 = m3 = z[0, t, base]  # four lanes (a max does not round)
-                V4 = Vout - Vout % 4
                 for o in range(0, V4, 4):
-                    m0 = z[0, t, base + o] if z[0, t, base + o] > m0 else m0
-                    m1 = z[0, t, base + o + 1] if z[0, t, base + o + 1] > m1 else m1
-                    m2 = z[0, t, base + o + 2] if z[0, t, base + o + 2] > m2 else m2
-                    m3 = z[0, t, base + o + 3] if z[0, t, base + o + 3] > m3 else m3
+                    c = base + _u(o)
+                    m0 = z[0, t, c] if z[0, t, c] > m0 else m0
+                    m1 = z[0, t, c + _u(1)] if z[0, t, c + _u(1)] > m1 else m1
+                    m2 = z[0, t, c + _u(2)] if z[0, t, c + _u(2)] > m2 else m2
+                    m3 = z[0, t, c + _u(3)] if z[0, t, c + _u(3)] > m3 else m3
                 for o in range(V4, Vout):
-                    m0 = z[0, t, base + o] if z[0, t, base + o] > m0 else m0
+                    c = base + _u(o)
+                    m0 = z[0, t, c] if z[0, t, c] > m0 else m0
                 m = m0 if m0 > m1 else m1
                 m = m2 if m2 > m else m
                 m = m3 if m3 > m else m
-                colmax[t * nG + j] = m
-                for o in range(Vout):
-                    e[t * GV + base + o] = z[0, t, base + o] - m
-    _exp_inplace(e, k, k_bits, T * GV)
+                colmax[ct + j] = m
+                for o in range(uV):
+                    e[et + base + o] = z[0, t, base + o] - m
+    _exp_inplace(e, k, k_bits, T * nG * Vout)
     for t in range(T):
+        ct = _u(t) * uG
+        et = _u(t) * uGV
         if wm:
-            for j in range(nG):
-                colsum[t * nG + j] = 0.0
-            for o in range(Vout):
-                for j in range(nG):
-                    colsum[t * nG + j] += e[t * GV + o * nG + j]
+            for j in range(uG):
+                colsum[ct + j] = e[et + j]
+            for o in range(1, Vout):
+                eo = et + _u(o) * uG
+                for j in range(uG):
+                    colsum[ct + j] += e[eo + j]
         else:
-            for j in range(nG):
-                base = t * GV + j * Vout
+            for j in range(uG):
+                base = et + j * uV
                 s0 = s1 = s2 = s3 = 0.0  # four partial sums, combined in a fixed order
-                V4 = Vout - Vout % 4
                 for o in range(0, V4, 4):
-                    s0 += e[base + o]
-                    s1 += e[base + o + 1]
-                    s2 += e[base + o + 2]
-                    s3 += e[base + o + 3]
+                    c = base + _u(o)
+                    s0 += e[c]
+                    s1 += e[c + _u(1)]
+                    s2 += e[c + _u(2)]
+                    s3 += e[c + _u(3)]
                 s = (s0 + s1) + (s2 + s3)
                 for o in range(V4, Vout):
-                    s += e[base + o]
-                colsum[t * nG + j] = s
+                    s += e[base + _u(o)]
+                colsum[ct + j] = s
 
 
 @njit(fastmath=FASTMATH, cache=CACHE)
@@ -525,55 +560,66 @@ def _group_loss(z, y, b0, nG, wm, Vout, T, colmax, colsum, want_loss, count_corr
 def _group_delta(e, colsum, y, b0, nG, wm, Vout, T, scale, delta, dbv):
     """delta = (softmax(z) - onehot(y)) / (B T) for the group, and ``dbv`` = delta
     summed over t (the bias gradient before summing over examples)."""
-    GV = nG * Vout
+    uG, uV = _u(nG), _u(Vout)
+    uGV = uG * uV
     for r in range(nG * T):
         colsum[r] = scale / colsum[r]
-    for c in range(GV):
+    for c in range(uGV):
         dbv[c] = 0.0
     for t in range(T):
+        ct = _u(t) * uG
+        et = _u(t) * uGV
         if wm:
             for o in range(Vout):
-                for j in range(nG):
-                    delta[0, t, o * nG + j] = e[t * GV + o * nG + j] * colsum[t * nG + j]
+                zo = _u(o) * uG
+                for j in range(uG):
+                    delta[0, t, zo + j] = e[et + zo + j] * colsum[ct + j]
             for j in range(nG):
                 delta[0, t, y[b0 + j, t] * nG + j] -= scale
         else:
+            for j in range(uG):
+                f = colsum[ct + j]
+                zj = j * uV
+                for o in range(uV):
+                    delta[0, t, zj + o] = e[et + zj + o] * f
             for j in range(nG):
-                f = colsum[t * nG + j]
-                for o in range(Vout):
-                    delta[0, t, j * Vout + o] = e[t * GV + j * Vout + o] * f
                 delta[0, t, j * Vout + y[b0 + j, t]] -= scale
-        for c in range(GV):
+        for c in range(uGV):
             dbv[c] += delta[0, t, c]
 
 
 @njit(fastmath=FASTMATH, cache=CACHE)
 def _add_bias_grad(dbv, nG, wm, Vout, gb):
     """gb[o] += sum over the group's examples of dbv."""
+    uG, uV = _u(nG), _u(Vout)
     if wm:
         for o in range(Vout):
             acc = 0.0
-            for j in range(nG):
-                acc += dbv[o * nG + j]
+            zo = _u(o) * uG
+            for j in range(uG):
+                acc += dbv[zo + j]
             gb[o] += acc
     else:
-        for j in range(nG):
-            for o in range(Vout):
-                gb[o] += dbv[j * Vout + o]
+        for j in range(uG):
+            zj = j * uV
+            for o in range(uV):
+                gb[o] += dbv[zj + o]
 
 
 @njit(fastmath=FASTMATH, cache=CACHE)
 def _scatter_rows(dUX, xg, nG, wm, Vout, L, dUt, h):
     """dUt[h, x_jl, :] += what position l of example j receives (from dUX)."""
+    uG, uV = _u(nG), _u(Vout)
     for l in range(L):  # noqa: E741
         for j in range(nG):
             i = xg[l, j]
             if wm:
-                for o in range(Vout):
-                    dUt[h, i, o] += dUX[0, l, o * nG + j]
+                for o in range(uV):
+                    dUt[h, i, o] += dUX[0, l, o * uG + _u(j)]
             else:
-                for o in range(Vout):
-                    dUt[h, i, o] += dUX[0, l, j * Vout + o]
+                zj = _u(j) * uV
+                for o in range(uV):
+                    dUt[h, i, o] += dUX[0, l, zj + o]
 
 
 @njit(fastmath=FASTMATH, cache=CACHE)
@@ -948,16 +994,18 @@ def train_chunk(xs, ys, golds, theta, m1, m2, lay, hyper, opt, step0, update_las
         if not do_update:
             continue
         if opt == OPT_ADAM:
+            # theta -= lr m̂ / (sqrt(v̂) + eps), m̂ = m / bc1, v̂ = v / bc2, with the two
+            # bias corrections folded into constants (one sqrt, one division)
             t = step0 + k + 1
-            bc1 = 1.0 - beta1**t
-            bc2 = 1.0 - beta2**t
+            step_size = lr / (1.0 - beta1**t)
+            inv_sqrt_bc2 = 1.0 / np.sqrt(1.0 - beta2**t)
             for i in range(P):
                 gi = grad[i]
                 mi = beta1 * m1[i] + (1.0 - beta1) * gi
                 vi = beta2 * m2[i] + (1.0 - beta2) * gi * gi
                 m1[i] = mi
                 m2[i] = vi
-                theta[i] -= lr * (mi / bc1) / (np.sqrt(vi / bc2) + eps)
+                theta[i] -= step_size * mi / (np.sqrt(vi) * inv_sqrt_bc2 + eps)
         else:
             for i in range(P):
                 theta[i] -= lr * grad[i]
