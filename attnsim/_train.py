@@ -180,10 +180,19 @@ def _from_json(key, v):
     return a.astype(np.float64)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _atomic_write(path: str, data: bytes) -> None:
+    """Write ``path`` whole or not at all: a temporary file beside it, then a rename.
+    The file gets the permissions an ordinary ``open`` would give it (mkstemp's are 0600)."""
     d = os.path.dirname(path) or "."
     fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=os.path.basename(path))
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

@@ -1,6 +1,7 @@
 """Training: determinism, streams, optimizers, divergence, saving and loading."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -143,6 +144,10 @@ def test_save_and_load_round_trip(tmp_path):
     doc = json.loads((tmp_path / "r" / "history.json").read_text())
     assert doc["summary"]["final_step"] == 20 and doc["config"]["attention"] == "content"
     assert not list(tmp_path.glob("r/.tmp-*"))  # no temporary files left
+    mask = os.umask(0)
+    os.umask(mask)
+    for f in (tmp_path / "r").iterdir():  # ordinary permissions, not mkstemp's 0600
+        assert f.stat().st_mode & 0o777 == 0o666 & ~mask
 
 
 def test_loading_something_else_is_a_value_error(tmp_path):
