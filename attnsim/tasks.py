@@ -190,19 +190,25 @@ class _Reorder(Task):
         return d
 
 
+def _vocab_length(task: str, vocab, length, replace: bool) -> tuple[int, int]:
+    """Checked sizes of a copy-like task: inputs of distinct words need vocab >= length."""
+    vocab = _int(task, "vocab", vocab, 1)
+    length = _int(task, "length", length, 1)
+    if not replace and length > vocab:
+        raise ValueError(
+            f"{task}: length {length} > vocab {vocab}: an input holds {length} distinct words, "
+            f"so vocab must be at least {length} (or use replace=True)"
+        )
+    return vocab, length
+
+
 def copy(vocab: int, length: int, replace: bool = False) -> Task:
     """``length`` words from ``vocab``, distinct (or i.i.d. with ``replace``), ``y = x``.
 
     ``copy(40, 40)`` is the paper's hard "permutation of 40"; ``copy(60, 40)`` its easy
     "40 out of 60".
     """
-    vocab = _int("copy", "vocab", vocab, 1)
-    length = _int("copy", "length", length, 1)
-    if not replace and length > vocab:
-        raise ValueError(
-            f"copy: length {length} > vocab {vocab}: an input holds {length} distinct words, "
-            f"so vocab must be at least {length} (or use replace=True)"
-        )
+    vocab, length = _vocab_length("copy", vocab, length, replace)
     return _Reorder("copy", vocab, length, np.arange(length), bool(replace), None)
 
 
@@ -235,13 +241,7 @@ def _resolve_order(order, length: int, seed: int):
 def reorder(vocab: int, length: int, order="reverse", replace: bool = False, seed: int = 0) -> Task:
     """``y_t = x[order[t]]``: ``order`` is 'reverse', 'rotate[:k]', 'shuffle[:seed]' (a
     fixed random permutation) or an explicit list of source positions."""
-    vocab = _int("reorder", "vocab", vocab, 1)
-    length = _int("reorder", "length", length, 1)
-    if not replace and length > vocab:
-        raise ValueError(
-            f"reorder: length {length} > vocab {vocab}: an input holds {length} distinct words, "
-            f"so vocab must be at least {length} (or use replace=True)"
-        )
+    vocab, length = _vocab_length("reorder", vocab, length, replace)
     try:
         idx, spec = _resolve_order(order, length, seed)
     except ValueError as err:
