@@ -26,7 +26,70 @@ import math
 import numpy as np
 from scipy.integrate import solve_ivp
 
-__all__ = ["reduced_copy", "reduced_copy_loss", "reduced_copy_rhs"]
+__all__ = [
+    "Cooccurrence",
+    "cooccurrence",
+    "reduced_copy",
+    "reduced_copy_loss",
+    "reduced_copy_rhs",
+    "stage1_rate",
+    "stage2_rate",
+]
+
+
+# =============================================================================
+# co-occurrence statistics and the two-stage rates
+# =============================================================================
+class Cooccurrence(tuple):
+    """``(n, C)`` of a task, unpacking as a pair; also ``n_se``, ``C_se`` (standard
+    errors, 0 when exact), ``exact`` and ``samples`` (sequences behind an estimate)."""
+
+    def __new__(cls, stats):
+        obj = super().__new__(cls, (stats.n, stats.C))
+        obj.n_se, obj.C_se, obj.exact, obj.samples = stats.n_se, stats.C_se, stats.exact, stats.samples
+        return obj
+
+    @property
+    def n(self) -> np.ndarray:
+        """(Vin,): expected number of source positions holding word i."""
+        return self[0]
+
+    @property
+    def C(self) -> np.ndarray:
+        """(Vout, Vin): expected number of (t, l) with y_t = o and x_l = i."""
+        return self[1]
+
+
+def cooccurrence(task) -> Cooccurrence:
+    """``(n, C)`` of DESIGN §2: exact for the built-in tasks; for your own data (a
+    `from_arrays` or `from_parallel_text` task) the means over its sequences, with
+    standard errors as estimates of the distribution they were drawn from."""
+    return Cooccurrence(task.stats())
+
+
+def stage1_rate(task) -> np.ndarray:
+    """G (Vout, Vin) of DESIGN §4: −∂loss/∂U at U = 0 with uniform attention (one head),
+
+        G[o, i] = ( C[o, i] − (T / Vout) · n[i] ) / (T · L),
+
+    so that U(τ) ≈ τ·G while attention is uniform."""
+    n, C = cooccurrence(task)
+    T, L = task.tgt_len, task.src_len
+    return (C - (T / task.vocab_out) * n[None, :]) / (T * L)
+
+
+def stage2_rate(task) -> np.ndarray:
+    """M (T, L) of DESIGN §4, without the 1/(T·L): with U = τ·G and uniform attention,
+    −∂loss/∂S[t, l] = (τ / (T·L)) · M[t, l] + O(τ²), where
+
+        M[t, l] = E[ Ḡ[y_t, x_l] − (1/L) Σ_l' Ḡ[y_t, x_l'] ],   Ḡ = G − mean over o.
+
+    Computed from the pair marginals P(y_t = o, x_l = i) of the task."""
+    G = stage1_rate(task)
+    Gbar = G - G.mean(axis=0, keepdims=True)
+    T, L = task.tgt_len, task.src_len
+    E = np.array([[np.sum(task.pair_marginal(t, l) * Gbar) for l in range(L)] for t in range(T)])  # noqa: E741
+    return E - E.mean(axis=1, keepdims=True)
 
 
 def _check_copy(vocab, length):
