@@ -9,6 +9,7 @@ compute the same sums in different orders).
 import numpy as np
 import pytest
 from hypothesis import given
+from hypothesis import strategies as st
 
 import attnsim as at
 from attnsim import _reference as R
@@ -38,24 +39,11 @@ def _check(case):
     assert rel_err(grads, ref) <= ORACLE_RTOL
 
 
-@given(cases(attention="positional", factored=False))
-def test_positional_table(case):
-    _check(case)
-
-
-@given(cases(attention="content", factored=False))
-def test_content_table(case):
-    _check(case)
-
-
-@given(cases(attention="both", factored=False))
-def test_both_table(case):
-    _check(case)
-
-
-@given(cases(attention="uniform", factored=False))
-def test_uniform_table(case):
-    _check(case)
+@pytest.mark.parametrize("attention", ["positional", "content", "both", "uniform"])
+@given(data=st.data())
+def test_table(attention, data):
+    """One property per attention mode, each with its own example budget."""
+    _check(data.draw(cases(attention=attention, factored=False)))
 
 
 @given(cases(factored=True))
