@@ -136,19 +136,25 @@ def _exp_inplace(e, k, k_bits, n):
 
 
 @njit(fastmath=FASTMATH, cache=CACHE)
-def _softmax_row(e, k, k_bits, n):
-    """Softmax of ``e[:n]`` in place (one short row: attention, KTIW probe)."""
-    m = e[0]
-    for i in range(1, n):
-        m = e[i] if e[i] > m else m
-    for i in range(n):
-        e[i] = e[i] - m
-    _exp_inplace(e, k, k_bits, n)
-    s = 0.0
-    for i in range(n):
-        s += e[i]
-    for i in range(n):
-        e[i] = e[i] / s
+def _softmax_rows(e, k, k_bits, R, n):
+    """Softmax in place of each of the ``R`` rows ``e[r*n : (r+1)*n]`` (short rows:
+    attention, KTIW probe), with one call of the exponential for all of them."""
+    un = _u(n)
+    for r in range(R):
+        er = _u(r) * un
+        m = e[er]
+        for i in range(1, n):
+            m = e[er + _u(i)] if e[er + _u(i)] > m else m
+        for i in range(un):
+            e[er + i] = e[er + i] - m
+    _exp_inplace(e, k, k_bits, R * n)
+    for r in range(R):
+        er = _u(r) * un
+        s = 0.0
+        for i in range(un):
+            s += e[er + i]
+        for i in range(un):
+            e[er + i] = e[er + i] / s
 
 
 # =============================================================================
@@ -395,19 +401,11 @@ def _attention(S, A, x, b, lay, alpha, alphaS, alphaST, e, k, k_bits):
                     if has_A:
                         v = v + A[h, t, x[b, l]]
                     e[et + _u(l)] = v
-                m = e[et]
-                for l in range(1, L):  # noqa: E741
-                    m = e[et + _u(l)] if e[et + _u(l)] > m else m
-                for l in range(uL):  # noqa: E741
-                    e[et + l] = e[et + l] - m
-            _exp_inplace(e, k, k_bits, T * L)
+            _softmax_rows(e, k, k_bits, T, L)
             for t in range(T):
                 et = _u(t) * uL
-                r = 0.0
-                for l in range(uL):  # noqa: E741
-                    r += e[et + l]
                 for l in range(L):  # noqa: E741
-                    alpha[h, t, l] = e[et + _u(l)] / r
+                    alpha[h, t, l] = e[et + _u(l)]
         else:
             for t in range(T):
                 for l in range(L):  # noqa: E741
@@ -637,7 +635,7 @@ def _ktiw_table(U, bias, lay, Pk, e, k, k_bits):
             if has_b:
                 v += bias[o]
             e[o] = v
-        _softmax_row(e, k, k_bits, Vout)
+        _softmax_rows(e, k, k_bits, 1, Vout)
         for o in range(Vout):
             Pk[o, i] = e[o]
 
