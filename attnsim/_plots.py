@@ -124,3 +124,88 @@ def attention_map(cfg, params, x, gold=None, title: str = "") -> Figure:
     if title:
         fig.suptitle(title)
     return fig
+
+
+def comparison(result: dict) -> Figure:
+    """Gold attention mass and KTIW log-odds at the gold position against τ = lr·step:
+    simulation, two-stage closed form, exact reduced dynamics (where they exist)."""
+    sim, two, red = result["simulation"], result["two_stage"], result.get("reduced")
+    fig = Figure(figsize=(11, 4.4))
+    axes = fig.subplots(1, 2)
+    panels = (
+        ("gold_mass", "attention mass on the gold position", axes[0]),
+        ("ktiw_gold", "KTIW log-odds β at the gold position (nats)", axes[1]),
+    )
+    for key, label, ax in panels:
+        ax.plot(sim["tau"], sim[key], color="k", lw=2.4, alpha=0.75, label="simulation")
+        if red is not None:
+            ax.plot(red["tau"], red[key], color="C0", lw=1.3, label=f"exact reduced dynamics ({red['steps']})")
+        ax.plot(two["tau"], two[key], color="C1", lw=1.5, ls="--", label="two-stage closed form")
+        ax.set_xlabel("τ = learning rate × steps")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylim(-0.02, 1.02)
+    axes[0].legend(loc="upper left", fontsize=8)
+    ag = result["agreement"]
+    lines = []
+    if "reduced" in ag and ag["reduced"]["max_gold_mass_gap"] is not None:
+        lines.append(f"reduced: largest gold-mass gap {ag['reduced']['max_gold_mass_gap']:.2g}")
+    t2 = ag.get("two_stage", {})
+    if t2.get("early_rel_error") is not None:
+        lines.append(f"two-stage: rise {100 * t2['early_rel_error']:.0f} % off at τ = {t2['early_tau']:.3g}")
+    if t2.get("time_ratio") is not None:
+        lines.append(f"two-stage: time to attend ×{t2['time_ratio']:.3g} of simulated")
+    if result.get("saddle") is not None:
+        s = result["saddle"]
+        lines.append(
+            f"saddle: projection {max(s['projection']):+.2g} predicts "
+            + ("learning" if s["predicts_learning"] else "no learning")
+        )
+    if result["settings"]["optimizer"] == "adam":
+        lines.append("Adam: τ = lr·steps is not the theory's clock")
+    if lines:
+        axes[1].text(
+            0.02,
+            0.98,
+            "\n".join(lines),
+            transform=axes[1].transAxes,
+            va="top",
+            fontsize=8,
+            bbox={"boxstyle": "round", "facecolor": "white", "alpha": 0.85},
+        )
+    st = result["settings"]
+    fig.suptitle(
+        f"{result['task_object']!r}: {st['optimizer']} lr {st['lr']:g}, batch {st['batch']}, "
+        f"init scale {st['scale']:g}, "
+        f"{st['heads']} head{'s' if st['heads'] > 1 else ''}"
+    )
+    return fig
+
+
+def theory_figure(panels, curves, title: str = "") -> Figure:
+    """Two heat maps on top — ``panels``: (matrix, title, x label, y label), e.g. the
+    rates G and M, or a saddle's unstable direction — and the predicted gold mass and
+    KTIW log-odds against τ below — ``curves``: (label, dict of arrays, line style)."""
+    fig = Figure(figsize=(11, 8))
+    axes = fig.subplots(2, 2)
+    for ax, (mat, name, xl, yl) in zip(axes[0], panels, strict=True):
+        lim = float(np.max(np.abs(mat))) or 1.0
+        im = ax.imshow(mat, aspect="auto", cmap="RdBu_r", vmin=-lim, vmax=lim)
+        fig.colorbar(im, ax=ax, shrink=0.85)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel(xl)
+        ax.set_ylabel(yl)
+    for ax, key, label in (
+        (axes[1, 0], "gold_mass", "attention mass on the gold position"),
+        (axes[1, 1], "ktiw_gold", "KTIW log-odds β at the gold position (nats)"),
+    ):
+        for name, curve, style in curves:
+            ax.plot(curve["tau"], curve[key], style, label=name)
+        ax.set_xlabel("τ = learning rate × steps (gradient descent)")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[1, 0].set_ylim(-0.02, 1.02)
+    axes[1, 0].legend(fontsize=8, loc="upper left")
+    if title:
+        fig.suptitle(title)
+    return fig

@@ -283,7 +283,8 @@ def train(
     log_every : log metrics every this many steps (and at step 0 and ``steps``)
     weight_decay : adds ``weight_decay/2 · |θ|²`` to the loss (L2, also under Adam)
     params : start from these parameters instead of ``init_params(cfg, seed, scale)``
-    snapshots : also record the table U and the mean attention at every logged step
+    snapshots : also record the table U, the bias b (zeros without one) and the mean
+        attention at every logged step
     progress : show a progress bar (tqdm)
 
     A run whose loss becomes non-finite stops there with ``status == "diverged"`` and
@@ -348,7 +349,7 @@ def train(
         gold_chunk = np.ascontiguousarray(np.broadcast_to(task.gold_constant, (chunk, batch, task.tgt_len)))
 
     rows_step, rows_loss, rows_met = [], [], []
-    snaps = {"step": [], "U": [], "alpha": []} if snapshots else None
+    snaps = {"step": [], "U": [], "b": [], "alpha": []} if snapshots else None
     status, message = "finished", ""
     bar = _progress(steps, progress)
     pos = 0
@@ -450,6 +451,7 @@ def _snapshot(snaps, cfg, theta, x, step):
     U = params["U"] if cfg.d_model is None else np.einsum("hod,hdi->hoi", params["W"], params["E"])
     snaps["step"].append(step)
     snaps["U"].append(U)
+    snaps["b"].append(params["b"] if cfg.bias else np.zeros(cfg.vocab_out, cfg.np_dtype))
     snaps["alpha"].append(alpha.mean(axis=1))
 
 

@@ -46,6 +46,25 @@ def _number(text):
     return v
 
 
+def _add_task_args(p) -> None:
+    """The task and its sizes (shared by run, theory and compare)."""
+    p.add_argument("task", choices=TASKS, metavar="TASK", help=f"one of {', '.join(TASKS)}")
+    p.add_argument("--path", metavar="FILE", help="parallel text file (task 'text'): source<TAB>target per line")
+    p.add_argument("--vocab", type=_int, default=60, help="(input) vocabulary size [60]")
+    p.add_argument("--vocab-out", type=_int, default=None, help="output vocabulary of 'translate' [= --vocab]")
+    p.add_argument(
+        "--length",
+        type=_int,
+        default=None,
+        help="sequence length [40; for 'text': truncate to this length, default the longest]",
+    )
+    p.add_argument("--replace", action="store_true", help="copy/reorder: draw words with replacement")
+    p.add_argument("--order", default=None, help="reorder/translate: reverse, rotate[:k], shuffle[:seed], identity")
+    p.add_argument("--zipf", type=_number, default=1.0, help="translate: Zipf exponent of the input words [1.0]")
+    p.add_argument("--noise", type=_number, default=0.0, help="translate: probability of a random target word [0]")
+    p.add_argument("--keywords", type=_int, default=1, help="keyword: number of keywords [1]")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="attnsim", description="Simulate how an attention head learns, beside the theory.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -57,22 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train one model on a task and write DIR/history.json, DIR/params.npz, "
         "DIR/learning_curves.png and DIR/attention.png.",
     )
-    r.add_argument("task", choices=TASKS, metavar="TASK", help=f"one of {', '.join(TASKS)}")
+    _add_task_args(r)
     r.add_argument("--out", required=True, metavar="DIR", help="directory for the results")
-    r.add_argument("--path", metavar="FILE", help="parallel text file (task 'text'): source<TAB>target per line")
-    r.add_argument("--vocab", type=_int, default=60, help="(input) vocabulary size [60]")
-    r.add_argument("--vocab-out", type=_int, default=None, help="output vocabulary of 'translate' [= --vocab]")
-    r.add_argument(
-        "--length",
-        type=_int,
-        default=None,
-        help="sequence length [40; for 'text': truncate to this length, default the longest]",
-    )
-    r.add_argument("--replace", action="store_true", help="copy/reorder: draw words with replacement")
-    r.add_argument("--order", default=None, help="reorder/translate: reverse, rotate[:k], shuffle[:seed], identity")
-    r.add_argument("--zipf", type=_number, default=1.0, help="translate: Zipf exponent of the input words [1.0]")
-    r.add_argument("--noise", type=_number, default=0.0, help="translate: probability of a random target word [0]")
-    r.add_argument("--keywords", type=_int, default=1, help="keyword: number of keywords [1]")
     r.add_argument("--heads", type=_int, default=1, help="number of heads [1]")
     r.add_argument(
         "--attention",
@@ -91,6 +96,39 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--log-every", type=_int, default=10, help="log metrics every K steps [10]")
     r.add_argument("--weight-decay", type=_number, default=0.0, help="L2 weight decay [0]")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    th = sub.add_parser(
+        "theory",
+        help="the theory's predictions for a task, no training: verdict, rates, curves",
+        description="Closed-form predictions for a task (DESIGN §4): whether it is hard, the stage-1 and "
+        "stage-2 rates, the predicted gold attention mass and KTIW against τ = lr·steps, the time to attend, "
+        "the order of attention and, for a hard task, its saddle. Writes DIR/theory.json and DIR/theory.png.",
+    )
+    _add_task_args(th)
+    th.add_argument("--out", required=True, metavar="DIR", help="directory for the results")
+    th.add_argument("--heads", type=_int, default=1, help="number of heads [1]")
+    th.add_argument("--attention", choices=("positional", "content", "both"), default=None, help="[the task's own]")
+    th.add_argument("--scale", type=_number, default=0.01, help="init scale, for the saddle's escape time [0.01]")
+    th.add_argument("--threshold", type=_number, default=0.5, help="gold mass that counts as attending [0.5]")
+
+    c = sub.add_parser(
+        "compare",
+        help="simulation and theory of the same setting, drawn together, with agreement numbers",
+        description="Train one model and draw it beside the two-stage closed form and, for copy tasks, "
+        "the exact reduced dynamics: gold attention mass and KTIW against τ = lr·steps. Writes "
+        "DIR/compare.png, DIR/agreement.json (numbers) and DIR/curves.json (the arrays).",
+    )
+    _add_task_args(c)
+    c.add_argument("--out", required=True, metavar="DIR", help="directory for the results")
+    c.add_argument("--heads", type=_int, default=1, help="number of heads [1]")
+    c.add_argument("--attention", choices=("positional", "content", "both"), default=None, help="[the task's own]")
+    c.add_argument("--optimizer", choices=("gd", "sgd", "adam"), default="sgd", help="[sgd: the theory's setting]")
+    c.add_argument("--lr", type=_number, default=10.0, help="learning rate [10]")
+    c.add_argument("--steps", type=_int, default=None, help="number of updates [1.5× the predicted time to attend]")
+    c.add_argument("--batch", type=_int, default=256, help="batch size [256]")
+    c.add_argument("--seed", type=_int, default=0, help="seed of the init and of the data [0]")
+    c.add_argument("--scale", type=_number, default=0.0, help="init scale, 0 = the exact zero init [0]")
+    c.add_argument("--quiet", action="store_true", help="no progress bar")
 
     g = sub.add_parser(
         "gradcheck",
@@ -216,6 +254,216 @@ def cmd_run(args) -> int:
     return 0
 
 
+def _write_dir(out: str, files: dict) -> None:
+    """Write ``{name: bytes or Figure}`` into a fresh directory beside ``out``, then move
+    each file in: nothing half-written is left behind."""
+    import json
+
+    from . import _plots
+    from ._train import _atomic_write
+
+    out = os.path.abspath(out)
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".attnsim-", dir=os.path.dirname(out))
+    try:
+        for name, content in files.items():
+            path = os.path.join(staging, name)
+            if isinstance(content, (dict, list)):
+                _atomic_write(path, (json.dumps(content, indent=1, allow_nan=False) + "\n").encode())
+            elif isinstance(content, bytes):
+                _atomic_write(path, content)
+            else:
+                _plots.save_figure(content, path)
+        os.makedirs(out, exist_ok=True)
+        for name in sorted(os.listdir(staging)):
+            os.replace(os.path.join(staging, name), os.path.join(out, name))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _clean(v):
+    """A JSON-safe copy: arrays to lists, non-finite floats to null."""
+    import numpy as np
+
+    from ._train import _jsonable
+
+    if isinstance(v, dict):
+        return {str(k): _clean(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_clean(x) for x in v]
+    if isinstance(v, (np.ndarray, np.floating, float)):
+        return _jsonable(v)
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, np.bool_):
+        return bool(v)
+    return v
+
+
+def _check_common(args, name) -> None:
+    if args.heads < 1:
+        raise BadInput(f"attnsim {name}: --heads must be >= 1, got {args.heads}")
+    if args.scale < 0:
+        raise BadInput(f"attnsim {name}: --scale must be >= 0, got {args.scale:g}")
+
+
+def cmd_theory(args) -> int:
+    import numpy as np
+
+    from . import _plots, theory
+
+    task = _make_task(args)
+    _check_common(args, "theory")
+    if not 0 < args.threshold < 1:
+        raise BadInput(f"attnsim theory: --threshold must lie in (0, 1), got {args.threshold:g}")
+    _check_out(args.out)
+    mode = args.attention or task.default_attention
+    verdict = theory.hardness(task)
+    G = theory.stage1_rate(task)
+    M = theory.stage2_rate(task) if mode in ("positional", "both") else None
+    N = theory.stage2_content_rate(task) if mode in ("content", "both") else None
+    report = {"task": task.spec(), "heads": args.heads, "attention": mode, "verdict": verdict.to_dict()}
+    report["stage1"] = {"G_max": float(np.max(np.abs(G))), "bias_rate": theory.bias_rate(task)}
+    t_attend = theory.time_to_attend(task, args.threshold, attention=mode, heads=args.heads)
+    curves = []
+    horizon = 1.5 * t_attend if np.isfinite(t_attend) else None
+    red = None
+    is_copy = task.spec().get("name") == "copy" and not task.spec().get("replace")
+    if is_copy and mode == "positional":
+        probe = theory.reduced_copy(
+            task.vocab_in, task.src_len, np.linspace(0, 2e6, 4001), a0=np.zeros(args.heads), c0=np.zeros(args.heads)
+        )
+        hit = np.flatnonzero(probe["gold_mass"] >= args.threshold)
+        if hit.size:
+            horizon = 1.5 * probe["tau"][hit[0]] if horizon is None else max(horizon, 1.5 * probe["tau"][hit[0]])
+    sad = None
+    if verdict.hard and mode == "positional":
+        sad = theory.saddle(task, heads=args.heads)
+        escape = sad.escape_tau(args.scale) if args.scale > 0 else float("inf")
+        report["saddle"] = {
+            "rate": sad.rate,
+            "unique": sad.sigma2 <= 1e-12 * sad.sigma,
+            "curvature": sad.curvature,
+            "escape_tau_linear": escape,
+            "note": "from a random init of scale s the component on the unstable direction is N(0, s²); "
+            "it grows like e^(rate·τ); its sign decides whether the head learns (saddle_projection)",
+        }
+        if args.scale > 0:
+            horizon = 3 * escape
+    tau = np.linspace(0, horizon or 1000.0, 301)
+    two = theory.two_stage(task, tau, attention=mode, heads=args.heads)
+    curves.append(("two-stage closed form", two, "C1--"))
+    if is_copy and mode == "positional":
+        a0 = c0 = np.zeros(args.heads)
+        if sad is not None and args.scale > 0:  # a typical init: one standard deviation along +v
+            cfg_like = {
+                "U": np.repeat(args.scale * sad.U[None], args.heads, 0),
+                "S": np.repeat(args.scale * sad.S[None], args.heads, 0),
+            }
+            a0, c0 = theory.copy_coordinates(cfg_like)
+        red = theory.reduced_copy(task.vocab_in, task.src_len, tau, a0=a0, c0=c0)
+        red["ktiw_gold"] = red["a"].mean(axis=1) - np.log(task.vocab_in - 1)
+        label = "exact reduced dynamics" + (
+            f" (init +{args.scale:g} along the unstable direction)" if sad is not None and args.scale > 0 else ""
+        )
+        curves.append((label, red, "C0-"))
+    order = theory.attention_order(task, attention=mode)
+    report["stage2"] = {
+        "time_to_attend": t_attend,
+        "threshold": args.threshold,
+        "order_first_positions": order["positions"][:, :3] if "positions" in order else None,
+        "order_first_words": order["words"][:, :5] if "words" in order else None,
+        "M_max": float(np.max(np.abs(M))) if M is not None else None,
+        "N_max": float(np.max(np.abs(N))) if N is not None else None,
+    }
+    report["curves"] = {name: {k: c[k] for k in ("tau", "gold_mass", "ktiw_gold")} for name, c, _ in curves}
+    if red is not None:
+        hit = np.flatnonzero(red["gold_mass"] >= args.threshold)
+        report["reduced_time_to_attend"] = float(tau[hit[0]]) if hit.size else None
+    heads = f"{args.heads} head{'s' if args.heads > 1 else ''}"
+    title = f"theory of {task!r}, {heads}, {mode} attention — {'HARD' if verdict.hard else 'learnable'}"
+    if sad is not None:  # G and M are zero: show where the saddle sends the model instead
+        panels = [
+            (sad.U, "unstable direction, U part (per unit projection)", "input word i", "output word o"),
+            (sad.S, "unstable direction, S part", "source position l", "target step t"),
+        ]
+    else:
+        rate2 = (M, "stage-2 rate M: S grows like τ²/2·M/(T·L)", "source position l", "target step t")
+        if M is None:
+            rate2 = (N, "stage-2 content rate N: A grows like τ²/2·N/(T·L)", "input word i", "target step t")
+        panels = [(G, "stage-1 rate G: U grows like τ·G", "input word i", "output word o"), rate2]
+    fig = _plots.theory_figure(panels, curves, title=title)
+    _write_dir(args.out, {"theory.json": _clean(report), "theory.png": fig})
+    print(f"{task!r}: {verdict.reason}")
+    if np.isfinite(t_attend):
+        print(
+            f"two-stage: gold mass reaches {args.threshold:g} at τ = {t_attend:.4g} (lr·steps under gradient descent)"
+        )
+    if report.get("reduced_time_to_attend") is not None:
+        print(
+            f"exact reduced dynamics: gold mass reaches {args.threshold:g} "
+            f"at τ = {report['reduced_time_to_attend']:.4g}"
+        )
+    if sad is not None:
+        print(
+            f"saddle: growth rate {sad.rate:.4g} per unit τ; from init scale {args.scale:g} "
+            f"escape after τ ≈ {report['saddle']['escape_tau_linear']:.4g}"
+        )
+    print(f"→ {args.out}")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from . import _plots
+    from ._compare import compare
+
+    task = _make_task(args)
+    _check_common(args, "compare")
+    if args.lr <= 0:
+        raise BadInput(f"attnsim compare: --lr must be > 0, got {args.lr:g}")
+    if args.batch < 1 or args.seed < 0 or (args.steps is not None and args.steps < 1):
+        raise BadInput("attnsim compare: --batch and --steps must be >= 1 and --seed >= 0")
+    _check_out(args.out)
+    result = compare(
+        task,
+        heads=args.heads,
+        attention=args.attention,
+        optimizer=args.optimizer,
+        lr=args.lr,
+        steps=args.steps,
+        batch=args.batch,
+        seed=args.seed,
+        scale=args.scale,
+        progress=not args.quiet and sys.stderr.isatty(),
+    )
+    curves = {k: result[k] for k in ("simulation", "two_stage", "reduced") if result[k] is not None}
+    agreement = {
+        "task": result["task"],
+        "settings": result["settings"],
+        "hardness": result["hardness"],
+        "saddle": result["saddle"],
+        "agreement": result["agreement"],
+    }
+    _write_dir(
+        args.out,
+        {"agreement.json": _clean(agreement), "curves.json": _clean(curves), "compare.png": _plots.comparison(result)},
+    )
+    ag = result["agreement"]
+    parts = [f"simulation {'learned' if ag['simulated']['success'] else 'did not learn'}"]
+    if "reduced" in ag:
+        parts.append(f"reduced dynamics: largest gold-mass gap {ag['reduced']['max_gold_mass_gap']:.2g}")
+    t2 = ag["two_stage"]
+    if t2.get("time_ratio") is not None:
+        parts.append(f"two-stage: predicted/simulated time to attend {t2['time_ratio']:.3g}")
+    if "saddle" in ag:
+        parts.append(
+            f"saddle predicted {'learning' if ag['saddle']['predicts_learning'] else 'no learning'}: "
+            + ("right" if ag["saddle"]["right"] else "wrong")
+        )
+    print(f"{task!r}: " + "; ".join(parts) + f" → {args.out}")
+    return 0
+
+
 def cmd_gradcheck(args) -> int:
     from . import _gradcheck
 
@@ -236,9 +484,8 @@ def main(argv=None) -> int:
         log.propagate = False
     try:
         args = build_parser().parse_args(argv)
-        if args.command == "run":
-            return cmd_run(args)
-        return cmd_gradcheck(args)
+        commands = {"run": cmd_run, "theory": cmd_theory, "compare": cmd_compare, "gradcheck": cmd_gradcheck}
+        return commands[args.command](args)
     except BadInput as err:
         print(f"{err}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -21,19 +21,36 @@ Euler discretization); online SGD follows it up to batch noise.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.integrate import solve_ivp
+from scipy.optimize import brentq
 
 __all__ = [
     "Cooccurrence",
+    "Hardness",
+    "Saddle",
+    "attention_order",
+    "bias_rate",
     "cooccurrence",
+    "copy_coordinates",
+    "gated_classifier",
+    "gated_classifier_rhs",
+    "hardness",
     "reduced_copy",
     "reduced_copy_loss",
     "reduced_copy_rhs",
+    "saddle",
+    "saddle_projection",
     "stage1_rate",
+    "stage2_content_rate",
     "stage2_rate",
+    "time_to_attend",
+    "two_stage",
 ]
 
 
@@ -92,6 +109,227 @@ def stage2_rate(task) -> np.ndarray:
     return E - E.mean(axis=1, keepdims=True)
 
 
+def bias_rate(task) -> np.ndarray:
+    """g_b (Vout,): −∂loss/∂b at the zero init, ``mean_t P(y_t = o) − 1/Vout``, so that
+    b(τ) ≈ τ·g_b beside U(τ) ≈ τ·G (zero for tasks whose targets are uniform)."""
+    q = np.mean([task.pair_marginal(t, 0).sum(axis=1) for t in range(task.tgt_len)], axis=0)
+    return q - 1.0 / task.vocab_out
+
+
+def _data_or_sample(task, samples: int, seed: int):
+    """The task's own data set when it has one (exact for it), else ``samples`` fresh
+    sequences from ``seed``; returns (x, y, gold, exact)."""
+    if getattr(task, "x", None) is not None and getattr(task, "y", None) is not None:
+        return task.x, task.y, task.gold, True
+    if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 2:
+        raise ValueError(f"samples must be an integer >= 2, got {samples!r}")
+    x, y, gold = task.sample(np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(7,))), int(samples))
+    return x, y, gold, False
+
+
+def stage2_content_rate(task, samples: int = 100_000, seed: int = 0, return_se: bool = False):
+    """N (T, Vin), the content counterpart of M: with U = τ·G and uniform attention,
+    −∂loss/∂A[t, i] = (τ / (T·L)) · N[t, i] + O(τ²), where
+
+        N[t, i] = E[ Σ_{l : x_l = i} ( Ḡ[y_t, x_l] − (1/L) Σ_l' Ḡ[y_t, x_l'] ) ].
+
+    The second term needs three-way statistics (y_t, x_l, x_l'), so N is a mean over
+    sequences: over the task's own data set when it has one (exact for that data), else
+    over ``samples`` sequences drawn from ``seed`` (Monte Carlo). With ``return_se``
+    also the standard errors, ``(N, se)``. Rows sum to 0 (a shift of A[t] changes nothing).
+    """
+    Gbar = stage1_rate(task)
+    Gbar = Gbar - Gbar.mean(axis=0, keepdims=True)
+    x, y, _, _ = _data_or_sample(task, samples, seed)
+    T, L, Vin = task.tgt_len, task.src_len, task.vocab_in
+    n = x.shape[0]
+    total, total_sq = np.zeros((T, Vin)), np.zeros((T, Vin))
+    chunk = max(1, 4_000_000 // (T * max(L, Vin)))
+    for lo in range(0, n, chunk):
+        xs, ys = x[lo : lo + chunk], y[lo : lo + chunk]
+        c = xs.shape[0]
+        D = Gbar[ys[:, :, None], xs[:, None, :]]  # (c, T, L)
+        D -= D.mean(axis=2, keepdims=True)
+        idx = (np.arange(c)[:, None, None] * T + np.arange(T)[None, :, None]) * Vin + xs[:, None, :]
+        per = np.bincount(idx.ravel(), weights=D.ravel(), minlength=c * T * Vin).reshape(c, T, Vin)
+        total += per.sum(axis=0)
+        total_sq += np.einsum("cti,cti->ti", per, per)
+    N = total / n
+    if not return_se:
+        return N
+    se = np.sqrt(np.maximum(total_sq / n - N**2, 0.0) / max(n - 1, 1))
+    return N, se
+
+
+def _mode(task, attention):
+    mode = attention or task.default_attention
+    if mode not in ("positional", "content", "both"):
+        raise ValueError(f"attention must be 'positional', 'content' or 'both' for the stage-2 theory, got {mode!r}")
+    return mode
+
+
+def _log_odds(z):
+    """K[o, i] = z[o, i] − log Σ_{o'≠o} exp z[o', i] (the KTIW table of a column of logits)."""
+    out = np.empty_like(z)
+    for o in range(z.shape[0]):
+        others = np.delete(z, o, axis=0)
+        m = others.max(axis=0)
+        out[o] = z[o] - m - np.log(np.exp(others - m).sum(axis=0))
+    return out
+
+
+class _GoldMass:
+    """Mean attention on the gold position at attention logits k·R, R the stage-2 rates
+    (exact and sample-free for positional attention with one gold alignment)."""
+
+    def __init__(self, task, mode, samples, seed):
+        T, L = task.tgt_len, task.src_len
+        if mode == "positional" and task.gold_constant is not None:
+            R = stage2_rate(task)[None]  # (1, T, L)
+            gold = np.asarray(task.gold_constant)[None]
+            self.x = None
+        else:
+            x, _, gold, _ = _data_or_sample(task, samples, seed)
+            if gold is None:
+                gold = np.broadcast_to(task.gold_constant, (x.shape[0], T))
+            R = np.zeros((x.shape[0], T, L))
+            if mode in ("positional", "both"):
+                R += stage2_rate(task)[None]
+            if mode in ("content", "both"):
+                N = stage2_content_rate(task, samples=max(samples, 100_000), seed=seed)
+                R += N[np.arange(T)[None, :, None], x[:, None, :]]
+            self.x = x
+        self.has_gold = gold >= 0
+        self.R = R[self.has_gold]  # (rows, L): one row per (sequence, t) with a gold position
+        self.gold = gold[self.has_gold]
+
+    def __call__(self, k):
+        """Mean gold mass at logits k·R, for an array of k (same shape out)."""
+        k = np.asarray(k, dtype=np.float64)
+        if self.R.shape[0] == 0:
+            return np.full(k.shape, np.nan)
+        out = np.empty(k.size)
+        rows = np.arange(self.R.shape[0])
+        for j, kj in enumerate(k.ravel()):
+            z = kj * self.R
+            z -= z.max(axis=1, keepdims=True)
+            e = np.exp(z)
+            out[j] = np.mean(e[rows, self.gold] / e.sum(axis=1))
+        return out.reshape(k.shape)
+
+
+def _check_heads(heads):
+    if isinstance(heads, bool) or not isinstance(heads, (int, np.integer)) or heads < 1:
+        raise ValueError(f"heads must be a positive integer, got {heads!r}")
+    return int(heads)
+
+
+def _gold_pairs(x, y, gold, shape) -> np.ndarray:
+    """Frequency of (y_t, x_gold) among the entries with a gold position: the mean KTIW
+    log-odds at the gold position of a table K is ``sum(pairs * K)``."""
+    has = gold >= 0
+    pairs = np.zeros(shape)
+    np.add.at(pairs, (y[has], np.take_along_axis(x, np.where(has, gold, 0), axis=1)[has]), 1.0)
+    return pairs / max(pairs.sum(), 1.0)
+
+
+def two_stage(task, tau, attention: str | None = None, heads: int = 1, samples: int = 4000, seed: int = 0) -> dict:
+    """The two-stage approximation of DESIGN §4 as arrays over τ (gradient descent
+    from the zero init; τ = lr·steps).
+
+    Stage 1: U(τ) = τ·G/H and b(τ) = τ·g_b while attention is uniform; stage 2: the
+    attention logits S(τ) = (τ/H)²/2 · M/(T·L) and A(τ) = (τ/H)²/2 · N/(T·L). With H
+    heads from the zero init every head stays equal and moves 1/H as fast.
+
+    Returns a dict with ``tau``; ``S`` (len(tau), T, L) and/or ``A`` (len(tau), T, Vin)
+    (by the attention mode, default the task's); ``gold_mass`` (mean attention on the
+    gold position: exact for positional attention, else over ``samples`` sequences or
+    the task's own data); ``ktiw_gold`` (mean KTIW log-odds β at the gold position)
+    and ``ktiw_acc`` (argmax_l β == gold, the first of tied maxima), over the first 1000
+    of those sequences.
+    Gold-alignment quantities are NaN for a task without one.
+    """
+    mode = _mode(task, attention)
+    heads = _check_heads(heads)
+    tau = np.atleast_1d(np.asarray(tau, dtype=np.float64))
+    if tau.ndim != 1 or np.any(~np.isfinite(tau)) or np.any(tau < 0):
+        raise ValueError("two_stage: tau must be a 1-D array of numbers >= 0")
+    T, L = task.tgt_len, task.src_len
+    G, gb = stage1_rate(task), bias_rate(task)
+    k = 0.5 * (tau / heads) ** 2 / (T * L)
+    out = {"tau": tau}
+    if mode in ("positional", "both"):
+        out["S"] = k[:, None, None] * stage2_rate(task)[None]
+    if mode in ("content", "both"):
+        out["A"] = k[:, None, None] * stage2_content_rate(task, samples=max(samples, 100_000), seed=seed)[None]
+    out["gold_mass"] = _GoldMass(task, mode, samples, seed)(k)
+    x, y, gold, _ = _data_or_sample(task, min(samples, 1000), seed)
+    if gold is None:
+        gold = np.broadcast_to(task.gold_constant, y.shape)
+    has_gold = gold >= 0
+    if not has_gold.any():
+        out["ktiw_gold"] = out["ktiw_acc"] = np.full(tau.shape, np.nan)
+        return out
+    g = np.where(has_gold, gold, 0)
+    pairs = _gold_pairs(x, y, gold, G.shape)
+    ktiw_gold, ktiw_acc = [], []
+    for ti in tau / heads:
+        table = _log_odds(ti * (G + gb[:, None]))
+        ktiw_gold.append(np.sum(pairs * table))
+        beta = table[y[:, :, None], x[:, None, :]]  # (n, T, L)
+        ktiw_acc.append((np.argmax(beta, axis=2) == g)[has_gold].mean())  # first argmax, as the simulation
+    out["ktiw_gold"], out["ktiw_acc"] = np.array(ktiw_gold), np.array(ktiw_acc)
+    return out
+
+
+def time_to_attend(
+    task, threshold: float = 0.5, attention: str | None = None, heads: int = 1, samples: int = 4000, seed: int = 0
+) -> float:
+    """τ at which the two-stage gold attention mass first reaches ``threshold``
+    (math.inf if it never does, e.g. on a hard distribution).
+
+    For a copy-like task every row of M holds one value m_d at the gold position and
+    m_o elsewhere, and this is the closed form
+
+        τ* = H · sqrt( 2·T·L · log( θ·(L − 1) / (1 − θ) ) / (m_d − m_o) ).
+    """
+    if isinstance(threshold, bool) or not (isinstance(threshold, (int, float)) and 0 < threshold < 1):
+        raise ValueError(f"threshold must lie in (0, 1), got {threshold!r}")
+    mode = _mode(task, attention)
+    heads = _check_heads(heads)
+    T, L = task.tgt_len, task.src_len
+    mass = _GoldMass(task, mode, samples, seed)
+    if mass.R.shape[0] == 0:
+        raise ValueError(f"time_to_attend: {task!r} has no gold alignment")
+    scale = float(np.max(np.abs(mass.R)))
+    if not scale > 1e-14:
+        return math.inf
+    k_grid = np.logspace(-2, 6, 161) / scale  # logits k·R from 0.01 to 1e6
+    values = mass(k_grid)
+    above = np.flatnonzero(values >= threshold)
+    if above.size == 0:
+        return math.inf
+    j = above[0]
+    lo = 0.0 if j == 0 else k_grid[j - 1]
+    k_star = brentq(lambda kk: mass(np.array([kk]))[0] - threshold, lo, k_grid[j], xtol=1e-14 / scale, rtol=1e-13)
+    return float(heads * math.sqrt(2 * T * L * k_star))
+
+
+def attention_order(task, attention: str | None = None, **kw) -> dict:
+    """The order in which stage 2 raises attention: for every target step, source
+    positions ranked by M (``positions``, (T, L), first = attended first) and/or words
+    ranked by N (``words``, (T, Vin)); with the rates themselves (``M``, ``N``)."""
+    mode = _mode(task, attention)
+    out = {}
+    if mode in ("positional", "both"):
+        M = stage2_rate(task)
+        out.update(M=M, positions=np.argsort(-M, axis=1, kind="stable"))
+    if mode in ("content", "both"):
+        N = stage2_content_rate(task, **kw)
+        out.update(N=N, words=np.argsort(-N, axis=1, kind="stable"))
+    return out
+
+
 def _check_copy(vocab, length):
     for name, v in (("vocab", vocab), ("length", length)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 2:
@@ -110,34 +348,50 @@ def _attention(c, L):
     return math.exp(c) / den, 1.0 / den
 
 
-def reduced_copy_loss(a: float, c: float, vocab: int, length: int) -> float:
-    """ℓ(a, c): the loss of every example of ``copy(vocab, length)`` at U = a·I, S = c·I."""
+def reduced_copy_loss(a, c, vocab: int, length: int) -> float:
+    """ℓ(a, c): the loss of every example of ``copy(vocab, length)`` at U_h = a_h·I,
+    S_h = c_h·I (scalars for one head, arrays (H,) for H heads)."""
     V, L = vocab, length
-    ad, ao = _attention(c, L)
-    terms = np.array([a * ad, a * ao, 0.0])
-    m = terms.max()
-    Z = math.exp(terms[0] - m) + (L - 1) * math.exp(terms[1] - m) + (V - L) * math.exp(-m)
-    return -a * ad + m + math.log(Z)
+    a = np.atleast_1d(np.asarray(a, dtype=np.float64))
+    c = np.atleast_1d(np.asarray(c, dtype=np.float64))
+    att = np.array([_attention(ci, L) for ci in c])
+    zd, zo = float(np.dot(a, att[:, 0])) / a.shape[0], float(np.dot(a, att[:, 1])) / a.shape[0]
+    m = max(zd, zo, 0.0)
+    Z = math.exp(zd - m) + (L - 1) * math.exp(zo - m) + (V - L) * math.exp(-m)
+    return -zd + m + math.log(Z)
 
 
-def reduced_copy_rhs(a: float, c: float, vocab: int, length: int) -> tuple[float, float]:
-    """(da/dτ, dc/dτ) of gradient flow on the full model, at U = a·I, S = c·I."""
+def reduced_copy_rhs(a, c, vocab: int, length: int):
+    """(da/dτ, dc/dτ) of gradient flow on the full model at U_h = a_h·I, S_h = c_h·I.
+
+    Scalars ``a, c`` for one head; arrays of shape (H,) for H heads, whose averaged
+    outputs give the gold word the logit mean_h a_h·α_d(c_h) and every other input word
+    mean_h a_h·α_o(c_h) (symmetry keeps each head on its own diagonal)."""
     V, L = vocab, length
-    ad, ao = _attention(c, L)
-    m = max(a * ad, a * ao, 0.0)
-    ed, eo, e0 = math.exp(a * ad - m), math.exp(a * ao - m), math.exp(-m)
+    scalar = np.ndim(a) == 0 and np.ndim(c) == 0
+    a = np.atleast_1d(np.asarray(a, dtype=np.float64))
+    c = np.atleast_1d(np.asarray(c, dtype=np.float64))
+    H = a.shape[0]
+    att = np.array([_attention(ci, L) for ci in c])
+    ad, ao = att[:, 0], att[:, 1]
+    zd, zo = float(np.dot(a, ad)) / H, float(np.dot(a, ao)) / H
+    m = max(zd, zo, 0.0)
+    ed, eo, e0 = math.exp(zd - m), math.exp(zo - m), math.exp(-m)
     Z = ed + (L - 1) * eo + (V - L) * e0
-    pd, po = ed / Z, eo / Z  # output probability of the gold word, of another input word
-    # ∂ℓ/∂a = −α_d (1 − p_d) + (L − 1) p_o α_o, with 1 − p_d written out (no cancellation:
-    # exactly 0 at the symmetric point of the permutation copy, V = L, a = c = 0)
-    dl_da = ((L - 1) * eo * (ao - ad) - (V - L) * e0 * ad) / Z
+    po = eo / Z  # output probability of another input word
+    miss = ((L - 1) * eo + (V - L) * e0) / Z  # 1 − p_gold, written out (no cancellation:
+    # ∂ℓ/∂a is exactly 0 at the symmetric point of the permutation copy, V = L, a = c = 0)
+    dl_da = ((L - 1) * eo * (ao - ad) - (V - L) * e0 * ad) / (Z * H)
     dad, dao = ad * (1 - ad), -ad * ao  # dα_d/dc, dα_o/dc
-    dl_dc = -a * dad + pd * a * dad + (L - 1) * po * a * dao
-    return -dl_da / (V - 1), -dl_dc / (L - 1)
+    dl_dc = a * (-miss * dad + (L - 1) * po * dao) / H
+    da, dc = -dl_da / (V - 1), -dl_dc / (L - 1)
+    if scalar:
+        return float(da[0]), float(dc[0])
+    return da, dc
 
 
-def reduced_copy(vocab: int, length: int, tau, lr: float | None = None, a0: float = 0.0, c0: float = 0.0) -> dict:
-    """Exact reduced dynamics of ``copy(vocab, length)`` from U = a0·I, S = c0·I.
+def reduced_copy(vocab: int, length: int, tau, lr: float | None = None, a0=0.0, c0=0.0) -> dict:
+    """Exact reduced dynamics of ``copy(vocab, length)`` from U_h = a0_h·I, S_h = c0_h·I.
 
     Parameters
     ----------
@@ -145,22 +399,46 @@ def reduced_copy(vocab: int, length: int, tau, lr: float | None = None, a0: floa
     lr : None for gradient flow (``solve_ivp``, rtol 1e-10); a step η for gradient
         descent with that step, whose reduced map is exact (every τ must then be a
         multiple of η)
+    a0, c0 : the init, scalars for one head or arrays of shape (H,) for H heads
+        (e.g. each head's component along the saddle's unstable direction, see
+        `saddle`). With H heads, τ is that of the H-head model, whose heads each move
+        1/H as fast as a lone head.
 
     Returns
     -------
     dict of arrays over ``tau``: ``a``, ``c``, ``gold_mass`` (α_d: the attention on
-    the gold position), ``loss`` (ℓ), and ``tau``.
+    the gold position), ``loss`` (ℓ), and ``tau``. With H heads ``a``, ``c`` and
+    ``head_gold_mass`` have shape (len(tau), H) and ``gold_mass`` is that of the head
+    with the largest c (the best-attending head, as a run logs it).
     """
     V, L = _check_copy(vocab, length)
     tau = np.atleast_1d(np.asarray(tau, dtype=np.float64))
     if tau.ndim != 1 or np.any(~np.isfinite(tau)) or np.any(tau < 0) or np.any(np.diff(tau) < 0):
         raise ValueError("reduced_copy: tau must be a non-decreasing 1-D array of numbers >= 0")
+    multi = np.ndim(a0) > 0 or np.ndim(c0) > 0
+    try:
+        a0, c0 = np.broadcast_arrays(
+            np.atleast_1d(np.asarray(a0, np.float64)), np.atleast_1d(np.asarray(c0, np.float64))
+        )
+    except ValueError:
+        raise ValueError(
+            f"reduced_copy: a0 and c0 must have the same number of heads, got {np.shape(a0)} and {np.shape(c0)}"
+        ) from None
+    if a0.ndim != 1 or not np.all(np.isfinite(a0)) or not np.all(np.isfinite(c0)):
+        raise ValueError("reduced_copy: a0 and c0 must be finite numbers or 1-D arrays (one entry per head)")
+    H = a0.shape[0]
+    state0 = np.concatenate([a0, c0])
+
+    def rhs(s):
+        da, dc = reduced_copy_rhs(s[:H], s[H:], V, L)
+        return np.concatenate([da, dc])
+
     if lr is None:
         if tau[-1] > 0:
             sol = solve_ivp(
-                lambda _t, s: reduced_copy_rhs(s[0], s[1], V, L),
+                lambda _t, s: rhs(s),
                 (0.0, float(tau[-1])),
-                [a0, c0],
+                state0,
                 t_eval=tau,
                 method="LSODA",
                 rtol=1e-10,
@@ -168,23 +446,295 @@ def reduced_copy(vocab: int, length: int, tau, lr: float | None = None, a0: floa
             )
             if not sol.success:  # pragma: no cover - LSODA does not fail on this smooth system
                 raise RuntimeError(f"reduced_copy: integration failed: {sol.message}")
-            a, c = sol.y
+            states = sol.y.T
         else:
-            a, c = np.full(tau.shape, a0), np.full(tau.shape, c0)
+            states = np.tile(state0, (tau.shape[0], 1))
     else:
-        if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+        if isinstance(lr, bool) or not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
             raise ValueError(f"reduced_copy: lr must be a number > 0 or None, got {lr!r}")
         steps = np.rint(tau / lr).astype(np.int64)
         if np.any(np.abs(steps * lr - tau) > 1e-9 * np.maximum(1.0, tau)):
             raise ValueError("reduced_copy: with lr given, every tau must be a multiple of lr")
-        a, c = np.empty(tau.shape), np.empty(tau.shape)
-        s = np.array([a0, c0], dtype=np.float64)
+        states = np.empty((tau.shape[0], 2 * H))
+        s = state0.copy()
         k = 0
         for j, n in enumerate(steps):
             while k < n:
-                s = s + lr * np.array(reduced_copy_rhs(s[0], s[1], V, L))
+                s = s + lr * rhs(s)
                 k += 1
-            a[j], c[j] = s
-    gold = np.array([_attention(ci, L)[0] for ci in c])
+            states[j] = s
+    a, c = states[:, :H], states[:, H:]
+    head_gold = np.array([[_attention(ci, L)[0] for ci in row] for row in c])
     loss = np.array([reduced_copy_loss(ai, ci, V, L) for ai, ci in zip(a, c, strict=True)])
-    return {"tau": tau, "a": a, "c": c, "gold_mass": gold, "loss": loss}
+    out = {"tau": tau, "loss": loss}
+    if multi:
+        out.update(a=a, c=c, head_gold_mass=head_gold, gold_mass=head_gold[np.arange(len(tau)), np.argmax(c, axis=1)])
+    else:
+        out.update(a=a[:, 0], c=c[:, 0], gold_mass=head_gold[:, 0])
+    return out
+
+
+# =============================================================================
+# hard distributions: no signal at the symmetric point, a saddle instead
+# =============================================================================
+@dataclass(frozen=True)
+class Hardness:
+    """Verdict of `hardness`: ``hard``; ``stage1`` (largest |G|) and ``stage2``
+    (largest |M|); the ``tolerance`` on |G|; ``reason`` (one sentence)."""
+
+    hard: bool
+    stage1: float
+    stage2: float
+    tolerance: float
+    reason: str
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def hardness(task) -> Hardness:
+    """Whether the stage-1 and stage-2 signals vanish.
+
+    The shifts that leave the loss unchanged (a constant added to a column of U, or to a
+    row of S) are already factored out: every column of G and every row of M sums to
+    zero. A distribution is hard when G ≡ 0 — to rounding for exact statistics
+    (|G| <= 1e-9/(T·L)), or within 3 standard errors everywhere for estimated ones; M is
+    built from G, so it vanishes with it. From the zero init a hard distribution has no
+    gradient at all, and from a small init it must escape a saddle (see `saddle`).
+    """
+    co = cooccurrence(task)
+    T, L = task.tgt_len, task.src_len
+    G = stage1_rate(task)
+    M = stage2_rate(task)
+    g1, g2 = float(np.max(np.abs(G))), float(np.max(np.abs(M)))
+    if co.exact:
+        tol = 1e-9 / (T * L)
+        hard = g1 <= tol
+        how = f"|G| <= {tol:.1e} everywhere (exact statistics)"
+    else:
+        se = np.sqrt(co.C_se**2 + (T / task.vocab_out * co.n_se[None, :]) ** 2) / (T * L)
+        hard = bool(np.all(np.abs(G) <= 3 * se + 1e-15))
+        tol = float(3 * np.max(se))
+        how = f"every entry of G within 3 standard errors of 0 ({co.samples} sequences)"
+    if hard:
+        reason = (
+            f"hard: no stage-1 or stage-2 signal ({how}); every output word co-occurs with every input word "
+            "as often as chance, so from the zero init nothing is learned and from a small init the model "
+            "must escape a saddle"
+        )
+    else:
+        reason = f"learnable in two stages: largest stage-1 signal |G| = {g1:.3g}, largest positional stage-2 rate |M| = {g2:.3g}"
+    return Hardness(hard=bool(hard), stage1=g1, stage2=g2, tolerance=float(tol), reason=reason)
+
+
+@dataclass(frozen=True)
+class Saddle:
+    """The saddle of a hard distribution at the symmetric point (one head, positional
+    attention; see `saddle`).
+
+    Attributes
+    ----------
+    U, S : the unstable direction, (Vout, Vin) and (T, L), with |U|² + |S|² = 1;
+        moving along it raises the attention on the gold position
+    rate : its growth rate λ per unit τ (gradient flow: θ·v grows like e^{λτ})
+    sigma : the largest singular value of the bilinear U–S coupling (λ = σ when the
+        U-curvature ``curvature`` along U vanishes, as for inputs that hold every word once)
+    sigma2 : the second singular value (σ2 = 0: the unstable direction is unique)
+    curvature : uᵀ∇²ℓ u along the unit U part (>= 0; it slows the escape)
+    heads : rates are those of one head of an H-head model (each 1/H as fast)
+    """
+
+    U: np.ndarray
+    S: np.ndarray
+    rate: float
+    sigma: float
+    sigma2: float
+    curvature: float
+    heads: int
+    task: dict
+
+    def projection(self, U, S) -> float:
+        """⟨(U, S), v⟩: the component of one head's parameters on the unstable direction."""
+        return float(np.sum(np.asarray(U) * self.U) + np.sum(np.asarray(S) * self.S))
+
+    def escape_tau(self, projection: float, level: float = 1.0) -> float:
+        """Linear estimate of the τ at which a component ``projection`` grows to
+        ``level``: log(level/|projection|)/λ (the log(1/init scale) law)."""
+        if projection == 0:
+            return math.inf
+        return max(0.0, math.log(level / abs(projection)) / self.rate)
+
+
+_SADDLES: dict = {}
+_MAX_COUPLING = 25_000_000  # entries of the dense (T·L) × (Vout·Vin) coupling matrix
+
+
+def saddle(task, heads: int = 1, samples: int = 4000, seed: int = 0) -> Saddle:
+    """The saddle at the symmetric point U = 0, S = 0, b = 0 of a hard distribution.
+
+    To second order the population loss there is
+
+        ℓ ≈ ℓ0 + ½·uᵀQu − ⟨S, K u⟩,   (K u)[t, l] = ⟨K̃_tl, U⟩ / (T·L),
+
+    with K_tl = P_tl − 1·colsum(P_tl)/Vout the pair marginal with its output-uniform
+    part removed and K̃_tl = K_tl − mean_l' K_tl' (attention logits only matter up to
+    a shift); Q ⪰ 0 is the curvature of the output softmax at uniform attention, which
+    only sees the context-free part of U. The unstable direction pairs the top singular
+    vectors (u, s) of K; in that plane gradient flow is
+
+        d/dτ (p, q) = [[−h, σ], [σ, 0]] (p, q),   λ = (−h + sqrt(h² + 4σ²)) / 2,
+
+    h = uᵀQu (0 for the permutation copy). With H heads each head has its own such
+    direction, and σ → σ/H, h → h/H². For ``copy(V, V)``: σ = 1/V², λ = σ/H.
+    """
+    heads = _check_heads(heads)
+    if not hardness(task).hard:
+        raise ValueError(f"saddle: {task!r} is not hard (its stage-1 signal G is not zero): there is no saddle")
+    T, L, Vin, Vout = task.tgt_len, task.src_len, task.vocab_in, task.vocab_out
+    if T * L * Vin * Vout > _MAX_COUPLING:
+        raise ValueError(
+            f"saddle: the coupling matrix would have T·L·Vout·Vin = {T * L * Vin * Vout:,} entries "
+            f"(at most {_MAX_COUPLING:,})"
+        )
+    key = None
+    if getattr(task, "x", None) is None:  # built-in tasks are fixed by their spec
+        key = (json.dumps(task.spec(), sort_keys=True), heads, samples, seed)
+        if key in _SADDLES:
+            return _SADDLES[key]
+    K = np.empty((T, L, Vout, Vin))
+    for t in range(T):
+        for l in range(L):  # noqa: E741
+            P = task.pair_marginal(t, l)
+            K[t, l] = P - P.sum(axis=0, keepdims=True) / Vout
+    K -= K.mean(axis=1, keepdims=True)
+    K = K.reshape(T * L, Vout * Vin) / (T * L)
+    left, sv, right = np.linalg.svd(K, full_matrices=False)
+    sigma, sigma2 = float(sv[0]) / heads, float(sv[1] if sv.size > 1 else 0.0) / heads
+    u, s = right[0].reshape(Vout, Vin), left[:, 0].reshape(T, L)
+    gold = getattr(task, "gold_constant", None)
+    lead = np.sum(s[np.arange(T), gold]) if gold is not None else s.ravel()[np.argmax(np.abs(s))]
+    if lead < 0:
+        u, s = -u, -s
+    x, _, _, _ = _data_or_sample(task, samples, seed)
+    z = u[:, x].mean(axis=2)  # (Vout, n): the context-free logits of each sequence
+    h = float(np.mean(z.var(axis=0))) / heads**2
+    rate = (-h + math.sqrt(h * h + 4 * sigma * sigma)) / 2
+    norm = math.hypot(rate, sigma)
+    result = Saddle(
+        U=u * (rate / norm),
+        S=s * (sigma / norm),
+        rate=rate,
+        sigma=sigma,
+        sigma2=sigma2,
+        curvature=h,
+        heads=heads,
+        task=task.spec(),
+    )
+    if key is not None:
+        _SADDLES[key] = result
+    return result
+
+
+def saddle_projection(cfg, params, task=None, per_head: bool = False):
+    """The projection of ``params`` on the saddle's unstable direction (`saddle`).
+
+    Its sign predicts whether a model started there learns the hard task (positive: it
+    learns to attend to the gold position; negative: it falls to the other side of the
+    saddle, where the head attends away from the gold position and copies by
+    elimination). ``task`` defaults to the permutation copy ``copy(V, V)`` of the
+    config's sizes. With several heads each head has its own direction: the result is
+    the largest projection over heads (positive when some head is on the learning
+    side), or all of them with ``per_head``.
+    """
+    from ._config import ModelConfig  # a plain dataclass: no kernels behind it
+
+    if not isinstance(cfg, ModelConfig):
+        raise ValueError(f"cfg must be an attnsim.ModelConfig, got {type(cfg).__name__}")
+    if cfg.d_model is not None or not cfg.has_S:
+        raise ValueError(
+            "saddle_projection: needs a free table U and positional attention S (the saddle of a factored "
+            "table or of content attention is of higher order)"
+        )
+    if task is None:
+        V, L = cfg.vocab_in, cfg.src_len
+        if not (V == cfg.vocab_out == L == cfg.tgt_len):
+            raise ValueError(
+                "saddle_projection: the config is not that of a permutation copy (vocab = length); pass task="
+            )
+        from .tasks import copy
+
+        task = copy(V, L)
+    if (task.vocab_in, task.vocab_out, task.src_len, task.tgt_len) != (
+        cfg.vocab_in,
+        cfg.vocab_out,
+        cfg.src_len,
+        cfg.tgt_len,
+    ):
+        raise ValueError("saddle_projection: the task's sizes do not match the config's")
+    sad = saddle(task, heads=cfg.heads)
+    U, S = np.asarray(params["U"], dtype=np.float64), np.asarray(params["S"], dtype=np.float64)
+    if U.shape != (cfg.heads, cfg.vocab_out, cfg.vocab_in) or S.shape != (cfg.heads, cfg.tgt_len, cfg.src_len):
+        raise ValueError("saddle_projection: params['U'] and params['S'] do not have the config's shapes")
+    proj = np.array([sad.projection(U[h], S[h]) for h in range(cfg.heads)])
+    return proj if per_head else float(proj.max())
+
+
+def copy_coordinates(params) -> tuple[np.ndarray, np.ndarray]:
+    """(a, c), each (H,): every head's coordinates in the symmetric subspace of the
+    copy tasks, U_h ≈ a_h·I and S_h ≈ c_h·I up to the shifts that change nothing —
+    a_h = mean diagonal − mean off-diagonal of U_h, c_h the same for S_h. From a random
+    init they are the components that `reduced_copy` follows; the rest of the init
+    neither grows nor (at first order) steers the symmetric dynamics."""
+    U = np.asarray(params["U"], dtype=np.float64)
+    S = np.asarray(params["S"], dtype=np.float64)
+    if U.ndim != 3 or S.ndim != 3 or U.shape[1] != U.shape[2] or S.shape[1] != S.shape[2]:
+        raise ValueError("copy_coordinates: needs square U (H, V, V) and S (H, L, L), as for a copy task")
+
+    def diag_minus_off(X):
+        n = X.shape[1]
+        d = np.trace(X, axis1=1, axis2=2)
+        return d / n - (X.sum(axis=(1, 2)) - d) / (n * (n - 1))
+
+    return diag_minus_off(U), diag_minus_off(S)
+
+
+# =============================================================================
+# the toy gated classifier (the paper's blog)
+# =============================================================================
+def gated_classifier_rhs(beta0: float, beta1: float, p: float) -> tuple[float, float, float]:
+    """Gradient flow of the loss p·(β0 − β1): (dβ0/dτ, dβ1/dτ, dp/dτ) = (−p, p, β1 − β0)."""
+    return -p, p, beta1 - beta0
+
+
+def gated_classifier(beta0: float, beta1: float, p: float, tau) -> dict:
+    """Exact solution of the toy gated classifier from (β0, β1, p) at τ = 0.
+
+    Two sequences {0, 0} → negative and {0, 1} → positive; word weights β0, β1; p the
+    attention on word 1 when both are present; loss p·(β0 − β1). With d = β1 − β0,
+    d' = 2p and p' = d, so with r = √2:
+
+        p(τ) = p0·cosh(rτ) + (d0/r)·sinh(rτ)
+        d(τ) = d0·cosh(rτ) + r·p0·sinh(rτ)
+        β1 − β1(0) = β0(0) − β0 = (p0/r)·sinh(rτ) + (d0/2)·(cosh(rτ) − 1)
+
+    The linear model lets p leave [0, 1]; ``valid`` marks the τ where it has not yet
+    (the attention of the real classifier saturates there).
+
+    Returns a dict of arrays over ``tau``: ``beta0``, ``beta1``, ``p``, ``loss``,
+    ``valid``, ``tau``.
+    """
+    for name, v in (("beta0", beta0), ("beta1", beta1), ("p", p)):
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)) or not math.isfinite(v):
+            raise ValueError(f"gated_classifier: {name} must be a finite number, got {v!r}")
+    tau = np.atleast_1d(np.asarray(tau, dtype=np.float64))
+    if tau.ndim != 1 or np.any(~np.isfinite(tau)) or np.any(tau < 0):
+        raise ValueError("gated_classifier: tau must be a 1-D array of numbers >= 0")
+    r = math.sqrt(2.0)
+    d0 = beta1 - beta0
+    ch, sh = np.cosh(r * tau), np.sinh(r * tau)
+    p_t = p * ch + (d0 / r) * sh
+    moved = (p / r) * sh + 0.5 * d0 * (ch - 1.0)
+    b0, b1 = beta0 - moved, beta1 + moved
+    inside = (p_t >= 0) & (p_t <= 1)
+    valid = np.cumprod(inside).astype(bool)
+    return {"tau": tau, "beta0": b0, "beta1": b1, "p": p_t, "loss": p_t * (b0 - b1), "valid": valid}

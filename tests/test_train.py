@@ -129,6 +129,7 @@ def test_snapshots_record_and_do_not_change_the_bits():
     assert snap.snapshots["step"].tolist() == [0, 10, 20, 30]
     assert snap.snapshots["U"].shape == (4, 1, 12, 12) and snap.snapshots["alpha"].shape == (4, 1, 8, 8)
     assert np.array_equal(snap.snapshots["U"][-1], plain.params["U"])
+    assert np.array_equal(snap.snapshots["b"][-1], plain.params["b"])
     assert np.allclose(snap.snapshots["alpha"].sum(-1), 1.0)
 
 

@@ -1,0 +1,257 @@
+"""Simulation and theory of the same setting, side by side, with numbers for their agreement.
+
+`compare` trains one model and evaluates, on the same τ = lr·step grid,
+
+* the two-stage closed form (`theory.two_stage`), which holds early, while U ≈ τ·G;
+* the exact reduced dynamics of the copy tasks (`theory.reduced_copy`), with the same
+  step η as the simulation (exact for full-batch GD; online SGD adds batch noise),
+  from the init's own symmetric coordinates (`theory.copy_coordinates`);
+* for a hard distribution, the saddle: the init's projection on its unstable direction,
+  whose sign predicts the outcome.
+
+The theory is stated for gradient descent. Under Adam the same τ = lr·steps is not the
+theory's clock: Adam moves every coordinate by about lr per step whatever the size of
+its gradient, so its early phase is not τ·G. `compare` still reports the agreement, and
+the ratio of simulated to predicted time shows how far apart the clocks are.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import theory
+from ._config import ModelConfig
+from ._model import init_params
+from ._train import train
+
+EARLY_LOGIT = 0.1  # the two-stage form is judged while τ·max|G|/H, the table's logits, stays below this (first order)
+ATTEND_MASS = 0.5  # "time to attend": the gold mass reaches this
+
+
+def _first_crossing(tau, values, level):
+    """First τ where ``values`` reaches ``level``, linearly interpolated (None if never)."""
+    values = np.asarray(values, dtype=np.float64)
+    above = np.flatnonzero(values >= level)
+    if above.size == 0:
+        return None
+    j = int(above[0])
+    if j == 0:
+        return float(tau[0])
+    t0, t1, v0, v1 = tau[j - 1], tau[j], values[j - 1], values[j]
+    return float(t0 + (level - v0) * (t1 - t0) / (v1 - v0))
+
+
+def _ratio(pred, sim):
+    if pred is None or sim is None or sim == 0:
+        return None
+    return pred / sim
+
+
+def _is_copy(task) -> bool:
+    spec = task.spec()
+    return spec.get("name") == "copy" and not spec.get("replace")
+
+
+def default_steps(task, optimizer: str, lr: float, heads: int = 1, scale: float = 0.0) -> int:
+    """Enough steps to see attention learned: 1.5× the predicted time to attend under
+    gradient descent (at most 20 000); 300 under Adam."""
+    if optimizer == "adam":
+        return 300
+    tau = None
+    if _is_copy(task) and task.vocab_in > task.src_len:
+        r = theory.reduced_copy(task.vocab_in, task.src_len, np.linspace(0, 2e6, 4001))
+        tau = _first_crossing(r["tau"], r["gold_mass"], ATTEND_MASS)
+        tau = None if tau is None else tau * heads
+    if tau is None and not theory.hardness(task).hard:
+        t = theory.time_to_attend(task, ATTEND_MASS, heads=heads)
+        tau = t if math.isfinite(t) else None
+    if tau is None and scale > 0 and theory.hardness(task).hard:
+        tau = theory.saddle(task, heads=heads).escape_tau(scale) * 1.5
+    if tau is None:
+        return 1000
+    return int(min(20_000, max(50, math.ceil(1.5 * tau / lr))))
+
+
+def compare(
+    task,
+    heads: int = 1,
+    attention: str | None = None,
+    optimizer: str = "sgd",
+    lr: float = 10.0,
+    steps: int | None = None,
+    batch: int = 256,
+    seed: int = 0,
+    scale: float = 0.0,
+    log_every: int | None = None,
+    progress: bool = False,
+) -> dict:
+    """Train ``task`` and evaluate the theory on the same τ grid.
+
+    Returns a dict: ``task``, ``settings``, ``hardness``; ``simulation``,
+    ``two_stage`` and (for ``copy`` tasks) ``reduced`` — each a dict of arrays over
+    ``tau`` with ``gold_mass`` and ``ktiw_gold`` (mean KTIW log-odds at the gold
+    position); ``saddle`` for a hard distribution with a random init; ``agreement``
+    (see `agreement`); the `Run` itself under ``run`` and the task under ``task_object``.
+    """
+    cfg = ModelConfig.for_task(task, heads=heads, attention=attention)
+    if steps is None:
+        steps = default_steps(task, optimizer, lr, heads, scale)
+    if log_every is None:
+        log_every = max(1, steps // 200)
+    run = train(
+        cfg,
+        task,
+        optimizer=optimizer,
+        lr=lr,
+        steps=steps,
+        batch=batch,
+        seed=seed,
+        scale=scale,
+        log_every=log_every,
+        snapshots=True,
+        progress=progress,
+    )
+    h = run.history
+    tau = np.asarray(h["tau"], dtype=np.float64)
+
+    # the KTIW log-odds at the gold position of the simulated model, on the same
+    # evaluation sequences the theory uses
+    x, y, gold, _ = theory._data_or_sample(task, 1000, seed)
+    if gold is None:
+        gold = np.broadcast_to(task.gold_constant, y.shape)
+    pairs = theory._gold_pairs(x, y, gold, (task.vocab_out, task.vocab_in))
+    snaps = run.snapshots
+    sim_ktiw = np.array(
+        [
+            np.sum(pairs * theory._log_odds(U.mean(axis=0) + b[:, None]))
+            for U, b in zip(snaps["U"], snaps["b"], strict=True)
+        ]
+    )
+    has_gold = bool(np.any(gold >= 0))
+    simulation = {
+        "tau": tau,
+        "step": np.asarray(h["step"]),
+        "gold_mass": np.asarray(h["gold_mass"], dtype=np.float64),
+        "ktiw_gold": sim_ktiw if has_gold else np.full(tau.shape, np.nan),
+        "ktiw_acc": np.asarray(h["ktiw_acc"], dtype=np.float64),
+        "attn_acc": np.asarray(h["attn_acc"], dtype=np.float64),
+        "acc": np.asarray(h["acc"], dtype=np.float64),
+        "loss": np.asarray(h["loss"], dtype=np.float64),
+    }
+    verdict = theory.hardness(task)
+    two = theory.two_stage(task, tau, attention=cfg.attention if cfg.attention != "uniform" else None, heads=heads)
+    two = {k: two[k] for k in ("tau", "gold_mass", "ktiw_gold", "ktiw_acc")}
+
+    reduced = None
+    if _is_copy(task) and cfg.has_S and not cfg.has_A and cfg.d_model is None:
+        V, L = task.vocab_in, task.src_len
+        start = init_params(cfg, seed, scale)
+        a0, c0 = theory.copy_coordinates(start)
+        gd = optimizer in ("gd", "sgd")
+        r = theory.reduced_copy(V, L, tau, lr=lr if gd else None, a0=a0, c0=c0)
+        abar = r["a"].mean(axis=1)
+        reduced = {
+            "tau": tau,
+            "gold_mass": r["gold_mass"],
+            "ktiw_gold": abar - math.log(V - 1),
+            "steps": "same step as the simulation" if gd else "gradient flow",
+        }
+
+    saddle = None
+    if verdict.hard and cfg.has_S and cfg.d_model is None and not cfg.has_A:
+        sad = theory.saddle(task, heads=heads)
+        start = init_params(cfg, seed, scale)
+        proj = np.array([sad.projection(start["U"][k], start["S"][k]) for k in range(heads)])
+        saddle = {
+            "rate": sad.rate,
+            "projection": proj.tolist(),
+            "predicts_learning": bool(proj.max() > 0),
+            "escape_tau_linear": sad.escape_tau(float(np.max(np.abs(proj)))) if np.any(proj) else math.inf,
+        }
+
+    result = {
+        "task": task.spec(),
+        "settings": dict(run.settings, heads=heads, attention=cfg.attention),
+        "hardness": verdict.to_dict(),
+        "simulation": simulation,
+        "two_stage": two,
+        "reduced": reduced,
+        "saddle": saddle,
+        "run": run,
+        "task_object": task,
+    }
+    result["agreement"] = agreement(result)
+    return result
+
+
+def agreement(result: dict) -> dict:
+    """Numbers for how well theory and simulation agree.
+
+    For each prediction (``two_stage``, ``reduced``): ``max_gold_mass_gap`` over the
+    whole run; ``time_to_attend`` (τ where the gold mass reaches 0.5) predicted and
+    simulated and their ``time_ratio`` (predicted / simulated); ``max_ktiw_gap``. For
+    the two-stage form also ``early_rel_error``: the relative error of the rise of the
+    gold mass above 1/L where the form claims to hold — at ``early_tau``, the τ up to
+    which the table's logits τ·max|G|/H stay below 0.1 (first order) — with the
+    largest gaps up to there. ``simulated`` holds the simulation's own numbers, with
+    its ``time_to_learn`` (DESIGN §3) as a step.
+    """
+    sim = result["simulation"]
+    tau = sim["tau"]
+    L = result["task_object"].src_len
+    t_sim = _first_crossing(tau, sim["gold_mass"], ATTEND_MASS)
+    run = result["run"]
+    out = {
+        "simulated": {
+            "time_to_attend": t_sim,
+            "time_to_learn_step": run.time_to_learn,
+            "success": run.success,
+            "final_gold_mass": float(sim["gold_mass"][-1]),
+        }
+    }
+    for name in ("two_stage", "reduced"):
+        pred = result.get(name)
+        if pred is None:
+            continue
+        gap = np.abs(pred["gold_mass"] - sim["gold_mass"])
+        kgap = np.abs(pred["ktiw_gold"] - sim["ktiw_gold"])
+        t_pred = _first_crossing(tau, pred["gold_mass"], ATTEND_MASS)
+        entry = {
+            "max_gold_mass_gap": float(np.nanmax(gap)) if np.any(np.isfinite(gap)) else None,
+            "max_ktiw_gap": float(np.nanmax(kgap)) if np.any(np.isfinite(kgap)) else None,
+            "time_to_attend": t_pred,
+            "time_ratio": _ratio(t_pred, t_sim),
+        }
+        if name == "two_stage":
+            base = 1.0 / L
+            settings = result["settings"]
+            g = float(np.max(np.abs(theory.stage1_rate(result["task_object"]))))
+            t_early = min(float(tau[-1]), EARLY_LOGIT * settings["heads"] / g) if g > 0 else float(tau[-1])
+            rise_sim = float(np.interp(t_early, tau, sim["gold_mass"])) - base
+            rise_pred = float(np.interp(t_early, tau, pred["gold_mass"])) - base
+            entry["early_tau"] = t_early
+            entry["early_rel_error"] = abs(rise_pred - rise_sim) / abs(rise_sim) if rise_sim != 0 else None
+            early = tau <= t_early
+            entry["early_max_gold_mass_gap"] = float(np.nanmax(gap[early])) if np.any(np.isfinite(gap[early])) else None
+            entry["early_max_ktiw_gap"] = float(np.nanmax(kgap[early])) if np.any(np.isfinite(kgap[early])) else None
+            # the closed form, even beyond the simulated range
+            att = settings["attention"] if settings["attention"] != "uniform" else None
+            try:
+                t_closed = theory.time_to_attend(
+                    result["task_object"], ATTEND_MASS, attention=att, heads=settings["heads"]
+                )
+            except ValueError:  # no gold alignment
+                t_closed = None
+            t_closed = t_closed if t_closed is not None and math.isfinite(t_closed) else None
+            entry["time_to_attend"] = t_closed
+            entry["time_ratio"] = _ratio(t_closed, t_sim)
+        out[name] = entry
+    if result.get("saddle") is not None:
+        out["saddle"] = {
+            "predicts_learning": result["saddle"]["predicts_learning"],
+            "learned": run.success,
+            "right": result["saddle"]["predicts_learning"] == run.success,
+        }
+    return out
