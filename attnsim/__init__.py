@@ -2,6 +2,7 @@
 a CPU and set beside a closed-form theory of the same dynamics (Snell et al., 2021)."""
 
 from . import metrics, tasks, theory
+from ._compare import compare
 from ._config import ModelConfig
 from ._model import forward, init_params, loss_and_grad
 from ._train import Run, load_run, train
@@ -9,6 +10,7 @@ from ._train import Run, load_run, train
 __all__ = [
     "ModelConfig",
     "Run",
+    "compare",
     "forward",
     "init_params",
     "load_run",

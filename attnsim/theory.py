@@ -523,7 +523,10 @@ def hardness(task) -> Hardness:
             "must escape a saddle"
         )
     else:
-        reason = f"learnable in two stages: largest stage-1 signal |G| = {g1:.3g}, largest positional stage-2 rate |M| = {g2:.3g}"
+        reason = (
+            f"learnable in two stages: largest stage-1 signal |G| = {g1:.3g}, "
+            f"largest positional stage-2 rate |M| = {g2:.3g}"
+        )
     return Hardness(hard=bool(hard), stage1=g1, stage2=g2, tolerance=float(tol), reason=reason)
 
 

@@ -125,3 +125,63 @@ def test_console_script_reports_bad_input_in_one_line(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "length 40 > vocab 30" in proc.stderr
     assert proc.stdout == "" and not (tmp_path / "x").exists()
+
+
+def test_compare_draws_simulation_and_exact_dynamics_together(tmp_path, capsys):
+    """The issue's setting: online SGD lr 10, batch 256, zero init on copy(60, 40)."""
+    out = tmp_path / "cmp"
+    args = ["compare", "copy", "--vocab", "60", "--length", "40", "--optimizer", "sgd", "--lr", "10"]
+    assert main([*args, "--batch", "256", "--scale", "0", "--out", str(out), "--quiet"]) == 0
+    assert sorted(os.listdir(out)) == ["agreement.json", "compare.png", "curves.json"]
+    doc = json.loads((out / "agreement.json").read_text())
+    ag = doc["agreement"]
+    assert ag["simulated"]["success"]
+    assert ag["reduced"]["max_gold_mass_gap"] <= 2e-3  # same step as the simulation: batch noise only
+    assert ag["reduced"]["time_ratio"] == pytest.approx(1.0, abs=0.01)
+    assert ag["two_stage"]["early_rel_error"] <= 0.05  # where the two-stage form claims to hold ...
+    assert ag["two_stage"]["time_ratio"] > 1.5  # ... and the acceleration it misses later, shown
+    curves = json.loads((out / "curves.json").read_text())
+    n = len(curves["simulation"]["tau"])
+    assert n > 100 and len(curves["reduced"]["gold_mass"]) == n == len(curves["two_stage"]["gold_mass"])
+    assert (out / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "reduced dynamics: largest gold-mass gap" in capsys.readouterr().out
+
+
+def test_compare_on_the_permutation_copy_reports_the_saddle(tmp_path):
+    out = tmp_path / "cmp"
+    args = ["compare", "copy", "--vocab", "10", "--length", "10", "--lr", "2", "--batch", "256", "--steps", "600"]
+    assert main([*args, "--scale", "0.01", "--seed", "0", "--out", str(out), "--quiet"]) == 0
+    doc = json.loads((out / "agreement.json").read_text())
+    assert doc["hardness"]["hard"] and doc["saddle"]["rate"] == pytest.approx(1 / 100)
+    assert doc["agreement"]["saddle"]["right"] and doc["agreement"]["simulated"]["success"]
+    assert doc["agreement"]["reduced"]["time_ratio"] == pytest.approx(1.0, abs=0.03)
+
+
+def test_theory_writes_the_verdict_the_rates_and_a_figure(tmp_path, capsys):
+    hard, easy = tmp_path / "hard", tmp_path / "easy"
+    assert main(["theory", "copy", "--vocab", "40", "--length", "40", "--out", str(hard)]) == 0
+    assert "hard" in capsys.readouterr().out
+    doc = json.loads((hard / "theory.json").read_text())
+    assert doc["verdict"]["hard"] and doc["stage2"]["time_to_attend"] is None  # never, by the two-stage form
+    assert doc["saddle"]["rate"] == pytest.approx(1 / 40**2) and doc["saddle"]["unique"]
+    assert main(["theory", "keyword", "--vocab", "20", "--length", "10", "--out", str(easy)]) == 0
+    doc = json.loads((easy / "theory.json").read_text())
+    assert not doc["verdict"]["hard"] and doc["stage2"]["order_first_words"][0][0] == 0  # the keyword first
+    assert (easy / "theory.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["compare", "copy", "--lr", "-1"], "--lr must be > 0"),
+        (["compare", "copy", "--vocab", "30", "--length", "40"], "length 40 > vocab 30"),
+        (["theory", "copy", "--threshold", "2"], "--threshold must lie in (0, 1)"),
+        (["theory", "copy", "--scale", "-0.1"], "--scale must be >= 0"),
+    ],
+)
+def test_theory_and_compare_reject_bad_input_with_one_line(tmp_path, capsys, argv, message):
+    out = tmp_path / "never"
+    assert main([*argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not out.exists()
