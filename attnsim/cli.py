@@ -65,6 +65,25 @@ def _add_task_args(p) -> None:
     p.add_argument("--keywords", type=_int, default=1, help="keyword: number of keywords [1]")
 
 
+def _add_theory_setting_args(p) -> None:
+    """Task, output directory, heads and learned attention (shared by theory and compare)."""
+    _add_task_args(p)
+    p.add_argument("--out", required=True, metavar="DIR", help="directory for the results")
+    p.add_argument("--heads", type=_int, default=1, help="number of heads [1]")
+    p.add_argument("--attention", choices=("positional", "content", "both"), default=None, help="[the task's own]")
+
+
+def _add_training_args(p, optimizer, lr, steps, steps_default, batch, scale) -> None:
+    """The training options (shared by run and compare), with their defaults."""
+    p.add_argument("--optimizer", choices=("gd", "sgd", "adam"), default=optimizer, help=f"[{optimizer}]")
+    p.add_argument("--lr", type=_number, default=lr, help=f"learning rate [{lr:g}]")
+    p.add_argument("--steps", type=_int, default=steps, help=f"number of updates [{steps_default}]")
+    p.add_argument("--batch", type=_int, default=batch, help=f"batch size [{batch}]")
+    p.add_argument("--seed", type=_int, default=0, help="seed of the init and of the data [0]")
+    p.add_argument("--scale", type=_number, default=scale, help=f"init scale, 0 = the exact zero init [{scale:g}]")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="attnsim", description="Simulate how an attention head learns, beside the theory.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -87,15 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--d-model", type=_int, default=None, help="factor U = W·E with this inner size")
     r.add_argument("--dtype", choices=("float64", "float32"), default="float64")
-    r.add_argument("--optimizer", choices=("gd", "sgd", "adam"), default="adam", help="[adam]")
-    r.add_argument("--lr", type=_number, default=0.05, help="learning rate [0.05]")
-    r.add_argument("--steps", type=_int, default=300, help="number of updates [300]")
-    r.add_argument("--batch", type=_int, default=128, help="batch size [128]")
-    r.add_argument("--seed", type=_int, default=0, help="seed of the init and of the data [0]")
-    r.add_argument("--scale", type=_number, default=0.01, help="init scale, 0 = the exact zero init [0.01]")
+    _add_training_args(r, "adam", 0.05, 300, "300", 128, 0.01)
     r.add_argument("--log-every", type=_int, default=10, help="log metrics every K steps [10]")
     r.add_argument("--weight-decay", type=_number, default=0.0, help="L2 weight decay [0]")
-    r.add_argument("--quiet", action="store_true", help="no progress bar")
 
     th = sub.add_parser(
         "theory",
@@ -104,10 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
         "stage-2 rates, the predicted gold attention mass and KTIW against τ = lr·steps, the time to attend, "
         "the order of attention and, for a hard task, its saddle. Writes DIR/theory.json and DIR/theory.png.",
     )
-    _add_task_args(th)
-    th.add_argument("--out", required=True, metavar="DIR", help="directory for the results")
-    th.add_argument("--heads", type=_int, default=1, help="number of heads [1]")
-    th.add_argument("--attention", choices=("positional", "content", "both"), default=None, help="[the task's own]")
+    _add_theory_setting_args(th)
     th.add_argument("--scale", type=_number, default=0.01, help="init scale, for the saddle's escape time [0.01]")
     th.add_argument("--threshold", type=_number, default=0.5, help="gold mass that counts as attending [0.5]")
 
@@ -118,17 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
         "the exact reduced dynamics: gold attention mass and KTIW against τ = lr·steps. Writes "
         "DIR/compare.png, DIR/agreement.json (numbers) and DIR/curves.json (the arrays).",
     )
-    _add_task_args(c)
-    c.add_argument("--out", required=True, metavar="DIR", help="directory for the results")
-    c.add_argument("--heads", type=_int, default=1, help="number of heads [1]")
-    c.add_argument("--attention", choices=("positional", "content", "both"), default=None, help="[the task's own]")
-    c.add_argument("--optimizer", choices=("gd", "sgd", "adam"), default="sgd", help="[sgd: the theory's setting]")
-    c.add_argument("--lr", type=_number, default=10.0, help="learning rate [10]")
-    c.add_argument("--steps", type=_int, default=None, help="number of updates [1.5× the predicted time to attend]")
-    c.add_argument("--batch", type=_int, default=256, help="batch size [256]")
-    c.add_argument("--seed", type=_int, default=0, help="seed of the init and of the data [0]")
-    c.add_argument("--scale", type=_number, default=0.0, help="init scale, 0 = the exact zero init [0]")
-    c.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_theory_setting_args(c)
+    _add_training_args(c, "sgd", 10.0, None, "1.5× the predicted time to attend", 256, 0.0)
 
     g = sub.add_parser(
         "gradcheck",
@@ -182,6 +183,12 @@ def _check_out(out: str) -> None:
         raise BadInput(f"--out {out}: cannot write in {parent}")
 
 
+def _training(args) -> dict:
+    """The training options that run and compare share, as keyword arguments."""
+    names = ("optimizer", "lr", "steps", "batch", "seed", "scale")
+    return {**{k: getattr(args, k) for k in names}, "progress": not args.quiet and sys.stderr.isatty()}
+
+
 def cmd_run(args) -> int:
     import numpy as np
 
@@ -202,40 +209,18 @@ def cmd_run(args) -> int:
         raise BadInput(f"attnsim run: {which} must be >= 0")
     _check_out(args.out)
 
-    run = train(
-        cfg,
-        task,
-        optimizer=args.optimizer,
-        lr=args.lr,
-        steps=args.steps,
-        batch=args.batch,
-        seed=args.seed,
-        scale=args.scale,
-        log_every=args.log_every,
-        weight_decay=args.weight_decay,
-        progress=not args.quiet and sys.stderr.isatty(),
-    )
+    run = train(cfg, task, log_every=args.log_every, weight_decay=args.weight_decay, **_training(args))
 
-    # everything is written into a fresh directory beside DIR, then moved in
-    out = os.path.abspath(args.out)
-    os.makedirs(os.path.dirname(out), exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".attnsim-", dir=os.path.dirname(out))
-    try:
-        run.save(staging)
-        title = f"{task!r}, {cfg.heads} head{'s' if cfg.heads > 1 else ''}, {args.optimizer} lr {args.lr:g}"
-        _plots.save_figure(
-            _plots.learning_curves(run.history, title, heads=cfg.heads), os.path.join(staging, "learning_curves.png")
-        )
-        x, _, gold = task.sample(np.random.default_rng(12345), 256)
-        _plots.save_figure(
-            _plots.attention_map(cfg, run.params, x, gold, title=f"final attention — {title}"),
-            os.path.join(staging, "attention.png"),
-        )
-        os.makedirs(out, exist_ok=True)
-        for name in sorted(os.listdir(staging)):
-            os.replace(os.path.join(staging, name), os.path.join(out, name))
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    title = f"{task!r}, {cfg.heads} head{'s' if cfg.heads > 1 else ''}, {args.optimizer} lr {args.lr:g}"
+    x, _, gold = task.sample(np.random.default_rng(12345), 256)
+    _write_dir(
+        args.out,
+        {
+            "learning_curves.png": _plots.learning_curves(run.history, title, heads=cfg.heads),
+            "attention.png": _plots.attention_map(cfg, run.params, x, gold, title=f"final attention — {title}"),
+        },
+        before=run.save,
+    )
 
     f = run.final()
     ttl = run.time_to_learn
@@ -254,9 +239,10 @@ def cmd_run(args) -> int:
     return 0
 
 
-def _write_dir(out: str, files: dict) -> None:
-    """Write ``{name: bytes or Figure}`` into a fresh directory beside ``out``, then move
-    each file in: nothing half-written is left behind."""
+def _write_dir(out: str, files: dict, before=None) -> None:
+    """Write ``{name: JSON-able dict, bytes or Figure}`` (and whatever ``before(dir)``
+    writes) into a fresh directory beside ``out``, then move each file in: nothing
+    half-written is left behind."""
     import json
 
     from . import _plots
@@ -266,6 +252,8 @@ def _write_dir(out: str, files: dict) -> None:
     os.makedirs(os.path.dirname(out), exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".attnsim-", dir=os.path.dirname(out))
     try:
+        if before is not None:
+            before(staging)
         for name, content in files.items():
             path = os.path.join(staging, name)
             if isinstance(content, (dict, list)):
@@ -424,18 +412,7 @@ def cmd_compare(args) -> int:
     if args.batch < 1 or args.seed < 0 or (args.steps is not None and args.steps < 1):
         raise BadInput("attnsim compare: --batch and --steps must be >= 1 and --seed >= 0")
     _check_out(args.out)
-    result = compare(
-        task,
-        heads=args.heads,
-        attention=args.attention,
-        optimizer=args.optimizer,
-        lr=args.lr,
-        steps=args.steps,
-        batch=args.batch,
-        seed=args.seed,
-        scale=args.scale,
-        progress=not args.quiet and sys.stderr.isatty(),
-    )
+    result = compare(task, heads=args.heads, attention=args.attention, **_training(args))
     curves = {k: result[k] for k in ("simulation", "two_stage", "reduced") if result[k] is not None}
     agreement = {
         "task": result["task"],

@@ -45,3 +45,13 @@ def rel_err(got: dict, want: dict, floor: float = 1e-4) -> float:
     relative to themselves, and a gradient that vanishes is checked to rtol·floor."""
     scale = max(max(float(np.max(np.abs(v))) for v in want.values()), floor)
     return max(float(np.max(np.abs(np.asarray(got[k], np.float64) - want[k]))) for k in want) / scale
+
+
+@st.composite
+def data_tasks(draw, max_seqs=40, max_len=5, max_tgt=4, max_vin=7, max_vout=6):
+    """A `from_arrays` task of random sequences: its statistics are exact for its data."""
+    N, L, T = draw(st.integers(1, max_seqs)), draw(st.integers(1, max_len)), draw(st.integers(1, max_tgt))
+    Vin, Vout = draw(st.integers(2, max_vin)), draw(st.integers(2, max_vout))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    x, y = rng.integers(0, Vin, size=(N, L)), rng.integers(0, Vout, size=(N, T))
+    return at.tasks.from_arrays(x, y, vocab_in=Vin, vocab_out=Vout)

@@ -14,12 +14,12 @@ import math
 import numpy as np
 import pytest
 from hypothesis import given
-from hypothesis import strategies as st
 from scipy.integrate import solve_ivp
 
 import attnsim as at
 from attnsim import metrics, theory
 
+from .strategies import data_tasks
 from .test_theory_rates import _enumerate
 
 TAU = 1e-4
@@ -45,19 +45,9 @@ def test_bias_rate_is_minus_the_bias_gradient_at_zero():
     assert np.all(theory.bias_rate(at.tasks.copy(7, 4)) == 0)  # uniform targets: no bias signal
 
 
-@given(
-    st.integers(1, 30),
-    st.integers(1, 5),
-    st.integers(1, 3),
-    st.integers(2, 6),
-    st.integers(2, 5),
-    st.integers(0, 2**32 - 1),
-)
-def test_content_rate_on_data_equals_the_first_order_gradient_on_A(N, L, T, Vin, Vout, seed):
-    rng = np.random.default_rng(seed)
-    x = rng.integers(0, Vin, size=(N, L))
-    y = rng.integers(0, Vout, size=(N, T))
-    task = at.tasks.from_arrays(x, y, vocab_in=Vin, vocab_out=Vout)
+@given(data_tasks(max_seqs=30, max_tgt=3, max_vin=6, max_vout=5))
+def test_content_rate_on_data_equals_the_first_order_gradient_on_A(task):
+    x, y, T, L, Vin = task.x, task.y, task.tgt_len, task.src_len, task.vocab_in
     G = theory.stage1_rate(task)
     Nrate = theory.stage2_content_rate(task)
     plus = _grads(task, x, y, TAU * G, attention="content")[1]["A"][0]

@@ -15,10 +15,11 @@ import itertools
 import numpy as np
 import pytest
 from hypothesis import given
-from hypothesis import strategies as st
 
 import attnsim as at
 from attnsim import theory
+
+from .strategies import data_tasks
 
 TAU = 1e-3
 
@@ -86,19 +87,9 @@ def test_permutation_copy_has_no_stage1_or_stage2_signal():
     assert np.all(np.argmax(easy, axis=1) == np.arange(6))
 
 
-@given(
-    st.integers(1, 40),  # sequences
-    st.integers(1, 5),  # L
-    st.integers(1, 4),  # T
-    st.integers(2, 7),  # Vin
-    st.integers(2, 6),  # Vout
-    st.integers(0, 2**32 - 1),
-)
-def test_rates_on_random_data_equal_full_batch_gradients(N, L, T, Vin, Vout, seed):
-    rng = np.random.default_rng(seed)
-    x = rng.integers(0, Vin, size=(N, L))
-    y = rng.integers(0, Vout, size=(N, T))
-    task = at.tasks.from_arrays(x, y, vocab_in=Vin, vocab_out=Vout)
+@given(data_tasks())
+def test_rates_on_random_data_equal_full_batch_gradients(task):
+    T, L, Vin, Vout = task.tgt_len, task.src_len, task.vocab_in, task.vocab_out
     G = theory.stage1_rate(task)
     g0 = _population_grads(task, task.x, task.y, np.zeros((Vout, Vin)))
     assert np.max(np.abs(-g0["U"][0] - G)) <= 1e-12 * max(np.max(np.abs(G)), 1.0)
