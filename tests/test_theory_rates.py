@@ -112,3 +112,82 @@ def test_cooccurrence_unpacks_as_n_and_C_with_standard_errors():
     data = theory.cooccurrence(at.tasks.from_arrays(np.array([[0, 1], [1, 1]]), np.array([[1], [0]])))
     assert not data.exact and data.samples == 2
     assert np.allclose(data.n, [0.5, 1.5]) and np.all(np.isfinite(data.C_se))
+
+
+def _weighted_population(task):
+    """Every (x, y) of a small translate or keyword task with its probability."""
+    L, V = task.src_len, task.vocab_in
+    rows = []
+    if task.name == "translate":
+        for x in itertools.product(range(V), repeat=L):
+            px = np.prod(task.p[list(x)])
+            aligned = task.mapping[np.asarray(x)[task.order]]
+            for y in itertools.product(range(task.vocab_out), repeat=task.tgt_len):
+                py = np.prod(
+                    [
+                        (1 - task.noise) * (yt == at_) + task.noise / task.vocab_out
+                        for yt, at_ in zip(y, aligned, strict=True)
+                    ]
+                )
+                rows.append((x, y, px * py))
+    else:  # keyword: label 0 fills with non-keywords; label 1 puts one keyword at a uniform position
+        k = task.keywords
+        for x in itertools.product(range(V), repeat=L):
+            n_kw = sum(w < k for w in x)
+            p0 = 0.5 * (n_kw == 0) / (V - k) ** L
+            p1 = 0.5 * (n_kw == 1) / (L * k * (V - k) ** (L - 1))
+            rows += [(x, (0,), p0), (x, (1,), p1)]
+    rows = [r for r in rows if r[2] > 0]
+    x = np.array([r[0] for r in rows])
+    y = np.array([r[1] for r in rows])
+    w = np.array([r[2] for r in rows])
+    assert w.sum() == pytest.approx(1.0, abs=1e-12)
+    return x, y, w
+
+
+def _weighted_grads(task, x, y, w, U, attention):
+    cfg = at.ModelConfig(task.vocab_in, task.vocab_out, task.src_len, task.tgt_len, attention=attention)
+    params = at.init_params(cfg, 0, 0.0)
+    params["U"][0] = U
+    total = None
+    for xi, yi, wi in zip(x, y, w, strict=True):
+        _, g = at.loss_and_grad(cfg, params, xi[None], yi[None])
+        total = {k: wi * v for k, v in g.items()} if total is None else {k: total[k] + wi * g[k] for k in g}
+    return total
+
+
+@pytest.mark.parametrize(
+    "task",
+    [at.tasks.translate(3, 3, 2, zipf=1.0, noise=0.2, order="reverse"), at.tasks.translate(4, 2, 2, zipf=0.5)],
+    ids=repr,
+)
+def test_translate_rates_equal_exact_population_gradients(task):
+    x, y, w = _weighted_population(task)
+    G = theory.stage1_rate(task)
+    g0 = _weighted_grads(task, x, y, w, np.zeros_like(G), "positional")
+    assert np.max(np.abs(-g0["U"][0] - G)) <= 1e-12 * max(np.max(np.abs(G)), 1.0)
+    assert np.allclose(-g0["b"], theory.bias_rate(task), rtol=0, atol=1e-14)
+    M = theory.stage2_rate(task)
+    T, L = task.tgt_len, task.src_len
+    plus = _weighted_grads(task, x, y, w, TAU * G, "positional")["S"][0]
+    minus = _weighted_grads(task, x, y, w, -TAU * G, "positional")["S"][0]
+    assert _rel(-(plus - minus) / (2 * TAU) * (T * L), M) <= 1e-6
+
+
+def test_keyword_rates_equal_exact_population_gradients():
+    """Stage 1 and the positional M exactly; the content rate N (Monte Carlo for a
+    generative task) within 5 standard errors of the exact population slope."""
+    task = at.tasks.keyword(4, 3, keywords=1)
+    x, y, w = _weighted_population(task)
+    G = theory.stage1_rate(task)
+    g0 = _weighted_grads(task, x, y, w, np.zeros_like(G), "both")
+    assert np.max(np.abs(-g0["U"][0] - G)) <= 1e-12 * max(np.max(np.abs(G)), 1.0)
+    plus = _weighted_grads(task, x, y, w, TAU * G, "both")
+    minus = _weighted_grads(task, x, y, w, -TAU * G, "both")
+    L = task.src_len
+    slope_S = -(plus["S"][0] - minus["S"][0]) / (2 * TAU) * L
+    assert np.max(np.abs(slope_S - theory.stage2_rate(task))) <= 1e-6 * np.max(np.abs(G))  # both ~0: no position leads
+    slope_A = -(plus["A"][0] - minus["A"][0]) / (2 * TAU) * L
+    N, se = theory.stage2_content_rate(task, samples=200_000, return_se=True)
+    assert np.all(np.abs(slope_A - N) <= 5 * se + 1e-12)
+    assert np.argmax(slope_A[0]) == 0  # the keyword is the word attention goes to
