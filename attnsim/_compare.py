@@ -64,10 +64,11 @@ def default_steps(task, optimizer: str, lr: float, heads: int = 1, scale: float 
         r = theory.reduced_copy(task.vocab_in, task.src_len, np.linspace(0, 2e6, 4001))
         tau = _first_crossing(r["tau"], r["gold_mass"], ATTEND_MASS)
         tau = None if tau is None else tau * heads
-    if tau is None and not theory.hardness(task).hard:
+    hard = theory.hardness(task).hard
+    if tau is None and not hard:
         t = theory.time_to_attend(task, ATTEND_MASS, heads=heads)
         tau = t if math.isfinite(t) else None
-    if tau is None and scale > 0 and theory.hardness(task).hard:
+    if tau is None and scale > 0 and hard:
         tau = theory.saddle(task, heads=heads).escape_tau(scale) * 1.5
     if tau is None:
         return 1000
@@ -144,10 +145,10 @@ def compare(
     two = theory.two_stage(task, tau, attention=cfg.attention if cfg.attention != "uniform" else None, heads=heads)
     two = {k: two[k] for k in ("tau", "gold_mass", "ktiw_gold", "ktiw_acc")}
 
+    start = init_params(cfg, seed, scale)  # the run's own init (train draws the same)
     reduced = None
     if _is_copy(task) and cfg.has_S and not cfg.has_A and cfg.d_model is None:
         V, L = task.vocab_in, task.src_len
-        start = init_params(cfg, seed, scale)
         a0, c0 = theory.copy_coordinates(start)
         gd = optimizer in ("gd", "sgd")
         r = theory.reduced_copy(V, L, tau, lr=lr if gd else None, a0=a0, c0=c0)
@@ -162,7 +163,6 @@ def compare(
     saddle = None
     if verdict.hard and cfg.has_S and cfg.d_model is None and not cfg.has_A:
         sad = theory.saddle(task, heads=heads)
-        start = init_params(cfg, seed, scale)
         proj = np.array([sad.projection(start["U"][k], start["S"][k]) for k in range(heads)])
         saddle = {
             "rate": sad.rate,

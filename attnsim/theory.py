@@ -127,6 +127,16 @@ def _data_or_sample(task, samples: int, seed: int):
     return x, y, gold, False
 
 
+_CACHE: dict = {}  # content rates and saddles of built-in tasks, which their spec fixes
+
+
+def _cache_key(task, *args):
+    """A key for `_CACHE`, or None for a task that holds its own data (not fixed by its spec)."""
+    if getattr(task, "x", None) is not None:
+        return None
+    return (json.dumps(task.spec(), sort_keys=True), *args)
+
+
 def stage2_content_rate(task, samples: int = 100_000, seed: int = 0, return_se: bool = False):
     """N (T, Vin), the content counterpart of M: with U = τ·G and uniform attention,
     −∂loss/∂A[t, i] = (τ / (T·L)) · N[t, i] + O(τ²), where
@@ -135,9 +145,14 @@ def stage2_content_rate(task, samples: int = 100_000, seed: int = 0, return_se: 
 
     The second term needs three-way statistics (y_t, x_l, x_l'), so N is a mean over
     sequences: over the task's own data set when it has one (exact for that data), else
-    over ``samples`` sequences drawn from ``seed`` (Monte Carlo). With ``return_se``
+    over ``samples`` sequences drawn from ``seed`` (Monte Carlo, computed once per task,
+    sample size and seed). With ``return_se``
     also the standard errors, ``(N, se)``. Rows sum to 0 (a shift of A[t] changes nothing).
     """
+    key = _cache_key(task, "N", samples, seed)
+    if key is not None and key in _CACHE:
+        N, se = _CACHE[key]
+        return (N.copy(), se.copy()) if return_se else N.copy()
     Gbar = stage1_rate(task)
     Gbar = Gbar - Gbar.mean(axis=0, keepdims=True)
     x, y, _, _ = _data_or_sample(task, samples, seed)
@@ -155,10 +170,10 @@ def stage2_content_rate(task, samples: int = 100_000, seed: int = 0, return_se: 
         total += per.sum(axis=0)
         total_sq += np.einsum("cti,cti->ti", per, per)
     N = total / n
-    if not return_se:
-        return N
     se = np.sqrt(np.maximum(total_sq / n - N**2, 0.0) / max(n - 1, 1))
-    return N, se
+    if key is not None:
+        _CACHE[key] = (N.copy(), se.copy())
+    return (N, se) if return_se else N
 
 
 def _mode(task, attention):
@@ -187,7 +202,6 @@ class _GoldMass:
         if mode == "positional" and task.gold_constant is not None:
             R = stage2_rate(task)[None]  # (1, T, L)
             gold = np.asarray(task.gold_constant)[None]
-            self.x = None
         else:
             x, _, gold, _ = _data_or_sample(task, samples, seed)
             if gold is None:
@@ -198,7 +212,6 @@ class _GoldMass:
             if mode in ("content", "both"):
                 N = stage2_content_rate(task, samples=max(samples, 100_000), seed=seed)
                 R += N[np.arange(T)[None, :, None], x[:, None, :]]
-            self.x = x
         self.has_gold = gold >= 0
         self.R = R[self.has_gold]  # (rows, L): one row per (sequence, t) with a gold position
         self.gold = gold[self.has_gold]
@@ -568,7 +581,6 @@ class Saddle:
         return max(0.0, math.log(level / abs(projection)) / self.rate)
 
 
-_SADDLES: dict = {}
 _MAX_COUPLING = 25_000_000  # entries of the dense (T·L) × (Vout·Vin) coupling matrix
 
 
@@ -599,11 +611,9 @@ def saddle(task, heads: int = 1, samples: int = 4000, seed: int = 0) -> Saddle:
             f"saddle: the coupling matrix would have T·L·Vout·Vin = {T * L * Vin * Vout:,} entries "
             f"(at most {_MAX_COUPLING:,})"
         )
-    key = None
-    if getattr(task, "x", None) is None:  # built-in tasks are fixed by their spec
-        key = (json.dumps(task.spec(), sort_keys=True), heads, samples, seed)
-        if key in _SADDLES:
-            return _SADDLES[key]
+    key = _cache_key(task, "saddle", heads, samples, seed)
+    if key is not None and key in _CACHE:
+        return _CACHE[key]
     K = np.empty((T, L, Vout, Vin))
     for t in range(T):
         for l in range(L):  # noqa: E741
@@ -634,7 +644,7 @@ def saddle(task, heads: int = 1, samples: int = 4000, seed: int = 0) -> Saddle:
         task=task.spec(),
     )
     if key is not None:
-        _SADDLES[key] = result
+        _CACHE[key] = result
     return result
 
 

@@ -20,27 +20,16 @@ import attnsim as at
 from attnsim import metrics, theory
 
 from .strategies import data_tasks
-from .test_theory_rates import _enumerate
+from .test_theory_rates import _enumerate, model_grads
 
 TAU = 1e-4
-
-
-def _grads(task, x, y, U, b=None, attention="positional", heads=1, S=None):
-    cfg = at.ModelConfig(task.vocab_in, task.vocab_out, task.src_len, task.tgt_len, heads=heads, attention=attention)
-    params = at.init_params(cfg, 0, 0.0)
-    params["U"][:] = U
-    if b is not None:
-        params["b"][:] = b
-    if S is not None:
-        params["S"][:] = S
-    return at.loss_and_grad(cfg, params, x, y)
 
 
 def test_bias_rate_is_minus_the_bias_gradient_at_zero():
     x = np.array([[0, 1, 2], [2, 2, 1], [1, 0, 0]])
     y = np.array([[1, 1], [0, 3], [3, 3]])
     task = at.tasks.from_arrays(x, y, vocab_in=3, vocab_out=4)
-    _, g = _grads(task, x, y, np.zeros((4, 3)))
+    g = model_grads(task, x, y, np.zeros((4, 3)))
     assert np.allclose(-g["b"], theory.bias_rate(task), rtol=0, atol=1e-15)
     assert np.all(theory.bias_rate(at.tasks.copy(7, 4)) == 0)  # uniform targets: no bias signal
 
@@ -50,8 +39,8 @@ def test_content_rate_on_data_equals_the_first_order_gradient_on_A(task):
     x, y, T, L, Vin = task.x, task.y, task.tgt_len, task.src_len, task.vocab_in
     G = theory.stage1_rate(task)
     Nrate = theory.stage2_content_rate(task)
-    plus = _grads(task, x, y, TAU * G, attention="content")[1]["A"][0]
-    minus = _grads(task, x, y, -TAU * G, attention="content")[1]["A"][0]
+    plus = model_grads(task, x, y, TAU * G, attention="content")["A"][0]
+    minus = model_grads(task, x, y, -TAU * G, attention="content")["A"][0]
     slope = -(plus - minus) / (2 * TAU) * (T * L)
     assert Nrate.shape == (T, Vin)
     scale = max(np.max(np.abs(G)), 1e-300)
@@ -135,7 +124,7 @@ def test_saddle_direction_is_an_unstable_eigenvector_of_the_population_gradient(
     assert np.sum(sad.U**2) + np.sum(sad.S**2) == pytest.approx(1.0, rel=1e-12)
     x, y = _enumerate(task)
     r = 1e-4
-    _, g = _grads(task, x, y, r * sad.U, heads=heads, S=r * sad.S)
+    g = model_grads(task, x, y, r * sad.U, heads=heads, S=r * sad.S)
     for h in range(heads):
         got = np.concatenate([-g["U"][h].ravel(), -g["S"][h].ravel()])
         want = sad.rate * r * np.concatenate([sad.U.ravel(), sad.S.ravel()])

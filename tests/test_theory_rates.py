@@ -35,12 +35,23 @@ def _enumerate(task):
     return x, x[:, task.order]
 
 
-def _population_grads(task, x, y, U):
-    cfg = at.ModelConfig(task.vocab_in, task.vocab_out, task.src_len, task.tgt_len, attention="positional")
+def model_grads(task, x, y, U, weights=None, attention="positional", heads=1, S=None, b=None):
+    """Gradients of the model at U (every head), S and b (zero when not given) on the
+    sequences (x, y): their mean, or with ``weights`` their probability-weighted sum."""
+    cfg = at.ModelConfig(task.vocab_in, task.vocab_out, task.src_len, task.tgt_len, heads=heads, attention=attention)
     params = at.init_params(cfg, 0, 0.0)
-    params["U"][0] = U
-    _, grads = at.loss_and_grad(cfg, params, x, y)
-    return grads
+    params["U"][:] = U
+    if S is not None:
+        params["S"][:] = S
+    if b is not None:
+        params["b"][:] = b
+    if weights is None:
+        return at.loss_and_grad(cfg, params, x, y)[1]
+    total = {k: np.zeros_like(v) for k, v in params.items()}
+    for xi, yi, wi in zip(x, y, weights, strict=True):
+        for k, g in at.loss_and_grad(cfg, params, xi[None], yi[None])[1].items():
+            total[k] += wi * g
+    return total
 
 
 def _rel(a, b):
@@ -60,7 +71,7 @@ BUILTIN = [
 def test_stage1_rate_is_minus_the_population_gradient_at_zero(task):
     x, y = _enumerate(task)
     G = theory.stage1_rate(task)
-    g = _population_grads(task, x, y, np.zeros_like(G))
+    g = model_grads(task, x, y, np.zeros_like(G))
     assert G.shape == (task.vocab_out, task.vocab_in)
     assert np.max(np.abs(-g["U"][0] - G)) <= 1e-12 * max(np.max(np.abs(G)), 1.0)
 
@@ -71,8 +82,8 @@ def test_stage2_rate_is_the_first_order_attention_gradient(task):
     G = theory.stage1_rate(task)
     M = theory.stage2_rate(task)
     T, L = task.tgt_len, task.src_len
-    plus = _population_grads(task, x, y, TAU * G)["S"][0]
-    minus = _population_grads(task, x, y, -TAU * G)["S"][0]
+    plus = model_grads(task, x, y, TAU * G)["S"][0]
+    minus = model_grads(task, x, y, -TAU * G)["S"][0]
     slope = -(plus - minus) / (2 * TAU) * (T * L)  # −∂S/∂τ at τ = 0, times T·L
     assert M.shape == (T, L)
     assert _rel(slope, M) <= 1e-6
@@ -91,11 +102,11 @@ def test_permutation_copy_has_no_stage1_or_stage2_signal():
 def test_rates_on_random_data_equal_full_batch_gradients(task):
     T, L, Vin, Vout = task.tgt_len, task.src_len, task.vocab_in, task.vocab_out
     G = theory.stage1_rate(task)
-    g0 = _population_grads(task, task.x, task.y, np.zeros((Vout, Vin)))
+    g0 = model_grads(task, task.x, task.y, np.zeros((Vout, Vin)))
     assert np.max(np.abs(-g0["U"][0] - G)) <= 1e-12 * max(np.max(np.abs(G)), 1.0)
     M = theory.stage2_rate(task)
-    plus = _population_grads(task, task.x, task.y, TAU * G)["S"][0]
-    minus = _population_grads(task, task.x, task.y, -TAU * G)["S"][0]
+    plus = model_grads(task, task.x, task.y, TAU * G)["S"][0]
+    minus = model_grads(task, task.x, task.y, -TAU * G)["S"][0]
     slope = -(plus - minus) / (2 * TAU) * (T * L)
     scale = max(np.max(np.abs(M)), np.max(np.abs(G)))  # M averages entries of Ḡ
     assert np.max(np.abs(slope - M)) <= 1e-6 * scale
@@ -145,17 +156,6 @@ def _weighted_population(task):
     return x, y, w
 
 
-def _weighted_grads(task, x, y, w, U, attention):
-    cfg = at.ModelConfig(task.vocab_in, task.vocab_out, task.src_len, task.tgt_len, attention=attention)
-    params = at.init_params(cfg, 0, 0.0)
-    params["U"][0] = U
-    total = None
-    for xi, yi, wi in zip(x, y, w, strict=True):
-        _, g = at.loss_and_grad(cfg, params, xi[None], yi[None])
-        total = {k: wi * v for k, v in g.items()} if total is None else {k: total[k] + wi * g[k] for k in g}
-    return total
-
-
 @pytest.mark.parametrize(
     "task",
     [at.tasks.translate(3, 3, 2, zipf=1.0, noise=0.2, order="reverse"), at.tasks.translate(4, 2, 2, zipf=0.5)],
@@ -164,13 +164,13 @@ def _weighted_grads(task, x, y, w, U, attention):
 def test_translate_rates_equal_exact_population_gradients(task):
     x, y, w = _weighted_population(task)
     G = theory.stage1_rate(task)
-    g0 = _weighted_grads(task, x, y, w, np.zeros_like(G), "positional")
+    g0 = model_grads(task, x, y, np.zeros_like(G), w, "positional")
     assert np.max(np.abs(-g0["U"][0] - G)) <= 1e-12 * max(np.max(np.abs(G)), 1.0)
     assert np.allclose(-g0["b"], theory.bias_rate(task), rtol=0, atol=1e-14)
     M = theory.stage2_rate(task)
     T, L = task.tgt_len, task.src_len
-    plus = _weighted_grads(task, x, y, w, TAU * G, "positional")["S"][0]
-    minus = _weighted_grads(task, x, y, w, -TAU * G, "positional")["S"][0]
+    plus = model_grads(task, x, y, TAU * G, w, "positional")["S"][0]
+    minus = model_grads(task, x, y, -TAU * G, w, "positional")["S"][0]
     assert _rel(-(plus - minus) / (2 * TAU) * (T * L), M) <= 1e-6
 
 
@@ -180,10 +180,10 @@ def test_keyword_rates_equal_exact_population_gradients():
     task = at.tasks.keyword(4, 3, keywords=1)
     x, y, w = _weighted_population(task)
     G = theory.stage1_rate(task)
-    g0 = _weighted_grads(task, x, y, w, np.zeros_like(G), "both")
+    g0 = model_grads(task, x, y, np.zeros_like(G), w, "both")
     assert np.max(np.abs(-g0["U"][0] - G)) <= 1e-12 * max(np.max(np.abs(G)), 1.0)
-    plus = _weighted_grads(task, x, y, w, TAU * G, "both")
-    minus = _weighted_grads(task, x, y, w, -TAU * G, "both")
+    plus = model_grads(task, x, y, TAU * G, w, "both")
+    minus = model_grads(task, x, y, -TAU * G, w, "both")
     L = task.src_len
     slope_S = -(plus["S"][0] - minus["S"][0]) / (2 * TAU) * L
     assert np.max(np.abs(slope_S - theory.stage2_rate(task))) <= 1e-6 * np.max(np.abs(G))  # both ~0: no position leads
