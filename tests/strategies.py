@@ -47,6 +47,16 @@ def rel_err(got: dict, want: dict, floor: float = 1e-4) -> float:
     return max(float(np.max(np.abs(np.asarray(got[k], np.float64) - want[k]))) for k in want) / scale
 
 
+def rounding_err(got: dict, want: dict) -> float:
+    """`rel_err` for two evaluations of the same sums in different orders (kernel against
+    oracle, a model against its relabelled twin). Their difference is rounding,
+    eps·(size of the summed terms), not eps·(size of the result): a gradient that cancels
+    to exactly 0 in one order is ~1e-16 in the other. Terms are probabilities times
+    parameters drawn O(0.1..1), so the scale floor is 1e-2, and a tolerance of 1e-12 still
+    fails any real mismatch larger than 1e-14 absolute."""
+    return rel_err(got, want, floor=1e-2)
+
+
 @st.composite
 def data_tasks(draw, max_seqs=40, max_len=5, max_tgt=4, max_vin=7, max_vout=6):
     """A `from_arrays` task of random sequences: its statistics are exact for its data."""
