@@ -5,19 +5,24 @@ from . import metrics, tasks, theory
 from ._compare import compare
 from ._config import ModelConfig
 from ._model import forward, init_params, loss_and_grad
-from ._train import Run, load_run, train
+from ._sweep import SweepTable, load_spec, sweep
+from ._train import Run, load_run, train, train_many
 
 __all__ = [
     "ModelConfig",
     "Run",
+    "SweepTable",
     "compare",
     "forward",
     "init_params",
     "load_run",
+    "load_spec",
     "loss_and_grad",
     "metrics",
+    "sweep",
     "tasks",
     "theory",
     "train",
+    "train_many",
 ]
 __version__ = "0.1.0"

@@ -33,7 +33,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from ._config import (
     LAY_D,
@@ -57,7 +57,7 @@ CACHE = os.environ.get("ATTNSIM_NUMBA_CACHE", "1") != "0"
 FASTMATH = {"contract"}
 FASTMATH_REDUCE = {"contract", "reassoc"}  # `_gemm_acc_nt` only
 
-# Optimizer codes understood by train_chunk.
+# Optimizer codes understood by train_runs.
 OPT_SGD = 0  # plain gradient step (used for both "gd" and "sgd")
 OPT_ADAM = 1
 
@@ -950,8 +950,11 @@ def partial_shuffle(u, vocab, out):
 
 
 @njit(fastmath=FASTMATH, cache=CACHE)
-def train_chunk(xs, ys, golds, theta, m1, m2, lay, hyper, opt, step0, update_last, log_flags, out_loss, out_metrics):
-    """Run ``K = len(log_flags)`` steps of training in place on ``theta``.
+def _train_steps(
+    xs, ys, golds, theta, m1, m2, lay, hyper, opt, step0, update_last, log_flags, out_loss, out_metrics, ws, grad
+):
+    """One run of `train_runs`: ``K = len(log_flags)`` steps of training in place on
+    ``theta``, with the workspace ``ws`` (`_alloc_ws`) and the gradient buffer ``grad``.
 
     Step k evaluates the loss at the current parameters on batch ``xs[k]`` (or on
     ``xs[0]`` for every k when ``xs`` holds a single batch: gradient descent on a fixed
@@ -967,8 +970,6 @@ def train_chunk(xs, ys, golds, theta, m1, m2, lay, hyper, opt, step0, update_las
     Returns the number of steps whose loss was finite; training stops at the first
     non-finite loss and leaves ``theta`` as it was at that step.
     """
-    ws = _alloc_ws(lay, theta, xs.shape[1])
-    grad = np.zeros_like(theta)
     lr, wd, beta1, beta2, eps = hyper[0], hyper[1], hyper[2], hyper[3], hyper[4]
     K = log_flags.shape[0]
     P = theta.shape[0]
@@ -1008,3 +1009,61 @@ def train_chunk(xs, ys, golds, theta, m1, m2, lay, hyper, opt, step0, update_las
             for i in range(P):
                 theta[i] -= lr * grad[i]
     return K
+
+
+@njit(fastmath=FASTMATH, cache=CACHE, parallel=True, nogil=True)
+def train_runs(
+    xs,
+    ys,
+    golds,
+    thetas,
+    m1s,
+    m2s,
+    lay,
+    hypers,
+    opts,
+    step0,
+    update_last,
+    log_flags,
+    active,
+    out_loss,
+    out_metrics,
+    done,
+):
+    """The step loop of R independent runs with the same shapes, in parallel over runs.
+
+    Run r trains ``thetas[r]`` (moments ``m1s[r], m2s[r]``) on its own data ``xs[r], ys[r],
+    golds[r]`` (shape (K or 1, B, ·)) with ``hypers[r]`` and ``opts[r]``, writing
+    ``out_loss[r]``, ``out_metrics[r]`` and the number of finite steps to ``done[r]``
+    (see `_train_steps`); runs with ``active[r]`` false are left alone (``done[r] = 0``).
+
+    Every run is computed start to finish by one thread with its own workspace, by the
+    same compiled code whatever R and the number of threads, so a run gives the same
+    bits alone (R = 1, which is how `train` calls it) or among others.
+    """
+    R = thetas.shape[0]
+    B = xs.shape[2]
+    for r in prange(R):
+        if not active[r]:
+            done[r] = 0
+            continue
+        ws = _alloc_ws(lay, thetas[r], B)
+        grad = np.zeros(thetas.shape[1], thetas.dtype)
+        done[r] = _train_steps(
+            xs[r],
+            ys[r],
+            golds[r],
+            thetas[r],
+            m1s[r],
+            m2s[r],
+            lay,
+            hypers[r],
+            opts[r],
+            step0,
+            update_last,
+            log_flags,
+            out_loss[r],
+            out_metrics[r],
+            ws,
+            grad,
+        )

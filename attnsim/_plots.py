@@ -209,3 +209,60 @@ def theory_figure(panels, curves, title: str = "") -> Figure:
     if title:
         fig.suptitle(title)
     return fig
+
+
+def phase_diagram(summary: dict) -> Figure:
+    """Success rate and median time to learn over the sweep's two main axes; where the
+    saddle applies, each cell also shows the rate its projections predict."""
+    xs, ys = summary["x_values"], summary["y_values"]
+    cells = {(repr(c["x"]), repr(c["y"])): c for c in summary["cells"]}
+
+    def grid(key):
+        return np.array([[_nan(cells[(repr(xv), repr(yv))][key]) for xv in xs] for yv in ys], dtype=np.float64).reshape(
+            len(ys), len(xs)
+        )
+
+    rate, pred, t_learn = grid("success_rate"), grid("predicted_success_rate"), grid("median_time_to_learn")
+    fig = Figure(figsize=(11, 0.6 * len(ys) + 3.4))
+    ax_rate, ax_time = fig.subplots(1, 2)
+    xlabel = summary["x"] or ""
+    ylabel = summary["y"] or ""
+    panels = [
+        (ax_rate, rate, "success rate (fraction of runs)", "RdYlGn", (0, 1)),
+        (ax_time, t_learn, "median time to learn (steps, successful runs)", "viridis", None),
+    ]
+    for ax, values, label, cmap, lim in panels:
+        finite = values[np.isfinite(values)]
+        vmin, vmax = lim if lim else ((finite.min(), finite.max()) if finite.size else (0, 1))
+        im = ax.imshow(values, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto", origin="lower")
+        fig.colorbar(im, ax=ax, label=label)
+        ax.set_xticks(range(len(xs)), [_tick(v) for v in xs])
+        ax.set_yticks(range(len(ys)), [_tick(v) for v in ys])
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        for i in range(len(ys)):
+            for j in range(len(xs)):
+                v = values[i, j]
+                text = "—" if not np.isfinite(v) else (f"{v:.2f}" if ax is ax_rate else f"{v:.0f}")
+                if ax is ax_rate and np.isfinite(pred[i, j]):
+                    text += f"\ntheory {pred[i, j]:.2f}"
+                ax.text(
+                    j, i, text, ha="center", va="center", fontsize=8,
+                    bbox=dict(boxstyle="round,pad=0.2", facecolor="white", alpha=0.75, lw=0),
+                )  # fmt: skip
+    has_theory = np.isfinite(pred).any()
+    ax_rate.set_title(
+        "success rate: simulation" + ("\n(theory: fraction of inits with saddle projection > 0)" if has_theory else "")
+    )
+    ax_time.set_title("time to learn (token and attention accuracy ≥ 0.95)")
+    pooled = f"; pooled over {', '.join(summary['pooled'])} and seeds" if summary["pooled"] else "; pooled over seeds"
+    fig.suptitle(f"sweep of {summary['task']} ({summary['optimizer']}), {summary['runs']} runs{pooled}", y=1.06)
+    return fig
+
+
+def _nan(v):
+    return np.nan if v is None else v
+
+
+def _tick(v):
+    return "" if v is None else (f"{v:g}" if isinstance(v, float) else str(v))

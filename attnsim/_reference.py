@@ -139,7 +139,7 @@ def train_steps(cfg, params, batches, optimizer, lr, weight_decay=0.0, betas=(0.
     """Plain-NumPy training loop: one update per (x, y) in ``batches``.
 
     Returns the list of losses before each update and the final parameters. The
-    oracle of ``_kernels.train_chunk`` and the "plain NumPy" line of the benchmarks.
+    oracle of ``_kernels.train_runs`` (one run) and the "plain NumPy" line of the benchmarks.
     """
     params = {k: np.array(v, np.float64) for k, v in params.items()}
     m1 = {k: np.zeros_like(v) for k, v in params.items()}
@@ -266,38 +266,56 @@ def _check_gemm_nt(rng):
     return [(C, C0 + np.einsum("mk,nk->mn", A, B))]
 
 
-def _check_train_chunk(rng):
+def _check_train_runs(rng):
+    """R runs of one config, each with its own data, optimizer, lr and weight decay, one
+    of them inactive; every active run against the oracle's loop."""
     cfg = random_config(rng)
-    params = random_params(cfg, rng, scale=0.3)
-    optimizer = str(rng.choice(["sgd", "adam"]))
-    lr = 0.1 if optimizer == "sgd" else 0.02
-    wd = float(rng.choice([0.0, 0.01]))
-    n_steps, B = 4, int(rng.integers(1, 5))
-    data = [random_batch(cfg, rng, B) for _ in range(n_steps)]
-    xs = np.stack([d[0] for d in data])
-    ys = np.stack([d[1] for d in data])
-    golds = np.stack([d[2] for d in data])
-    theta = flat(cfg, params)
-    m1, m2 = np.zeros_like(theta), np.zeros_like(theta)
-    out_loss = np.zeros(n_steps)
-    out_met = np.zeros((n_steps, K.n_metrics(cfg.heads)))
-    hyper = np.array([lr, wd, 0.9, 0.999, 1e-8])
-    opt = K.OPT_ADAM if optimizer == "adam" else K.OPT_SGD
-    K.train_chunk(
-        xs, ys, golds, theta, m1, m2, layout(cfg), hyper, opt, 0, True, np.ones(n_steps, np.bool_), out_loss, out_met
-    )
-    losses, final = train_steps(cfg, params, [(d[0], d[1]) for d in data], optimizer, lr, wd)
-    pairs = [(out_loss, np.array(losses))] + [(unflat(cfg, theta)[k], final[k]) for k in final]
-    # the metrics row of the first step, against the oracle's metrics
-    met = batch_metrics(cfg, params, data[0][0], data[0][1], data[0][2])
+    R, n_steps, B = int(rng.integers(1, 4)), 4, int(rng.integers(1, 5))
+    runs = []
+    for _ in range(R):
+        optimizer = str(rng.choice(["sgd", "adam"]))
+        runs.append(
+            dict(
+                params=random_params(cfg, rng, scale=0.3),
+                optimizer=optimizer,
+                lr=(0.1 if optimizer == "sgd" else 0.02) * float(rng.uniform(0.5, 1.5)),
+                wd=float(rng.choice([0.0, 0.01])),
+                data=[random_batch(cfg, rng, B) for _ in range(n_steps)],
+            )
+        )
+    active = np.ones(R + 1, np.bool_)
+    active[R] = False  # a copy of run 0, switched off: must stay untouched
+    runs.append(runs[0])
+    xs, ys, golds = (np.stack([np.stack([d[i] for d in run["data"]]) for run in runs]) for i in range(3))
+    thetas = np.stack([flat(cfg, run["params"]) for run in runs])
+    m1s, m2s = np.zeros_like(thetas), np.zeros_like(thetas)
+    hypers = np.array([[run["lr"], run["wd"], 0.9, 0.999, 1e-8] for run in runs])
+    opts = np.array([K.OPT_ADAM if run["optimizer"] == "adam" else K.OPT_SGD for run in runs], np.int64)
+    out_loss = np.zeros((R + 1, n_steps))
+    out_met = np.zeros((R + 1, n_steps, K.n_metrics(cfg.heads)))
+    done = np.full(R + 1, -1, np.int64)
+    before = thetas[R].copy()
+    K.train_runs(
+        xs, ys, golds, thetas, m1s, m2s, layout(cfg), hypers, opts, 0, True, np.ones(n_steps, np.bool_), active,
+        out_loss, out_met, done,
+    )  # fmt: skip
+    pairs = [(done.astype(np.float64), np.array([n_steps] * R + [0], np.float64)), (thetas[R], before)]
     H = cfg.heads
-    got = out_met[0]
-    pairs += [
-        (got[K.MET_ACC], met["acc"]),
-        (got[K.MET_KTIW], met["ktiw_acc"]),
-        (got[K.MET_HEADS : K.MET_HEADS + H], met["head_attn_acc"]),
-        (got[K.MET_HEADS + H : K.MET_HEADS + 2 * H], met["head_gold_mass"]),
-    ]
+    for r, run in enumerate(runs[:R]):
+        losses, final = train_steps(
+            cfg, run["params"], [(d[0], d[1]) for d in run["data"]], run["optimizer"], run["lr"], run["wd"]
+        )
+        pairs += [(out_loss[r], np.array(losses))] + [(unflat(cfg, thetas[r])[k], final[k]) for k in final]
+        # the metrics row of the first step, against the oracle's metrics
+        d0 = run["data"][0]
+        met = batch_metrics(cfg, run["params"], d0[0], d0[1], d0[2])
+        got = out_met[r, 0]
+        pairs += [
+            (got[K.MET_ACC], met["acc"]),
+            (got[K.MET_KTIW], met["ktiw_acc"]),
+            (got[K.MET_HEADS : K.MET_HEADS + H], met["head_attn_acc"]),
+            (got[K.MET_HEADS + H : K.MET_HEADS + 2 * H], met["head_gold_mass"]),
+        ]
     return pairs
 
 
@@ -330,6 +348,6 @@ REGISTRY = {
     "exp_shifted": _check_exp,
     "gemm_acc": _check_gemm,
     "gemm_acc_nt": _check_gemm_nt,
-    "train_chunk": _check_train_chunk,
+    "train_runs": _check_train_runs,
     "partial_shuffle": _check_partial_shuffle,
 }

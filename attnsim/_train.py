@@ -1,6 +1,6 @@
 """Training (DESIGN §3): ``train`` and the ``Run`` it returns.
 
-The step loop runs compiled (`_kernels.train_chunk`) over chunks of steps; the data of
+The step loop runs compiled (`_kernels.train_runs`) over chunks of steps; the data of
 a chunk is drawn in bulk from the run's data stream, in chunks whose size depends on
 the shapes and the batch only. So a run is a prefix of any longer run with the same
 seed, and the same seed gives the same bits.
@@ -13,12 +13,14 @@ update. τ = lr · step.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import logging
 import math
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -36,6 +38,8 @@ log = logging.getLogger("attnsim")
 
 OPTIMIZERS = ("gd", "sgd", "adam")
 CHUNK_ELEMS = 1 << 18  # token ids drawn per chunk of steps (bounds memory)
+# Numba's default "workqueue" threading layer must not be entered by two threads at once.
+_KERNEL_LOCK = threading.Lock()
 HISTORY_KEYS = ("step", "tau", "loss", "acc", "attn_acc", "gold_mass", "ktiw_acc", "head_attn_acc", "head_gold_mass")
 
 
@@ -246,13 +250,13 @@ def check_compatible(cfg: ModelConfig, task: Task) -> None:
 
 def kernels_cached() -> bool:
     """Whether the compiled step loop is already in this process or in Numba's cache."""
-    if K.train_chunk.signatures:
+    if K.train_runs.signatures:
         return True
     try:
-        cache_dir = K.train_chunk._cache._cache_path
+        cache_dir = K.train_runs._cache._cache_path
     except AttributeError:  # pragma: no cover - numba internals changed
         return True
-    return bool(glob.glob(os.path.join(cache_dir, "_kernels.train_chunk-*.nbi")))
+    return bool(glob.glob(os.path.join(cache_dir, "_kernels.train_runs-*.nbi")))
 
 
 def train(
@@ -290,6 +294,66 @@ def train(
     A run whose loss becomes non-finite stops there with ``status == "diverged"`` and
     keeps its history up to that point.
     """
+    steps, batch, log_every = _check_shared(cfg, task, optimizer, steps, batch, log_every)
+    settings = _run_settings(optimizer, lr, steps, batch, seed, scale, log_every, weight_decay, betas, eps, params)
+    start = init_params(cfg, seed, scale) if params is None else check_params(cfg, params)
+    (run,) = _train_group(
+        cfg, task, optimizer, steps, batch, log_every, [settings], [start], snapshots=snapshots, progress=progress
+    )
+    return run
+
+
+def train_many(
+    cfg: ModelConfig,
+    task: Task,
+    seeds,
+    optimizer: str = "adam",
+    lr=0.05,
+    steps: int = 300,
+    batch: int = 128,
+    scale=0.01,
+    log_every: int = 10,
+    weight_decay=0.0,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    threads: int | None = None,
+    progress: bool = False,
+) -> list[Run]:
+    """Train independent runs of the same shapes in one compiled call, in parallel over
+    runs on ``threads`` cores (default: all of Numba's threads).
+
+    ``seeds`` is a sequence of seeds, one run each; ``lr``, ``scale`` and
+    ``weight_decay`` are one value for all runs or a sequence with one per run. Run r
+    is bit for bit ``train(cfg, task, optimizer, lr[r], steps, batch, seeds[r],
+    scale[r], log_every, weight_decay[r], betas, eps)``, whatever the other runs and the
+    number of threads.
+    """
+    steps, batch, log_every = _check_shared(cfg, task, optimizer, steps, batch, log_every)
+    seeds = list(seeds) if not isinstance(seeds, (int, np.integer)) else None
+    if not seeds:
+        raise ValueError("seeds must be a non-empty sequence of seeds, one per run")
+    R = len(seeds)
+
+    def per_run(name, value):
+        if isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__len__"):
+            return [value] * R
+        if len(value) != R:
+            raise ValueError(f"{name} has {len(value)} values for {R} seeds")
+        return list(value)
+
+    lrs, scales, wds = per_run("lr", lr), per_run("scale", scale), per_run("weight_decay", weight_decay)
+    settings = [
+        _run_settings(optimizer, lrs[r], steps, batch, seeds[r], scales[r], log_every, wds[r], betas, eps, None)
+        for r in range(R)
+    ]
+    starts = [init_params(cfg, seeds[r], scales[r]) for r in range(R)]
+    return _train_group(
+        cfg, task, optimizer, steps, batch, log_every, settings, starts, threads=threads, progress=progress
+    )
+
+
+def _check_shared(cfg, task, optimizer, steps, batch, log_every) -> tuple[int, int, int]:
+    """Validate what the runs of a group share (their shapes and schedule)."""
     if not isinstance(cfg, ModelConfig):
         raise ValueError(f"cfg must be an attnsim.ModelConfig, got {type(cfg).__name__}")
     if not isinstance(task, Task):
@@ -297,10 +361,16 @@ def train(
     check_compatible(cfg, task)
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
+    return (
+        _check_number("steps", steps, 0, integer=True),
+        _check_number("batch", batch, 1, integer=True),
+        _check_number("log_every", log_every, 1, integer=True),
+    )
+
+
+def _run_settings(optimizer, lr, steps, batch, seed, scale, log_every, weight_decay, betas, eps, params) -> dict:
+    """Validate one run's settings and return them as ``Run.settings``."""
     lr = _check_number("lr", lr, 0, strict=True)
-    steps = _check_number("steps", steps, 0, integer=True)
-    batch = _check_number("batch", batch, 1, integer=True)
-    log_every = _check_number("log_every", log_every, 1, integer=True)
     weight_decay = _check_number("weight_decay", weight_decay, 0)
     b1 = _check_number("betas[0]", betas[0], 0)
     b2 = _check_number("betas[1]", betas[1], 0)
@@ -308,60 +378,80 @@ def train(
         raise ValueError(f"betas must lie in [0, 1), got {betas!r}")
     eps = _check_number("eps", eps, 0, strict=True)
     seed_sequence(seed)
-    start = init_params(cfg, seed, scale) if params is None else check_params(cfg, params)
-
-    settings = {
+    return {
         "optimizer": optimizer,
         "lr": lr,
-        "steps": steps,
-        "batch": batch,
+        "steps": int(steps),
+        "batch": int(batch),
         "seed": int(seed),
         "scale": dict(scale) if isinstance(scale, Mapping) else float(scale),
-        "log_every": log_every,
+        "log_every": int(log_every),
         "weight_decay": weight_decay,
         "betas": [b1, b2],
         "eps": eps,
         "init": "given" if params is not None else "init_params",
     }
+
+
+def _train_group(
+    cfg, task, optimizer, steps, batch, log_every, settings, starts, snapshots=False, threads=None, progress=False
+):
+    """Train R runs of the same shapes and schedule together (`_kernels.train_runs`).
+
+    Run r starts from ``starts[r]`` with the lr, weight decay, betas and eps of
+    ``settings[r]`` (validated, from `_run_settings`) and draws its data from the data
+    stream of its seed, chunk by chunk exactly as a run alone does, so its bits do not
+    depend on the other runs. ``progress`` is a bool (a tqdm bar over steps) or a
+    callable given the number of steps each call advanced.
+    """
     if not kernels_cached():
         log.info("compiling kernels (first run only, about a minute)")
-
     t_start = time.perf_counter()
+    R = len(settings)
+    seeds = [st["seed"] for st in settings]
+    hypers = np.array([[st["lr"], st["weight_decay"], *st["betas"], st["eps"]] for st in settings], np.float64)
+    if snapshots and R != 1:
+        raise ValueError("snapshots are recorded for single runs only")
     lay = layout(cfg)
-    theta = pack(cfg, start)
-    m1 = np.zeros_like(theta)
-    m2 = np.zeros_like(theta)
-    hyper = np.array([lr, weight_decay, b1, b2, eps], dtype=np.float64)
-    opt = K.OPT_ADAM if optimizer == "adam" else K.OPT_SGD
-    H = cfg.heads
-    rng = np.random.default_rng(seed_sequence(seed, STREAM_DATA))
+    thetas = np.stack([pack(cfg, p) for p in starts])
+    m1s = np.zeros_like(thetas)
+    m2s = np.zeros_like(thetas)
+    opts = np.full(R, K.OPT_ADAM if optimizer == "adam" else K.OPT_SGD, dtype=np.int64)
+    H, L, T = cfg.heads, task.src_len, task.tgt_len
+    rngs = [np.random.default_rng(seed_sequence(s, STREAM_DATA)) for s in seeds]
 
     n_forward = steps + 1  # the last forward pass measures the final parameters
     logged = np.zeros(n_forward, dtype=np.bool_)
     logged[::log_every] = True
     logged[-1] = True
     chunk = chunk_steps(task, batch)
-    fixed = None
-    if optimizer == "gd":
-        x, y, g = task.sample(rng, batch)
-        fixed = (x[None], y[None], g[None])
-    elif task.gold_constant is not None:  # the same gold alignment for every sequence: build it once
-        gold_chunk = np.ascontiguousarray(np.broadcast_to(task.gold_constant, (chunk, batch, task.tgt_len)))
+    if optimizer == "gd":  # one fixed batch per run, drawn once
+        per_run = [task.sample(rng, batch) for rng in rngs]
+        fixed = tuple(np.stack([d[i] for d in per_run])[:, None] for i in range(3))
+    else:
+        fixed = None
+        xs = np.zeros((R, chunk, batch, L), np.int64)
+        ys = np.zeros((R, chunk, batch, T), np.int64)
+        gs = np.zeros((R, chunk, batch, T), np.int64)
+        if task.gold_constant is not None:  # the same gold alignment for every sequence: set it once
+            gs[:] = task.gold_constant
 
-    rows_step, rows_loss, rows_met = [], [], []
+    active = np.ones(R, dtype=np.bool_)
+    rows = [([], [], []) for _ in range(R)]  # per run: steps, losses, metric rows
+    status, message = ["finished"] * R, [""] * R
     snaps = {"step": [], "U": [], "b": [], "alpha": []} if snapshots else None
-    status, message = "finished", ""
     bar = _progress(steps, progress)
     pos = 0
     try:
-        while pos < n_forward:
+        while pos < n_forward and active.any():
             K_ = min(chunk, n_forward - pos)
             if fixed is None:
-                x, y, g = task.draw(rng, chunk * batch)  # a whole chunk, always
-                g = gold_chunk if g is None else g.reshape(chunk, batch, -1)
-                data = (x.reshape(chunk, batch, -1), y.reshape(chunk, batch, -1), g)
-            else:
-                data = fixed
+                for r in np.flatnonzero(active):
+                    x, y, g = task.draw(rngs[r], chunk * batch)  # a whole chunk, always
+                    xs[r] = x.reshape(chunk, batch, L)
+                    ys[r] = y.reshape(chunk, batch, T)
+                    if g is not None:
+                        gs[r] = g.reshape(chunk, batch, T)
             # with snapshots, calls are split at logged steps, and the snapshot is taken
             # before that step's update; the kernel keeps no state between calls, so
             # the bits are the same either way
@@ -370,41 +460,91 @@ def train(
                 n_here = b - a
                 last_call = pos + b == n_forward
                 flags = logged[pos + a : pos + b].copy()
-                out_loss = np.zeros(n_here)
-                out_met = np.zeros((n_here, K.n_metrics(H)))
-                xs = data[0] if fixed is not None else data[0][a:b]
-                ys = data[1] if fixed is not None else data[1][a:b]
-                gs = data[2] if fixed is not None else data[2][a:b]
+                out_loss = np.zeros((R, n_here))
+                out_met = np.zeros((R, n_here, K.n_metrics(H)))
+                done = np.zeros(R, np.int64)
+                data = fixed or tuple(np.ascontiguousarray(arr[:, a:b]) for arr in (xs, ys, gs))
                 if snaps is not None and flags[0]:
-                    _snapshot(snaps, cfg, theta, xs[0], pos + a)
-                done = K.train_chunk(
-                    xs, ys, gs, theta, m1, m2, lay, hyper, opt, pos + a, not last_call, flags, out_loss, out_met
-                )
-                for k in range(done):
-                    if flags[k]:
-                        rows_step.append(pos + a + k)
-                        rows_loss.append(out_loss[k])
-                        rows_met.append(out_met[k].copy())
-                bar.update(min(done, n_here - int(last_call)))
-                if done < n_here:
-                    bad = pos + a + done
-                    status = "diverged"
-                    message = (
-                        f"the loss became non-finite at step {bad}; lr {lr:g} is probably too large for this setting"
-                    )
-                    log.warning(message)
-                    raise _Stop
+                    _snapshot(snaps, cfg, thetas[0], data[0][0, 0], pos + a)
+                with _KERNEL_LOCK, _numba_threads(threads):
+                    K.train_runs(
+                        *data, thetas, m1s, m2s, lay, hypers, opts, pos + a, not last_call, flags, active,
+                        out_loss, out_met, done,
+                    )  # fmt: skip
+                for r in np.flatnonzero(active):
+                    steps_r, loss_r, met_r = rows[r]
+                    for k in np.flatnonzero(flags[: done[r]]):
+                        steps_r.append(pos + a + k)
+                        loss_r.append(out_loss[r, k])
+                        met_r.append(out_met[r, k].copy())
+                    if done[r] < n_here:
+                        active[r] = False
+                        status[r] = "diverged"
+                        message[r] = (
+                            f"the loss became non-finite at step {pos + a + done[r]}; "
+                            f"lr {hypers[r, 0]:g} is probably too large for this setting"
+                        )
+                        log.warning(message[r])
+                bar.update(n_here - int(last_call))
+                if not active.any():
+                    break
             pos += K_
-    except _Stop:
-        pass
     finally:
         bar.close()
 
+    elapsed = time.perf_counter() - t_start
+    if snaps is not None:
+        snaps = {k: np.array(v) for k, v in snaps.items()}
+    return [
+        Run(
+            cfg=cfg,
+            task=task.spec(),
+            settings=settings[r],
+            history=_history(rows[r], hypers[r, 0], H),
+            params=unpack(cfg, thetas[r]),
+            status=status[r],
+            message=message[r],
+            elapsed=elapsed,
+            snapshots=snaps,
+        )
+        for r in range(R)
+    ]
+
+
+@contextlib.contextmanager
+def _numba_threads(n):
+    """Run the body with ``n`` Numba threads (None: leave the count as it is)."""
+    if n is None:
+        yield
+        return
+    import numba
+
+    n = check_threads(n)
+    before = numba.get_num_threads()
+    numba.set_num_threads(n)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
+
+
+def check_threads(n) -> int:
+    """``n`` as a number of Numba threads: 1 up to the cores Numba was started with."""
+    import numba
+
+    top = numba.config.NUMBA_NUM_THREADS
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= top:
+        raise ValueError(f"threads must be an integer from 1 to {top} (the cores Numba can use), got {n!r}")
+    return int(n)
+
+
+def _history(rows, lr, H) -> dict:
+    rows_step, rows_loss, rows_met = rows
     met = np.array(rows_met).reshape(len(rows_met), K.n_metrics(H))
     heads_acc = met[:, K.MET_HEADS : K.MET_HEADS + H]
     heads_mass = met[:, K.MET_HEADS + H : K.MET_HEADS + 2 * H]
     steps_arr = np.array(rows_step, dtype=np.int64)
-    history = {
+    return {
         "step": steps_arr,
         "tau": lr * steps_arr.astype(np.float64),
         "loss": np.array(rows_loss, dtype=np.float64),
@@ -415,23 +555,6 @@ def train(
         "head_attn_acc": heads_acc.copy(),
         "head_gold_mass": heads_mass.copy(),
     }
-    if snaps is not None:
-        snaps = {k: np.array(v) for k, v in snaps.items()}
-    return Run(
-        cfg=cfg,
-        task=task.spec(),
-        settings=settings,
-        history=history,
-        params=unpack(cfg, theta),
-        status=status,
-        message=message,
-        elapsed=time.perf_counter() - t_start,
-        snapshots=snaps,
-    )
-
-
-class _Stop(Exception):
-    pass
 
 
 def _best_head(acc: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -455,7 +578,9 @@ def _snapshot(snaps, cfg, theta, x, step):
     snaps["alpha"].append(alpha.mean(axis=1))
 
 
-def _progress(total: int, enabled: bool):
+def _progress(total: int, enabled):
+    if callable(enabled):
+        return _Callback(enabled)
     if not enabled:
         return _NoBar()
     from tqdm.auto import tqdm
@@ -469,6 +594,11 @@ class _NoBar:
 
     def close(self):
         pass
+
+
+class _Callback(_NoBar):
+    def __init__(self, fn):
+        self.update = fn
 
 
 def resume_task(run: Run) -> Task:

@@ -131,6 +131,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_theory_setting_args(c)
     _add_training_args(c, "sgd", 10.0, None, "1.5× the predicted time to attend", 256, 0.0)
 
+    sw = sub.add_parser(
+        "sweep",
+        help="a grid of runs from a TOML spec: results.csv as runs finish, resumable, phase diagram",
+        description="Run every combination of the lists in SPEC (sections [task] with a name, [model], "
+        "[train] with seeds = N or a list, optional [plot] x, y) and write DIR/results.csv (one row per run, "
+        "appended as runs finish), DIR/summary.json and DIR/phase.png. A killed sweep loses only the runs "
+        "in flight; --resume finishes it.",
+    )
+    sw.add_argument("spec", metavar="SPEC.toml", help="the sweep spec")
+    sw.add_argument("--out", required=True, metavar="DIR", help="directory for the results")
+    sw.add_argument("--workers", type=_int, default=None, help="cores to train on [all]")
+    sw.add_argument("--resume", action="store_true", help="finish the sweep in DIR without repeating finished runs")
+    sw.add_argument("--scheduler", metavar="ADDRESS", help="send the runs to a Dask scheduler (tcp://host:port)")
+
     g = sub.add_parser(
         "gradcheck",
         help="finite-difference check of every gradient, as a table",
@@ -441,6 +455,23 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    from ._sweep import sweep
+
+    try:
+        table = sweep(args.spec, args.out, workers=args.workers, resume=args.resume, scheduler=args.scheduler)
+    except KeyboardInterrupt:
+        print(
+            f"attnsim: interrupted; finished runs are in {os.path.join(args.out, 'results.csv')}, "
+            "and --resume finishes the sweep",
+            file=sys.stderr,
+        )
+        return 130
+    learned = sum(1 for r in table.rows if r["success"])
+    print(f"{len(table)} runs, {learned} learned; results in {os.path.join(args.out, 'results.csv')}")
+    return 0
+
+
 def cmd_gradcheck(args) -> int:
     from . import _gradcheck
 
@@ -461,7 +492,8 @@ def main(argv=None) -> int:
         log.propagate = False
     try:
         args = build_parser().parse_args(argv)
-        commands = {"run": cmd_run, "theory": cmd_theory, "compare": cmd_compare, "gradcheck": cmd_gradcheck}
+        commands = {"run": cmd_run, "theory": cmd_theory, "compare": cmd_compare, "sweep": cmd_sweep}
+        commands["gradcheck"] = cmd_gradcheck
         return commands[args.command](args)
     except BadInput as err:
         print(f"{err}", file=sys.stderr)

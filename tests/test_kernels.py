@@ -18,7 +18,7 @@ from attnsim._config import layout
 
 from .strategies import cases, rel_err, rounding_err
 
-TOL = {"loss_grad": 1e-12, "forward": 1e-12, "gemm_acc": 1e-12, "gemm_acc_nt": 1e-12, "train_chunk": 1e-9}
+TOL = {"loss_grad": 1e-12, "forward": 1e-12, "gemm_acc": 1e-12, "gemm_acc_nt": 1e-12, "train_runs": 1e-9}
 
 
 def test_registry_covers_every_public_kernel():

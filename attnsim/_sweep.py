@@ -1,0 +1,728 @@
+"""Sweeps: a grid of runs from a TOML spec, trained in groups by the batch-of-runs
+engine, written to ``results.csv`` as they finish, resumable, and runnable on Dask.
+
+A spec has the sections ``[task]`` (with ``name``), ``[model]``, ``[train]`` and an
+optional ``[plot]`` (``x``, ``y``: the axes of the phase diagram). Any value given as a
+list is swept; the grid is the product of the lists, in the order they are written,
+with the seeds innermost. ``seeds = N`` means seeds 0…N−1.
+
+Runs that share their shapes and schedule (task, model, optimizer, steps, batch, …)
+form a group and are trained together in units of a few runs (`train_many`); learning
+rates, init scales and weight decays may differ inside a unit. A run's bits depend on
+its own settings only, so the finished table is the same whether the sweep ran
+serially, on several cores, resumed after a kill, or on a Dask cluster.
+
+Files in the output directory:
+
+* ``sweep.json`` — the spec as parsed (a resume must match it);
+* ``results.csv`` — one row per finished run, appended as units finish, each unit's
+  rows in one ``write`` (a kill loses the runs in flight, never tears a row); when the
+  sweep completes it is rewritten sorted by ``run``;
+* ``summary.json`` and ``phase.png`` — success rate and time to learn over the two
+  main axes, with the theory's prediction where one exists.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+import math
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import tasks as _tasks
+from ._config import ModelConfig
+
+SECTIONS = ("task", "model", "train", "plot")
+MODEL_KEYS = ("heads", "attention", "d_model", "bias", "dtype")
+TRAIN_KEYS = ("optimizer", "lr", "steps", "batch", "scale", "log_every", "weight_decay", "beta1", "beta2", "eps")
+TRAIN_DEFAULTS = {
+    "optimizer": "adam",
+    "lr": 0.05,
+    "steps": 300,
+    "batch": 128,
+    "scale": 0.01,
+    "log_every": 10,
+    "weight_decay": 0.0,
+    "beta1": 0.9,
+    "beta2": 0.999,
+    "eps": 1e-8,
+}
+PER_RUN = ("lr", "scale", "weight_decay")  # may differ between the runs of one unit
+RESULT_COLUMNS = (
+    "status",
+    "success",
+    "time_to_learn",
+    "time_to_attend",
+    "final_loss",
+    "final_acc",
+    "final_attn_acc",
+    "final_gold_mass",
+    "saddle_projection",
+)
+ATTEND_LEVEL = 0.5  # time_to_attend: first logged step with gold attention mass >= this
+FORMAT = "attnsim-sweep/1"
+
+
+# =============================================================================
+# the spec
+# =============================================================================
+
+
+@dataclass(frozen=True)
+class Point:
+    """One run of the grid: its row number, its column values and its settings."""
+
+    run: int
+    values: dict  # column -> value (the parameters as the table shows them)
+    task: dict  # task spec for `tasks.from_spec`
+    model: dict  # ModelConfig keywords besides the task's shapes
+    train: dict  # TRAIN_KEYS -> value
+    seed: int
+
+    def group_key(self) -> str:
+        """Runs with equal keys share shapes and schedule and can be trained together."""
+        shared = {k: v for k, v in self.train.items() if k not in PER_RUN}
+        return json.dumps([self.task, self.model, shared], sort_keys=True)
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A parsed sweep spec. Build it with `load_spec` (a TOML file or a dict)."""
+
+    task: dict
+    model: dict
+    train: dict
+    seeds: tuple
+    plot: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """The spec as plain data (also what ``sweep.json`` holds)."""
+        return {
+            "task": self.task,
+            "model": self.model,
+            "train": {**self.train, "seeds": list(self.seeds)},
+            "plot": self.plot,
+        }
+
+    def _named(self):
+        """(section, key, column name, values list, swept) in spec order."""
+        out = []
+        train_like = set(TRAIN_KEYS) | set(MODEL_KEYS) | {"seed", "run", "task", *RESULT_COLUMNS}
+        for key, value in self.task.items():
+            if key == "name":
+                continue
+            col = f"task_{key}" if key in train_like else key
+            out.append(("task", key, col, value))
+        out += [("model", k, k, v) for k, v in self.model.items()]
+        out += [("train", k, k, v) for k, v in self.train.items()]
+        return [(s, k, c, v if _swept(k, v) else [v], _swept(k, v)) for s, k, c, v in out]
+
+    @property
+    def parameter_columns(self) -> list[str]:
+        return ["task"] + [c for _, _, c, _, _ in self._named()] + ["seed"]
+
+    @property
+    def columns(self) -> list[str]:
+        return ["run"] + self.parameter_columns + list(RESULT_COLUMNS)
+
+    @property
+    def swept(self) -> list[tuple[str, list]]:
+        """The swept axes: (column, values), in spec order."""
+        return [(c, v) for _, _, c, v, s in self._named() if s]
+
+    def points(self) -> list[Point]:
+        named = self._named()
+        out = []
+        for combo in itertools.product(*[v for *_, v, _ in named]):
+            task, model, train, values = {"name": self.task["name"]}, {}, dict(TRAIN_DEFAULTS), {}
+            values["task"] = self.task["name"]
+            for (section, key, col, _, _), value in zip(named, combo, strict=True):
+                {"task": task, "model": model, "train": train}[section][key] = value
+                values[col] = value
+            for seed in self.seeds:
+                out.append(Point(len(out), {**values, "seed": seed}, task, model, train, seed))
+        return out
+
+
+def _swept(key, value) -> bool:
+    return isinstance(value, list)
+
+
+def load_spec(spec, base_dir: str | None = None) -> SweepSpec:
+    """Parse and validate a sweep spec: a path to a TOML file, a dict of sections, or a
+    `SweepSpec`. Every task, model and setting of the grid is built once here, so an
+    impossible value is a ValueError before anything runs."""
+    if isinstance(spec, SweepSpec):
+        return spec
+    if isinstance(spec, (str, os.PathLike)):
+        path = os.fspath(spec)
+        try:
+            with open(path, "rb") as fh:
+                doc = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ValueError(f"{path}: no such spec file") from None
+        except OSError as err:
+            raise ValueError(f"{path}: cannot read the spec ({err.strerror or err})") from None
+        except tomllib.TOMLDecodeError as err:
+            raise ValueError(f"{path}: not valid TOML ({err})") from None
+        base_dir = os.path.dirname(os.path.abspath(path)) if base_dir is None else base_dir
+        where = path
+    elif isinstance(spec, Mapping):
+        doc, where = spec, "spec"
+    else:
+        raise ValueError(f"a sweep spec is a TOML file path or a dict, got {type(spec).__name__}")
+    try:
+        parsed = _parse(doc, base_dir or os.getcwd())
+        _validate(parsed)
+    except ValueError as err:
+        raise ValueError(f"{where}: {err}") from None
+    return parsed
+
+
+def _parse(doc, base_dir) -> SweepSpec:
+    unknown = sorted(set(doc) - set(SECTIONS))
+    if unknown:
+        raise ValueError(f"unknown section [{unknown[0]}]; sections are [{'], ['.join(SECTIONS)}]")
+    for s in SECTIONS:
+        if s in doc and not isinstance(doc[s], Mapping):
+            raise ValueError(f"[{s}] must be a table of settings")
+    task = dict(doc.get("task", {}))
+    if "name" not in task:
+        raise ValueError("[task] needs a name (copy, reorder, translate, keyword or text)")
+    if not isinstance(task["name"], str):
+        raise ValueError(f"[task] name must be one task name (a string), got {task['name']!r}")
+    if task["name"] == "text" and isinstance(task.get("path"), str):
+        task["path"] = os.path.normpath(os.path.join(base_dir, task["path"]))
+    model = dict(doc.get("model", {}))
+    for k in model:
+        if k not in MODEL_KEYS:
+            hint = " (the task sets the shapes)" if k in ("vocab_in", "vocab_out", "src_len", "tgt_len") else ""
+            raise ValueError(f"unknown [model] parameter {k!r}{hint}; known: {', '.join(MODEL_KEYS)}")
+    train = dict(doc.get("train", {}))
+    seeds = train.pop("seeds", 1)
+    for k in train:
+        if k not in TRAIN_KEYS:
+            raise ValueError(f"unknown [train] parameter {k!r}; known: {', '.join(TRAIN_KEYS)}, seeds")
+    if isinstance(seeds, bool) or not isinstance(seeds, (int, list)):
+        raise ValueError(f"seeds must be a count N (seeds 0..N-1) or a list of seeds, got {seeds!r}")
+    if isinstance(seeds, int):
+        if seeds < 1:
+            raise ValueError(f"seeds must be at least 1, got {seeds}")
+        seeds = list(range(seeds))
+    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+        raise ValueError(f"seeds must be non-negative integers, got {seeds!r}")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds repeat a seed: {seeds!r}")
+    plot = dict(doc.get("plot", {}))
+    for k in plot:
+        if k not in ("x", "y"):
+            raise ValueError(f"unknown [plot] setting {k!r}; known: x, y")
+    for section, values in (("task", task), ("model", model), ("train", train)):
+        for k, v in values.items():
+            if isinstance(v, list) and not v:
+                raise ValueError(f"[{section}] {k} is an empty list: nothing to sweep")
+            if isinstance(v, list) and len(set(map(repr, v))) != len(v):
+                raise ValueError(f"[{section}] {k} lists a value twice: {v!r}")
+            if isinstance(v, Mapping) or (isinstance(v, list) and any(isinstance(x, (list, Mapping)) for x in v)):
+                raise ValueError(f"[{section}] {k} must be a value or a list of values, got {v!r}")
+    spec = SweepSpec(task, model, train, tuple(seeds), plot)
+    columns = spec.parameter_columns
+    for k, v in plot.items():
+        if v not in columns:
+            raise ValueError(f"[plot] {k} = {v!r} is not a parameter of the sweep ({', '.join(columns)})")
+    return spec
+
+
+def _validate(spec: SweepSpec) -> None:
+    """Build every distinct task, config and setting of the grid once."""
+    from ._train import _check_shared, _run_settings
+
+    seen = set()
+    for p in spec.points()[:: len(spec.seeds)]:
+        key = p.group_key() + json.dumps(p.train, sort_keys=True)
+        if key in seen:
+            continue
+        seen.add(key)
+        task = _build_task(p.task)
+        cfg = _build_config(task, p.model)
+        t = p.train
+        steps, batch, log_every = _check_shared(cfg, task, t["optimizer"], t["steps"], t["batch"], t["log_every"])
+        _run_settings(
+            t["optimizer"], t["lr"], steps, batch, 0, t["scale"], log_every, t["weight_decay"],
+            (t["beta1"], t["beta2"]), t["eps"], None,
+        )  # fmt: skip
+        if not isinstance(t["scale"], (int, float)) or isinstance(t["scale"], bool) or t["scale"] < 0:
+            raise ValueError(f"scale must be a number >= 0, got {t['scale']!r}")
+
+
+_TASK_CACHE: dict = {}
+
+
+def _build_task(spec: dict):
+    key = json.dumps(spec, sort_keys=True)
+    if key not in _TASK_CACHE:
+        if len(_TASK_CACHE) > 64:
+            _TASK_CACHE.clear()
+        _TASK_CACHE[key] = _tasks.from_spec(dict(spec))
+    return _TASK_CACHE[key]
+
+
+def _build_config(task, model: dict) -> ModelConfig:
+    try:
+        return ModelConfig.for_task(task, **model)
+    except TypeError as err:
+        raise ValueError(str(err)) from None
+
+
+# =============================================================================
+# running one unit (locally or on a Dask worker)
+# =============================================================================
+
+
+def run_unit(unit: dict, threads: int | None = None, progress=None) -> list[dict]:
+    """Train the runs of one unit (same group) and return their result rows.
+
+    ``unit = {"task", "model", "train", "runs": [{"run", "seed", "lr", "scale",
+    "weight_decay"}, ...]}``. A plain function of plain data, so that Dask can ship it.
+    """
+    from ._train import train_many
+
+    task = _build_task(unit["task"])
+    cfg = _build_config(task, unit["model"])
+    t = unit["train"]
+    runs = unit["runs"]
+    done = train_many(
+        cfg,
+        task,
+        seeds=[r["seed"] for r in runs],
+        optimizer=t["optimizer"],
+        lr=[r["lr"] for r in runs],
+        steps=t["steps"],
+        batch=t["batch"],
+        scale=[r["scale"] for r in runs],
+        log_every=t["log_every"],
+        weight_decay=[r["weight_decay"] for r in runs],
+        betas=(t["beta1"], t["beta2"]),
+        eps=t["eps"],
+        threads=threads,
+        progress=progress or False,
+    )
+    projections = _saddle_projections(cfg, task, [r["seed"] for r in runs], [r["scale"] for r in runs])
+    rows = []
+    for spec_run, run, proj in zip(runs, done, projections, strict=True):
+        s = run.summary()
+        gm = run.history["gold_mass"]
+        hit = np.flatnonzero(gm >= ATTEND_LEVEL)
+        rows.append(
+            {
+                "run": spec_run["run"],
+                "status": run.status,
+                "success": bool(s["success"]),
+                "time_to_learn": s["time_to_learn"],
+                "time_to_attend": int(run.history["step"][hit[0]]) if hit.size else None,
+                "final_loss": s["final_loss"],
+                "final_acc": s["final_acc"],
+                "final_attn_acc": s["final_attn_acc"],
+                "final_gold_mass": s["final_gold_mass"],
+                "saddle_projection": proj,
+            }
+        )
+    return rows
+
+
+def _saddle_projections(cfg, task, seeds, scales) -> list:
+    """The saddle's verdict on each run's init, where the theory has one (a hard task,
+    positional attention with a free table); None elsewhere."""
+    from . import theory
+    from ._model import init_params
+
+    if cfg.attention != "positional" or cfg.d_model is not None:
+        return [None] * len(seeds)
+    try:
+        if not theory.hardness(task).hard:
+            return [None] * len(seeds)
+        theory.saddle(task, cfg.heads)
+    except ValueError:
+        return [None] * len(seeds)
+    return [
+        float(theory.saddle_projection(cfg, init_params(cfg, s, sc), task)) for s, sc in zip(seeds, scales, strict=True)
+    ]
+
+
+# =============================================================================
+# the table
+# =============================================================================
+
+
+def _cell(v) -> str:
+    """A CSV cell: shortest round-trip repr for floats, '' for None."""
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return repr(v) if math.isfinite(v) else ("nan" if math.isnan(v) else ("inf" if v > 0 else "-inf"))
+    return str(v)
+
+
+def _lines(columns, rows) -> bytes:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    for row in rows:
+        w.writerow([_cell(row.get(c)) for c in columns])
+    return buf.getvalue().encode()
+
+
+def _parse_cell(text: str):
+    if text == "":
+        return None
+    if text in ("true", "false"):
+        return text == "true"
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+class SweepTable:
+    """The finished table of a sweep: ``columns`` and ``rows`` (dicts), sorted by run."""
+
+    def __init__(self, columns, rows, out=None):
+        self.columns = list(columns)
+        self.rows = sorted(rows, key=lambda r: r["run"])
+        self.out = out
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __iter__(self):
+        return iter(self.rows)
+
+    def __repr__(self):
+        done = sum(1 for r in self.rows if r.get("success"))
+        return f"SweepTable({len(self.rows)} runs, {done} learned, out={self.out!r})"
+
+    def column(self, name) -> list:
+        return [r.get(name) for r in self.rows]
+
+    def to_csv(self) -> bytes:
+        return (",".join(self.columns) + "\n").encode() + _lines(self.columns, self.rows)
+
+    def to_pandas(self):
+        """The table as a pandas DataFrame (pandas is not a dependency of attnsim)."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError("to_pandas needs pandas: pip install pandas") from None
+        return pd.DataFrame(self.rows, columns=self.columns)
+
+
+def read_results(path, columns) -> tuple[dict, bool]:
+    """The rows of a ``results.csv`` written by a sweep with these columns, as
+    ``{run: line}``, and whether a torn last line (a kill during a write) was dropped.
+    Any other damage is a ValueError: finished results are never silently dropped."""
+    try:
+        with open(path, "rb") as fh:
+            text = fh.read().decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a text file") from None
+    lines = text.split("\n")
+    torn = lines[-1] != ""  # the file does not end with a complete line
+    lines = lines[:-1]
+    if not lines or lines[0] != ",".join(columns):
+        raise ValueError(f"{path}: its header is not this sweep's columns; was it written by another sweep?")
+    out = {}
+    for i, line in enumerate(lines[1:], start=2):
+        (cells,) = list(csv.reader([line]))
+        if len(cells) != len(columns):
+            raise ValueError(f"{path}:{i}: {len(cells)} cells, expected {len(columns)}")
+        try:
+            run = int(cells[0])
+        except ValueError:
+            raise ValueError(f"{path}:{i}: run {cells[0]!r} is not an integer") from None
+        if run in out and out[run] != line:
+            raise ValueError(f"{path}:{i}: run {run} appears twice with different results")
+        out[run] = line
+    return out, torn
+
+
+def rows_from_lines(columns, lines) -> list[dict]:
+    return [{c: _parse_cell(x) for c, x in zip(columns, next(csv.reader([line])), strict=True)} for line in lines]
+
+
+# =============================================================================
+# the runner
+# =============================================================================
+
+
+def sweep(
+    spec,
+    out,
+    workers: int | None = None,
+    resume: bool = False,
+    scheduler: str | None = None,
+    progress: bool = True,
+    unit_runs: int | None = None,
+) -> SweepTable:
+    """Run the sweep ``spec`` (a TOML path, a dict of sections or a `SweepSpec`) into
+    the directory ``out`` and return its table.
+
+    ``workers``: cores to train on (Numba threads; default all); ``resume``: finish a
+    sweep already in ``out`` without repeating a finished run; ``scheduler``: the
+    address of a Dask scheduler (``tcp://host:port``) to send the runs to instead;
+    ``unit_runs``: runs trained together per call (default 4 per worker locally, 8 per
+    Dask task). A directory that already holds a sweep is never overwritten.
+    """
+    from ._train import _atomic_write, check_threads
+
+    spec = load_spec(spec)
+    if workers is not None:
+        workers = check_threads(workers)
+    if unit_runs is not None and (isinstance(unit_runs, bool) or not isinstance(unit_runs, int) or unit_runs < 1):
+        raise ValueError(f"unit_runs must be a positive integer, got {unit_runs!r}")
+    if scheduler is not None and not (isinstance(scheduler, str) and scheduler):
+        raise ValueError(f"scheduler must be an address like tcp://host:8786, got {scheduler!r}")
+    out = os.path.abspath(os.fspath(out))
+    columns = spec.columns
+    points = spec.points()
+    header = (",".join(columns) + "\n").encode()
+    meta = {"format": FORMAT, "spec": spec.to_dict(), "columns": columns, "runs": len(points)}
+    results_path, meta_path = os.path.join(out, "results.csv"), os.path.join(out, "sweep.json")
+
+    finished: dict[int, str] = {}
+    if os.path.exists(meta_path) or os.path.exists(results_path):
+        if not resume:
+            raise ValueError(f"{out} already holds a sweep; pass --resume to finish it, or choose another --out")
+        finished = _load_previous(meta_path, results_path, meta, columns, header)
+    else:
+        if os.path.exists(out) and not os.path.isdir(out):
+            raise ValueError(f"{out} exists and is not a directory")
+        os.makedirs(out, exist_ok=True)
+        _atomic_write(meta_path, (json.dumps(meta, indent=1) + "\n").encode())
+        _atomic_write(results_path, header)
+
+    pending = [p for p in points if p.run not in finished]
+    by_run = {p.run: p for p in points}
+    if scheduler is None:
+        threads = workers
+        size = unit_runs or 4 * (workers or _numba_threads())
+    else:
+        threads, size = None, unit_runs or 8
+    units = _units(pending, size)
+    bar = _bar(len(pending), progress, len(finished))
+    try:
+        fd = os.open(results_path, os.O_WRONLY | os.O_APPEND)
+        try:
+            stream = _local(units, threads, bar) if scheduler is None else _dask(units, scheduler)
+            for rows in stream:
+                lines = [_lines(columns, [{**by_run[r["run"]].values, **r}]).decode() for r in rows]
+                os.write(fd, "".join(lines).encode())  # one write: whole rows or none
+                os.fsync(fd)
+                finished.update((r["run"], line[:-1]) for r, line in zip(rows, lines, strict=True))
+                if scheduler is not None:
+                    bar.update(len(rows))
+        finally:
+            os.close(fd)
+    finally:
+        bar.close()
+
+    lines = [finished[i] for i in sorted(finished)]
+    _atomic_write(results_path, header + "".join(line + "\n" for line in lines).encode())
+    table = SweepTable(columns, rows_from_lines(columns, lines), out)
+    summary = summarize(spec, table)
+    _atomic_write(os.path.join(out, "summary.json"), (json.dumps(_json_safe(summary), indent=1) + "\n").encode())
+    from ._plots import phase_diagram, save_figure
+
+    save_figure(phase_diagram(summary), os.path.join(out, "phase.png"))
+    return table
+
+
+def _load_previous(meta_path, results_path, meta, columns, header) -> dict:
+    """The finished runs of the sweep being resumed; a torn last row is dropped."""
+    from ._train import _atomic_write
+
+    try:
+        with open(meta_path, encoding="utf-8") as fh:
+            old = json.load(fh)
+    except FileNotFoundError:
+        raise ValueError(f"{meta_path} is missing: this directory does not hold an attnsim sweep") from None
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{meta_path}: cannot read it ({err})") from None
+    if not isinstance(old, dict) or old.get("format") != FORMAT:
+        raise ValueError(f"{meta_path}: not an attnsim sweep")
+    if old != json.loads(json.dumps(meta)):
+        raise ValueError(f"{meta_path}: written by a different spec; --resume needs the spec that started the sweep")
+    if not os.path.exists(results_path):
+        _atomic_write(results_path, header)
+        return {}
+    finished, torn = read_results(results_path, columns)
+    bad = sorted(r for r in finished if not 0 <= r < meta["runs"])
+    if bad:
+        raise ValueError(f"{results_path}: run {bad[0]} is not in this sweep (runs 0..{meta['runs'] - 1})")
+    if torn:  # start appending on a fresh line, without the torn row
+        lines = [finished[i] for i in sorted(finished)]
+        _atomic_write(results_path, header + "".join(line + "\n" for line in lines).encode())
+    return finished
+
+
+def _numba_threads() -> int:
+    import numba
+
+    return numba.get_num_threads()
+
+
+def _units(pending: list[Point], size: int) -> list[dict]:
+    """Pending runs grouped by shapes and schedule, cut into units of ``size`` runs."""
+    groups: dict[str, list[Point]] = {}
+    for p in pending:
+        groups.setdefault(p.group_key(), []).append(p)
+    units = []
+    for members in groups.values():
+        for i in range(0, len(members), size):
+            chunk = members[i : i + size]
+            first = chunk[0]
+            units.append(
+                {
+                    "task": first.task,
+                    "model": first.model,
+                    "train": first.train,
+                    "runs": [{"run": p.run, "seed": p.seed, **{k: p.train[k] for k in PER_RUN}} for p in chunk],
+                }
+            )
+    return units
+
+
+def _local(units, threads, bar):
+    for unit in units:
+        R, steps = len(unit["runs"]), max(unit["train"]["steps"], 1)
+        shown = [0.0]
+
+        def advance(n, R=R, steps=steps, shown=shown):  # steps of the unit → fractions of its runs
+            step = min(n * R / steps, R - shown[0])
+            shown[0] += step
+            bar.update(step)
+
+        rows = run_unit(unit, threads=threads, progress=advance)
+        bar.update(R - shown[0])  # whole runs once the unit is written
+        yield rows
+
+
+def _dask(units, scheduler):
+    try:
+        from dask.distributed import Client, as_completed
+    except ImportError:
+        raise ValueError("--scheduler needs Dask's distributed scheduler: pip install 'attnsim[dask]'") from None
+    try:
+        client = Client(scheduler, timeout="20s")
+    except (OSError, TimeoutError) as err:
+        raise ValueError(f"cannot reach the Dask scheduler at {scheduler}: {err}") from None
+    try:
+        futures = [client.submit(run_unit, unit, pure=False) for unit in units]
+        for fut in as_completed(futures):
+            yield fut.result()
+    finally:
+        client.close()
+
+
+def _bar(total, enabled, done):
+    if not enabled:
+        from ._train import _NoBar
+
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        total=total,
+        desc=f"sweep ({done} done before)" if done else "sweep",
+        bar_format="{l_bar}{bar}| {n:.0f}/{total} runs [{elapsed}<{remaining}]",
+        dynamic_ncols=True,
+    )
+
+
+# =============================================================================
+# summary: the phase diagram
+# =============================================================================
+
+
+def plot_axes(spec: SweepSpec) -> tuple[str | None, str | None]:
+    """The two axes of the phase diagram: ``[plot] x, y``, else the first two swept."""
+    swept = [c for c, _ in spec.swept]
+    x = spec.plot.get("x") or (swept[0] if swept else None)
+    y = spec.plot.get("y") or next((c for c in swept if c != x), None)
+    return x, y
+
+
+def summarize(spec: SweepSpec, table: SweepTable) -> dict:
+    """Success rate and time to learn per cell of the two main axes (other axes and the
+    seeds pooled), with the saddle's predicted success rate where it applies."""
+    x, y = plot_axes(spec)
+    xs = _values(spec, table, x)
+    ys = _values(spec, table, y)
+    cells = []
+    for yv in ys:
+        for xv in xs:
+            rows = [r for r in table.rows if (x is None or r[x] == xv) and (y is None or r[y] == yv)]
+            ok = [r for r in rows if r["success"]]
+            proj = [r["saddle_projection"] for r in rows]
+            t_learn = [r["time_to_learn"] for r in ok if r["time_to_learn"] is not None]
+            cells.append(
+                {
+                    "x": xv,
+                    "y": yv,
+                    "runs": len(rows),
+                    "success_rate": len(ok) / len(rows) if rows else None,
+                    "median_time_to_learn": float(np.median(t_learn)) if t_learn else None,
+                    "predicted_success_rate": (
+                        float(np.mean([p > 0 for p in proj])) if rows and all(p is not None for p in proj) else None
+                    ),
+                    "prediction_accuracy": (
+                        float(np.mean([(r["saddle_projection"] > 0) == r["success"] for r in rows]))
+                        if rows and all(p is not None for p in proj)
+                        else None
+                    ),
+                }
+            )
+    pooled = [c for c, _ in spec.swept if c not in (x, y)]
+    return {
+        "task": spec.task["name"],
+        "optimizer": spec.train.get("optimizer", TRAIN_DEFAULTS["optimizer"]),
+        "x": x,
+        "y": y,
+        "x_values": xs,
+        "y_values": ys,
+        "pooled": pooled,
+        "runs": len(table),
+        "cells": cells,
+    }
+
+
+def _values(spec, table, column):
+    if column is None:
+        return [None]
+    if column == "seed":
+        return list(spec.seeds)
+    for c, values in spec.swept:
+        if c == column:
+            return list(values)
+    return sorted({r[column] for r in table.rows}, key=repr)
+
+
+def _json_safe(v):
+    if isinstance(v, dict):
+        return {k: _json_safe(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_json_safe(x) for x in v]
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
