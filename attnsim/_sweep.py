@@ -623,6 +623,7 @@ def _dask(units, scheduler):
         from dask.distributed import Client, as_completed
     except ImportError:
         raise ValueError("--scheduler needs Dask's distributed scheduler: pip install 'attnsim[dask]'") from None
+    _reachable(scheduler)
     try:
         client = Client(scheduler, timeout="20s")
     except (OSError, TimeoutError) as err:
@@ -633,6 +634,27 @@ def _dask(units, scheduler):
             yield fut.result()
     finally:
         client.close()
+
+
+def _reachable(address: str) -> None:
+    """Fail in seconds, with one line, when nothing listens at a tcp:// address (Dask
+    itself would retry until its timeout)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(address if "://" in address else f"tcp://{address}")
+    if parts.scheme != "tcp":
+        return  # other transports: let Dask judge
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if not parts.hostname or port is None:
+        raise ValueError(f"scheduler address must look like tcp://host:port, got {address!r}")
+    try:
+        socket.create_connection((parts.hostname, port), timeout=5).close()
+    except OSError as err:
+        raise ValueError(f"cannot reach the Dask scheduler at {address}: {err.strerror or err}") from None
 
 
 def _bar(total, enabled, done):

@@ -144,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--workers", type=_int, default=None, help="cores to train on [all]")
     sw.add_argument("--resume", action="store_true", help="finish the sweep in DIR without repeating finished runs")
     sw.add_argument("--scheduler", metavar="ADDRESS", help="send the runs to a Dask scheduler (tcp://host:port)")
+    sw.add_argument("--quiet", action="store_true", help="no progress bar")
 
     g = sub.add_parser(
         "gradcheck",
@@ -459,7 +460,10 @@ def cmd_sweep(args) -> int:
     from ._sweep import sweep
 
     try:
-        table = sweep(args.spec, args.out, workers=args.workers, resume=args.resume, scheduler=args.scheduler)
+        table = sweep(
+            args.spec, args.out, workers=args.workers, resume=args.resume, scheduler=args.scheduler,
+            progress=not args.quiet,
+        )  # fmt: skip
     except KeyboardInterrupt:
         print(
             f"attnsim: interrupted; finished runs are in {os.path.join(args.out, 'results.csv')}, "

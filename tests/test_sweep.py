@@ -1,0 +1,300 @@
+"""Sweeps: the batch-of-runs engine is bit-identical to single runs; the sweep table is
+the same serially, in parallel, in other unit sizes, after SIGKILL and resume, and on a
+Dask cluster; bad specs end with one line and exit code 2, writing nothing."""
+
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import attnsim as at
+from attnsim import _sweep
+from attnsim.cli import main
+
+SPEC = """\
+[task]
+name = "copy"
+vocab = [{vocabs}]
+length = {length}
+[model]
+heads = [1, 2]
+[train]
+optimizer = "adam"
+lr = [0.05, 0.2]
+steps = {steps}
+batch = {batch}
+seeds = {seeds}
+"""
+
+
+def _spec(tmp_path, name="spec.toml", vocabs="8, 10", length=8, steps=60, batch=16, seeds=3):
+    p = tmp_path / name
+    p.write_text(SPEC.format(vocabs=vocabs, length=length, steps=steps, batch=batch, seeds=seeds))
+    return p
+
+
+def _same_run(a, b):
+    assert a.status == b.status
+    for k in a.params:
+        assert np.array_equal(a.params[k], b.params[k]), k
+    for k in a.history:
+        assert np.array_equal(a.history[k], b.history[k], equal_nan=True), k
+
+
+# ----------------------------------------------------------------- the engine
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_train_many_is_bit_identical_to_single_runs(threads):
+    """Different seeds, learning rates and init scales in one call, with one run that
+    diverges (lr 1e308 overflows): each equals `train` alone, bit for bit."""
+    task = at.tasks.copy(10, 8)
+    cfg = at.ModelConfig.for_task(task, heads=2)
+    seeds, lrs, scales = [3, 0, 7, 1], [0.5, 2.0, 1e308, 1.0], [0.01, 0.1, 0.5, 0.0]
+    kw = dict(optimizer="sgd", steps=90, batch=12, log_every=7)
+    many = at.train_many(cfg, task, seeds=seeds, lr=lrs, scale=scales, threads=threads, **kw)
+    assert [r.status for r in many].count("diverged") == 1 and many[2].status == "diverged"
+    for r, (s, lr, sc) in enumerate(zip(seeds, lrs, scales, strict=True)):
+        _same_run(many[r], at.train(cfg, task, seed=s, lr=lr, scale=sc, **kw))
+        assert many[r].settings == at.train(cfg, task, seed=s, lr=lr, scale=sc, **kw).settings
+
+
+@pytest.mark.parametrize("optimizer", ["gd", "adam"])
+def test_train_many_other_optimizers_and_task_kinds(optimizer):
+    """A fixed batch per run (gd), and a task with per-sequence gold alignments."""
+    task = at.tasks.translate(9, 7, 6, zipf=1.1, order="reverse")
+    cfg = at.ModelConfig.for_task(task, heads=1, attention="both")
+    kw = dict(optimizer=optimizer, lr=0.5 if optimizer == "gd" else 0.05, steps=40, batch=8, log_every=5)
+    many = at.train_many(cfg, task, seeds=[5, 2], weight_decay=[0.0, 0.01], threads=2, **kw)
+    _same_run(many[0], at.train(cfg, task, seed=5, **kw))
+    _same_run(many[1], at.train(cfg, task, seed=2, weight_decay=0.01, **kw))
+
+
+def test_train_many_rejects_bad_input():
+    task = at.tasks.copy(6, 4)
+    cfg = at.ModelConfig.for_task(task)
+    with pytest.raises(ValueError, match="lr has 2 values for 3 seeds"):
+        at.train_many(cfg, task, seeds=[0, 1, 2], lr=[0.1, 0.2])
+    with pytest.raises(ValueError, match="lr must be a number > 0"):
+        at.train_many(cfg, task, seeds=[0, 1], lr=[0.1, -1.0])
+    with pytest.raises(ValueError, match="threads must be an integer from 1"):
+        at.train_many(cfg, task, seeds=[0], threads=0)
+    with pytest.raises(ValueError, match="non-empty sequence"):
+        at.train_many(cfg, task, seeds=[])
+
+
+# ----------------------------------------------------------------- the spec
+
+
+def test_spec_grid_columns_and_order(tmp_path):
+    spec = at.load_spec(_spec(tmp_path))
+    assert spec.parameter_columns == ["task", "vocab", "length", "heads", "optimizer", "lr", "steps", "batch", "seed"]
+    assert spec.swept == [("vocab", [8, 10]), ("heads", [1, 2]), ("lr", [0.05, 0.2])]
+    points = spec.points()
+    assert len(points) == 2 * 2 * 2 * 3
+    # the grid in spec order, seeds innermost
+    assert [(p.values["vocab"], p.values["heads"], p.values["lr"], p.seed) for p in points[:4]] == [
+        (8, 1, 0.05, 0),
+        (8, 1, 0.05, 1),
+        (8, 1, 0.05, 2),
+        (8, 1, 0.2, 0),
+    ]
+    assert [p.run for p in points] == list(range(24))
+    # a task parameter named like a run setting gets its section's prefix
+    s2 = at.load_spec({"task": {"name": "reorder", "vocab": 6, "length": 4, "seed": [1, 2]}, "train": {"seeds": [4]}})
+    assert "task_seed" in s2.parameter_columns and s2.parameter_columns[-1] == "seed"
+    assert [(p.task["seed"], p.seed) for p in s2.points()] == [(1, 4), (2, 4)]
+
+
+BAD_SPECS = [
+    ("[task]\nname = 'copy'\nvocab = 10\nlength = 20\n", "vocab"),
+    ("[task]\nname = 'copy'\nvocab = 10\nlength = 5\n[train]\nlr = [0.1, -0.5]\n", "lr must be a number > 0"),
+    ("[task]\nname = 'copy'\nvocab = 10\nlength = 5\n[train]\nlearning_rate = 0.1\n", "unknown [train] parameter"),
+    ("[task]\nname = 'copy'\nvocab = 10\nlength = 5\n[model]\nvocab_in = 3\n", "the task sets the shapes"),
+    ("[task]\nname = 'copy'\nvocab = 10\nlength = 5\n[optim]\nlr = 1\n", "unknown section [optim]"),
+    ("[task]\nvocab = 10\n", "needs a name"),
+    ("[task]\nname = 'copy'\nvocab = []\nlength = 5\n", "empty list"),
+    ("[task]\nname = 'copy'\nvocab = 10\nlength = 5\n[train]\nseeds = 0\n", "seeds must be at least 1"),
+    ("[task]\nname = 'copy'\nvocab = 10\nlength = 5\n[train]\nseeds = [1, 1]\n", "repeat"),
+    ("[task]\nname = 'copy'\nvocab = 10\nlength = 5\n[model]\nheads = 0\n", "heads"),
+    ("[task]\nname = 'copy'\nvocab = 10\nlength = 5\n[train]\nsteps = 2.5\n", "steps must be an integer"),
+    ("[task]\nname = 'copy'\nvocab = 10\nlength = 5\n[plot]\nx = 'width'\n", "not a parameter"),
+    ("[task]\nname = 'nope'\n", "unknown task"),
+    ("[task\nname = 'copy'\n", "not valid TOML"),
+]
+
+
+@pytest.mark.parametrize("text,message", BAD_SPECS, ids=[m for _, m in BAD_SPECS])
+def test_bad_specs_exit_2_with_one_line_and_write_nothing(tmp_path, capsys, text, message):
+    p = tmp_path / "bad.toml"
+    p.write_text(text)
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        at.sweep(p, out, progress=False)
+    assert main(["sweep", str(p), "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+    assert not out.exists()
+
+
+def test_missing_spec_and_bad_options(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["sweep", str(tmp_path / "none.toml"), "--out", str(out)]) == 2
+    assert "no such spec file" in capsys.readouterr().err
+    spec = _spec(tmp_path)
+    assert main(["sweep", str(spec), "--out", str(out), "--workers", "0"]) == 2
+    assert "threads must be an integer from 1" in capsys.readouterr().err
+    assert not out.exists()
+
+
+# ----------------------------------------------------------------- the table
+
+
+def test_serial_parallel_and_unit_sizes_give_the_same_table(tmp_path):
+    spec = _spec(tmp_path)
+    serial = at.sweep(spec, tmp_path / "serial", workers=1, unit_runs=1, progress=False)
+    parallel = at.sweep(spec, tmp_path / "parallel", workers=2, unit_runs=5, progress=False)
+    csv1 = (tmp_path / "serial" / "results.csv").read_bytes()
+    assert csv1 == (tmp_path / "parallel" / "results.csv").read_bytes()
+    assert serial.to_csv() == csv1 and parallel.rows == serial.rows
+    assert len(serial) == 24 and serial.column("run") == list(range(24))
+    # each row is the run trained alone
+    row = serial.rows[17]
+    task = at.tasks.copy(row["vocab"], row["length"])
+    run = at.train(
+        at.ModelConfig.for_task(task, heads=row["heads"]), task, lr=row["lr"], steps=60, batch=16, seed=row["seed"]
+    )
+    s = run.summary()
+    assert row["success"] == s["success"] and row["final_loss"] == s["final_loss"]
+    assert row["final_gold_mass"] == s["final_gold_mass"] and row["time_to_learn"] == s["time_to_learn"]
+    for name in ("sweep.json", "summary.json", "phase.png"):
+        assert (tmp_path / "serial" / name).exists()
+
+
+def test_to_pandas_and_summary(tmp_path):
+    table = at.sweep(_spec(tmp_path, seeds=2), tmp_path / "o", progress=False)
+    df = table.to_pandas()
+    assert list(df.columns) == table.columns and len(df) == 16
+    assert df["success"].dtype == bool and df["vocab"].tolist() == table.column("vocab")
+    summary = _sweep.summarize(at.load_spec(_spec(tmp_path, seeds=2)), table)
+    assert (summary["x"], summary["y"], summary["pooled"]) == ("vocab", "heads", ["lr"])
+    cell = summary["cells"][0]
+    rows = [r for r in table if r["vocab"] == 8 and r["heads"] == 1]
+    assert cell["runs"] == 4 and cell["success_rate"] == sum(r["success"] for r in rows) / 4
+
+
+def test_theory_prediction_on_the_permutation_copy(tmp_path):
+    """On a hard task (the permutation copy) every row carries the saddle projection of
+    its init, and the summary its predicted success rate."""
+    spec = {
+        "task": {"name": "copy", "vocab": 8, "length": 8},
+        "train": {"optimizer": "adam", "lr": 0.05, "steps": 150, "batch": 32, "scale": 0.01, "seeds": 8},
+    }
+    table = at.sweep(spec, tmp_path / "perm", progress=False)
+    cfg = at.ModelConfig.for_task(at.tasks.copy(8, 8))
+    want = [at.theory.saddle_projection(cfg, at.init_params(cfg, s, 0.01)) for s in range(8)]
+    assert table.column("saddle_projection") == pytest.approx(want, rel=1e-12)
+    (cell,) = _sweep.summarize(at.load_spec(spec), table)["cells"]
+    assert cell["predicted_success_rate"] == np.mean(np.array(want) > 0)
+    # no verdict where the saddle does not apply (a copy with spare words)
+    spec["task"]["vocab"] = 12
+    assert at.sweep(spec, tmp_path / "easy", progress=False).column("saddle_projection") == [None] * 8
+
+
+# ----------------------------------------------------------------- kill and resume
+
+
+def _rows(path):
+    lines = path.read_text().split("\n")
+    assert lines[-1] == ""  # every row complete
+    return lines[1:-1]
+
+
+def test_sigkill_then_resume_gives_the_uninterrupted_table(tmp_path):
+    """A 60-run sweep killed with SIGKILL part-way, then resumed: 60 rows, none
+    repeated, the same bytes as a sweep that was never interrupted."""
+    spec = _spec(tmp_path, vocabs="12, 16", length=12, steps=1500, batch=64, seeds=5)
+    spec.write_text(spec.read_text().replace("lr = [0.05, 0.2]", "lr = [0.05, 0.1, 0.2]"))
+    assert len(at.load_spec(spec).points()) == 60
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "attnsim.cli", "sweep", str(spec), "--out", str(out), "--workers", "1", "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    results = out / "results.csv"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # kill once some units are written
+        if results.exists() and len(results.read_bytes().split(b"\n")) > 9:
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = _rows(results)
+    assert 8 <= len(before) < 60, f"kill came at {len(before)} rows; the test needs a sweep in progress"
+    # a torn last row (as if the kill had come inside a write) is dropped on resume
+    with open(results, "a") as fh:
+        fh.write(before[-1][:17])
+    assert main(["sweep", str(spec), "--out", str(out), "--workers", "2", "--resume", "--quiet"]) == 0
+    after = _rows(results)
+    runs = [int(line.split(",")[0]) for line in after]
+    assert runs == list(range(60))
+    assert set(before) <= set(after)  # finished runs kept as they were
+    whole = tmp_path / "whole"
+    at.sweep(spec, whole, workers=2, progress=False)
+    assert results.read_bytes() == (whole / "results.csv").read_bytes()
+    # resuming a finished sweep repeats nothing
+    assert main(["sweep", str(spec), "--out", str(out), "--resume", "--quiet"]) == 0
+    assert results.read_bytes() == (whole / "results.csv").read_bytes()
+
+
+def test_existing_results_are_never_overwritten(tmp_path, capsys):
+    spec = _spec(tmp_path, seeds=1)
+    out = tmp_path / "o"
+    at.sweep(spec, out, progress=False)
+    kept = (out / "results.csv").read_bytes()
+    assert main(["sweep", str(spec), "--out", str(out), "--quiet"]) == 2
+    assert "already holds a sweep; pass --resume" in capsys.readouterr().err
+    other = _spec(tmp_path, name="other.toml", seeds=2)
+    assert main(["sweep", str(other), "--out", str(out), "--resume", "--quiet"]) == 2
+    assert "written by a different spec" in capsys.readouterr().err
+    (out / "results.csv").write_bytes(kept.replace(b",copy,", b",copy,x,", 1))
+    assert main(["sweep", str(spec), "--out", str(out), "--resume", "--quiet"]) == 2
+    assert "cells, expected" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------- Dask
+
+
+def test_dask_local_cluster_gives_the_local_table(tmp_path):
+    distributed = pytest.importorskip("distributed", reason="the dask extra: pip install 'attnsim[dask]'")
+    spec = _spec(tmp_path, seeds=2)
+    local = at.sweep(spec, tmp_path / "local", workers=1, progress=False)
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as cluster:
+        assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
+        assert (
+            main(
+                [
+                    "sweep",
+                    str(spec),
+                    "--out",
+                    str(tmp_path / "dask"),
+                    "--scheduler",
+                    cluster.scheduler_address,
+                    "--quiet",
+                ]
+            )
+            == 0
+        )
+    assert (tmp_path / "dask" / "results.csv").read_bytes() == (tmp_path / "local" / "results.csv").read_bytes()
+    assert len(local) == 16
+
+
+def test_unreachable_scheduler_is_one_line(tmp_path, capsys):
+    pytest.importorskip("distributed")
+    spec = _spec(tmp_path, seeds=1)
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "o"), "--scheduler", "tcp://127.0.0.1:9", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot reach the Dask scheduler" in err
