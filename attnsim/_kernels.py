@@ -1033,7 +1033,8 @@ def train_runs(
     """The step loop of R independent runs with the same shapes, in parallel over runs.
 
     Run r trains ``thetas[r]`` (moments ``m1s[r], m2s[r]``) on its own data ``xs[r], ys[r],
-    golds[r]`` (shape (K or 1, B, ·)) with ``hypers[r]`` and ``opts[r]``, writing
+    golds[r]`` (shape (K or 1, B, ·); ``golds`` with one leading row is shared by every
+    run, as when the gold alignment is the same for every sequence) with ``hypers[r]`` and ``opts[r]``, writing
     ``out_loss[r]``, ``out_metrics[r]`` and the number of finite steps to ``done[r]``
     (see `_train_steps`); runs with ``active[r]`` false are left alone (``done[r] = 0``).
 
@@ -1052,7 +1053,7 @@ def train_runs(
         done[r] = _train_steps(
             xs[r],
             ys[r],
-            golds[r],
+            golds[r % golds.shape[0]],
             thetas[r],
             m1s[r],
             m2s[r],

@@ -413,9 +413,10 @@ def _train_group(
     if snapshots and R != 1:
         raise ValueError("snapshots are recorded for single runs only")
     lay = layout(cfg)
-    thetas = np.stack([pack(cfg, p) for p in starts])
-    m1s = np.zeros_like(thetas)
-    m2s = np.zeros_like(thetas)
+    flat = [pack(cfg, p) for p in starts]
+    thetas, m1s, m2s = (_aligned_rows(R, flat[0].size, flat[0].dtype) for _ in range(3))
+    for r, theta in enumerate(flat):
+        thetas[r, : theta.size] = theta
     opts = np.full(R, K.OPT_ADAM if optimizer == "adam" else K.OPT_SGD, dtype=np.int64)
     H, L, T = cfg.heads, task.src_len, task.tgt_len
     rngs = [np.random.default_rng(seed_sequence(s, STREAM_DATA)) for s in seeds]
@@ -432,9 +433,11 @@ def _train_group(
         fixed = None
         xs = np.zeros((R, chunk, batch, L), np.int64)
         ys = np.zeros((R, chunk, batch, T), np.int64)
-        gs = np.zeros((R, chunk, batch, T), np.int64)
-        if task.gold_constant is not None:  # the same gold alignment for every sequence: set it once
+        if task.gold_constant is not None:  # the same gold alignment for every sequence: one copy for all runs
+            gs = np.zeros((1, chunk, batch, T), np.int64)
             gs[:] = task.gold_constant
+        else:
+            gs = np.zeros((R, chunk, batch, T), np.int64)
 
     active = np.ones(R, dtype=np.bool_)
     rows = [([], [], []) for _ in range(R)]  # per run: steps, losses, metric rows
@@ -501,7 +504,7 @@ def _train_group(
             task=task.spec(),
             settings=settings[r],
             history=_history(rows[r], hypers[r, 0], H),
-            params=unpack(cfg, thetas[r]),
+            params=unpack(cfg, thetas[r]),  # the padding is not read
             status=status[r],
             message=message[r],
             elapsed=elapsed,
@@ -509,6 +512,22 @@ def _train_group(
         )
         for r in range(R)
     ]
+
+
+ALIGN = 64  # bytes: a cache line, and the widest vector load
+
+
+def _aligned_rows(R: int, P: int, dtype) -> np.ndarray:
+    """Zeros of shape (R, P') with every row starting on a 64-byte boundary (P' >= P,
+    padded). The padding stays 0 through training (zero gradient, zero Adam step), and a
+    run's row is then laid out the same whatever R, so it costs the same alone or
+    among others."""
+    dtype = np.dtype(dtype)
+    per = ALIGN // dtype.itemsize
+    width = -(-P // per) * per
+    raw = np.zeros(R * width * dtype.itemsize + ALIGN, np.uint8)
+    skip = (-raw.ctypes.data) % ALIGN
+    return raw[skip : skip + R * width * dtype.itemsize].view(dtype).reshape(R, width)
 
 
 @contextlib.contextmanager

@@ -18,13 +18,15 @@ with a note.
 from __future__ import annotations
 
 import os
+import sys
 
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_var] = "1"  # one thread everywhere, before numpy is imported
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import machine, model_flops, numpy_matmul_gflops, one_thread_blas, write  # noqa: E402
+
+one_thread_blas()
+os.environ["NUMBA_NUM_THREADS"] = "1"  # a single run uses one core
 
 import argparse  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -49,11 +51,6 @@ CASES = [
     },
 ]
 LR = 0.05
-
-
-def model_flops(V, L, B, H=1):
-    """Multiply-adds ×2 of one step: logits, ∂U and ∂S contractions (3 × B·T·L·V·H)."""
-    return 3 * 2 * B * L * L * V * H
 
 
 def _batches(task, B, n, seed=0):
@@ -126,18 +123,6 @@ def time_torch(case, repeats):
     return min(run(steps) for _ in range(repeats))
 
 
-def numpy_matmul_gflops():
-    """Single-thread float64 matrix multiply of the size the model's products have."""
-    a = np.random.default_rng(0).standard_normal((256, 256))
-    a @ a
-    best = np.inf
-    for _ in range(20):
-        t0 = time.perf_counter()
-        a @ a
-        best = min(best, time.perf_counter() - t0)
-    return 2 * 256**3 / best / 1e9
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="one repeat instead of three")
@@ -172,7 +157,7 @@ def main(argv=None):
                 "torch_gflops": None if t_th is None else fl / t_th / 1e9,
             }
         )
-    mm = numpy_matmul_gflops()
+    mm_sizes = numpy_matmul_gflops()
 
     def f(v, spec):
         return "—" if v is None else format(v, spec)
@@ -191,18 +176,14 @@ def main(argv=None):
         )
     notes = [
         "",
-        f"One thread each; Adam lr {LR}; float64. Single-thread NumPy float64 matmul (256×256) on this machine: "
-        f"{mm:.0f} GFLOP/s. GFLOP/s counts the three contractions of a step (6·B·T·L·V).",
-        f"Machine: {platform.processor() or platform.machine()}, Python {platform.python_version()}, "
-        f"NumPy {np.__version__}, torch {torch_version or 'not installed (column skipped)'}.",
+        f"One thread each; Adam lr {LR}; float64. Single-thread NumPy float64 matmul on this machine: "
+        + ", ".join(f"{v:.0f} GFLOP/s at {n}×{n}" for n, v in mm_sizes.items())
+        + ". GFLOP/s counts the three contractions of a step (6·B·T·L·V).",
+        f"Machine: {machine()}, torch {torch_version or 'not installed (column skipped)'}.",
     ]
     text = "\n".join(lines + notes)
     print(text)
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "single_run.md"), "w") as fh:
-        fh.write(text + "\n")
-    with open(os.path.join(args.out, "single_run.json"), "w") as fh:
-        json.dump({"rows": rows, "numpy_matmul_gflops": mm, "torch": torch_version}, fh, indent=1)
+    write(args.out, "single_run", text, {"rows": rows, "numpy_matmul_gflops": mm_sizes, "torch": torch_version})
 
 
 if __name__ == "__main__":
