@@ -418,7 +418,7 @@ def _train_group(
     for r, theta in enumerate(flat):
         thetas[r, : theta.size] = theta
     opts = np.full(R, K.OPT_ADAM if optimizer == "adam" else K.OPT_SGD, dtype=np.int64)
-    H, L, T = cfg.heads, task.src_len, task.tgt_len
+    H = cfg.heads
     rngs = [np.random.default_rng(seed_sequence(s, STREAM_DATA)) for s in seeds]
 
     n_forward = steps + 1  # the last forward pass measures the final parameters
@@ -431,13 +431,10 @@ def _train_group(
         fixed = tuple(np.stack([d[i] for d in per_run])[:, None] for i in range(3))
     else:
         fixed = None
-        xs = np.zeros((R, chunk, batch, L), np.int64)
-        ys = np.zeros((R, chunk, batch, T), np.int64)
+        xs = ys = gs = None  # (R or 1, chunk, batch, ·), allocated at the first draw
         if task.gold_constant is not None:  # the same gold alignment for every sequence: one copy for all runs
-            gs = np.zeros((1, chunk, batch, T), np.int64)
+            gs = np.zeros((1, chunk, batch, task.tgt_len), np.int64)
             gs[:] = task.gold_constant
-        else:
-            gs = np.zeros((R, chunk, batch, T), np.int64)
 
     active = np.ones(R, dtype=np.bool_)
     rows = [([], [], []) for _ in range(R)]  # per run: steps, losses, metric rows
@@ -451,10 +448,7 @@ def _train_group(
             if fixed is None:
                 for r in np.flatnonzero(active):
                     x, y, g = task.draw(rngs[r], chunk * batch)  # a whole chunk, always
-                    xs[r] = x.reshape(chunk, batch, L)
-                    ys[r] = y.reshape(chunk, batch, T)
-                    if g is not None:
-                        gs[r] = g.reshape(chunk, batch, T)
+                    xs, ys, gs = _place(r, R, (chunk, batch), x, y, g, xs, ys, gs)
             # with snapshots, calls are split at logged steps, and the snapshot is taken
             # before that step's update; the kernel keeps no state between calls, so
             # the bits are the same either way
@@ -466,7 +460,7 @@ def _train_group(
                 out_loss = np.zeros((R, n_here))
                 out_met = np.zeros((R, n_here, K.n_metrics(H)))
                 done = np.zeros(R, np.int64)
-                data = fixed or tuple(np.ascontiguousarray(arr[:, a:b]) for arr in (xs, ys, gs))
+                data = fixed or _slice_steps(xs, ys, gs, a, b)
                 if snaps is not None and flags[0]:
                     _snapshot(snaps, cfg, thetas[0], data[0][0, 0], pos + a)
                 with _KERNEL_LOCK, _numba_threads(threads):
@@ -555,6 +549,36 @@ def check_threads(n) -> int:
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= top:
         raise ValueError(f"threads must be an integer from 1 to {top} (the cores Numba can use), got {n!r}")
     return int(n)
+
+
+def _slice_steps(xs, ys, gs, a, b):
+    """Steps a..b of the chunk buffers, C-contiguous (a copy only for a partial chunk)."""
+    xs_ = np.ascontiguousarray(xs[:, a:b])
+    ys_ = xs_ if ys is xs else np.ascontiguousarray(ys[:, a:b])
+    return xs_, ys_, np.ascontiguousarray(gs[:, a:b])
+
+
+def _place(r, R, lead, x, y, g, xs, ys, gs):
+    """Put run r's drawn chunk into the arrays the kernel reads. A single run passes the
+    drawn arrays themselves; several runs share buffers, allocated at the first draw.
+    When the task returns ``y is x`` (a copy in order), ``ys`` is ``xs``: half the
+    memory, and no second copy."""
+    x4 = x.reshape(1, *lead, -1)
+    y4 = x4 if y is x else y.reshape(1, *lead, -1)
+    g4 = None if g is None else g.reshape(1, *lead, -1)
+    if R == 1:
+        return x4, y4, gs if g4 is None else g4
+    if xs is None:
+        xs = np.empty((R, *x4.shape[1:]), np.int64)
+        ys = xs if y is x else np.empty((R, *y4.shape[1:]), np.int64)
+        if g4 is not None:
+            gs = np.empty((R, *g4.shape[1:]), np.int64)
+    xs[r] = x4[0]
+    if ys is not xs:
+        ys[r] = y4[0]
+    if g4 is not None:
+        gs[r] = g4[0]
+    return xs, ys, gs
 
 
 def _history(rows, lr, H) -> dict:

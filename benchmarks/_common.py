@@ -39,6 +39,30 @@ def numpy_matmul_gflops(sizes=(256, 512, 1024)) -> dict:
     return out
 
 
+def numpy_same_products_gflops(V, L, B, T=None) -> float:
+    """Single-thread NumPy doing the three products of one step of the model, at their
+    own shapes: (T×L)@(L×B·V) for the logits and ∂U, (T×B·V)@(B·V×L) for ∂S."""
+    import numpy as np
+
+    T = L if T is None else T
+    rng = np.random.default_rng(0)
+    a, x, d = rng.standard_normal((T, L)), rng.standard_normal((L, B * V)), rng.standard_normal((T, B * V))
+
+    def step():
+        a @ x
+        a.T @ d
+        d @ x.T
+
+    step()
+    best, spent = float("inf"), 0.0
+    while spent < 1.0:
+        t0 = time.perf_counter()
+        step()
+        dt = time.perf_counter() - t0
+        best, spent = min(best, dt), spent + dt
+    return 3 * 2 * T * L * B * V / best / 1e9
+
+
 def machine() -> str:
     import numpy as np
 
