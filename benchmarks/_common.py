@@ -80,6 +80,10 @@ def write(out_dir: str, name: str, text: str, data: dict, fig=None) -> None:
     with open(os.path.join(out_dir, f"{name}.json"), "w") as fh:
         json.dump(data, fh, indent=1)
     if fig is not None:
-        from attnsim._plots import save_figure
+        save_png(out_dir, name, fig)
 
-        save_figure(fig, os.path.join(out_dir, f"{name}.png"))
+
+def save_png(out_dir: str, name: str, fig) -> None:
+    from attnsim._plots import save_figure
+
+    save_figure(fig, os.path.join(out_dir, f"{name}.png"))

@@ -23,6 +23,7 @@ from _common import (  # noqa: E402
     numpy_matmul_gflops,
     numpy_same_products_gflops,
     one_thread_blas,
+    save_png,
     write,
 )
 
@@ -30,6 +31,7 @@ one_thread_blas()
 os.environ["NUMBA_NUM_THREADS"] = "1"
 
 import argparse  # noqa: E402
+import json  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -66,7 +68,15 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="0.1 s per timing, one repeat")
     p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
+    p.add_argument("--plot-only", action="store_true", help="redraw the figure from OUT/scaling.json")
     args = p.parse_args(argv)
+    if args.plot_only:
+        with open(os.path.join(args.out, "scaling.json")) as fh:
+            data = json.load(fh)
+        save_png(
+            args.out, "scaling", figure(data["rows"], data["paper_size"], max(data["numpy_matmul_gflops"].values()))
+        )
+        return
     budget, repeats = (0.1, 1) if args.quick else (0.4, 3)
     mm = numpy_matmul_gflops()
     mm_best = max(mm.values())
@@ -103,6 +113,16 @@ def main(argv=None):
     text = "\n".join(lines + notes)
     print(text)
 
+    write(
+        args.out,
+        "scaling",
+        text,
+        {"rows": rows, "numpy_matmul_gflops": mm, "numpy_same_products_gflops": same, "paper_size": paper},
+        figure(rows, paper, mm_best),
+    )
+
+
+def figure(rows, paper, mm_best):
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(14, 6.4))
@@ -115,31 +135,29 @@ def main(argv=None):
         top, bottom = axes[0, j], axes[1, j]
         top.loglog(x, t, "o-", color="C0", label="attnsim")
         # the slope-1 line through the paper's size: time proportional to work
-        x0 = BASE[axis]
-        t0 = paper["us_per_step"]
+        x0, t0 = BASE[axis], paper["us_per_step"]
         top.loglog(x, t0 * x / x0, "--", color="0.6", lw=1, label="∝ " + axis)
         if axis == "length":
             top.loglog(x, t0 * (x / x0) ** 2, ":", color="0.6", lw=1, label="∝ length² (T = L)")
-        top.set_title(f"varying {axis} (others as copy(60, 40), B 128, H 1)", fontsize=9)
-        top.grid(alpha=0.3, which="both")
+        top.set_title(f"varying {axis}", fontsize=10)
         top.legend(fontsize=8)
         bottom.semilogx(x, g, "o-", color="C0", label="attnsim")
         bottom.axhline(mm_best, color="C3", ls="--", lw=1, label=f"NumPy matmul, 1 thread ({mm_best:.0f})")
         bottom.axhline(0.4 * mm_best, color="C3", ls=":", lw=1, label="40 % of matmul")
         bottom.set_xlabel(axis)
-        bottom.grid(alpha=0.3, which="both")
         bottom.legend(fontsize=7, loc="lower right")
+        for ax in (top, bottom):
+            ax.set_xticks(x, [f"{v:g}" for v in x])
+            ax.minorticks_off()
+            ax.grid(alpha=0.3)
     axes[0, 0].set_ylabel("time per step (µs)")
     axes[1, 0].set_ylabel("achieved GFLOP/s (6·B·T·L·V·H per step)")
     axes[1, 0].set_ylim(0, mm_best * 1.15)
-    fig.suptitle("attnsim, one thread: time per training step (Adam, float64)")
-    write(
-        args.out,
-        "scaling",
-        text,
-        {"rows": rows, "numpy_matmul_gflops": mm, "numpy_same_products_gflops": same, "paper_size": paper},
-        fig,
+    fig.suptitle(
+        "attnsim, one thread: time per training step (Adam, float64); "
+        "each column varies one size of copy(60, 40), batch 128, 1 head"
     )
+    return fig
 
 
 if __name__ == "__main__":
