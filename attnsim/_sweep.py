@@ -484,7 +484,7 @@ def sweep(
     ``unit_runs``: runs trained together per call (default 4 per worker locally, 8 per
     Dask task). A directory that already holds a sweep is never overwritten.
     """
-    from ._train import _atomic_write, check_threads
+    from ._train import _atomic_write, check_threads, clean_json
 
     spec = load_spec(spec)
     if workers is not None:
@@ -541,7 +541,9 @@ def sweep(
     _atomic_write(results_path, header + "".join(line + "\n" for line in lines).encode())
     table = SweepTable(columns, rows_from_lines(columns, lines), out)
     summary = summarize(spec, table)
-    _atomic_write(os.path.join(out, "summary.json"), (json.dumps(_json_safe(summary), indent=1) + "\n").encode())
+    _atomic_write(
+        os.path.join(out, "summary.json"), (json.dumps(clean_json(summary), indent=1, allow_nan=False) + "\n").encode()
+    )
     from ._plots import phase_diagram, save_figure
 
     save_figure(phase_diagram(summary), os.path.join(out, "phase.png"))
@@ -738,13 +740,3 @@ def _values(spec, table, column):
         if c == column:
             return list(values)
     return sorted({r[column] for r in table.rows}, key=repr)
-
-
-def _json_safe(v):
-    if isinstance(v, dict):
-        return {k: _json_safe(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [_json_safe(x) for x in v]
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v

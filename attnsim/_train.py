@@ -176,6 +176,21 @@ def _jsonable(v):
     return a.tolist()
 
 
+def clean_json(v):
+    """A JSON-safe copy: arrays to lists, non-finite floats to null."""
+    if isinstance(v, dict):
+        return {str(k): clean_json(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [clean_json(x) for x in v]
+    if isinstance(v, (np.ndarray, np.floating, float)):
+        return _jsonable(v)
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, np.bool_):
+        return bool(v)
+    return v
+
+
 def _from_json(key, v):
     if key == "step":
         return np.array(v, dtype=np.int64)

@@ -284,25 +284,6 @@ def _write_dir(out: str, files: dict, before=None) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _clean(v):
-    """A JSON-safe copy: arrays to lists, non-finite floats to null."""
-    import numpy as np
-
-    from ._train import _jsonable
-
-    if isinstance(v, dict):
-        return {str(k): _clean(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_clean(x) for x in v]
-    if isinstance(v, (np.ndarray, np.floating, float)):
-        return _jsonable(v)
-    if isinstance(v, np.integer):
-        return int(v)
-    if isinstance(v, np.bool_):
-        return bool(v)
-    return v
-
-
 def _check_common(args, name) -> None:
     if args.heads < 1:
         raise BadInput(f"attnsim {name}: --heads must be >= 1, got {args.heads}")
@@ -314,6 +295,7 @@ def cmd_theory(args) -> int:
     import numpy as np
 
     from . import _plots, theory
+    from ._train import clean_json
 
     task = _make_task(args)
     _check_common(args, "theory")
@@ -396,7 +378,7 @@ def cmd_theory(args) -> int:
             rate2 = (N, "stage-2 content rate N: A grows like τ²/2·N/(T·L)", "input word i", "target step t")
         panels = [(G, "stage-1 rate G: U grows like τ·G", "input word i", "output word o"), rate2]
     fig = _plots.theory_figure(panels, curves, title=title)
-    _write_dir(args.out, {"theory.json": _clean(report), "theory.png": fig})
+    _write_dir(args.out, {"theory.json": clean_json(report), "theory.png": fig})
     print(f"{task!r}: {verdict.reason}")
     if np.isfinite(t_attend):
         print(
@@ -419,6 +401,7 @@ def cmd_theory(args) -> int:
 def cmd_compare(args) -> int:
     from . import _plots
     from ._compare import compare
+    from ._train import clean_json
 
     task = _make_task(args)
     _check_common(args, "compare")
@@ -438,7 +421,11 @@ def cmd_compare(args) -> int:
     }
     _write_dir(
         args.out,
-        {"agreement.json": _clean(agreement), "curves.json": _clean(curves), "compare.png": _plots.comparison(result)},
+        {
+            "agreement.json": clean_json(agreement),
+            "curves.json": clean_json(curves),
+            "compare.png": _plots.comparison(result),
+        },
     )
     ag = result["agreement"]
     parts = [f"simulation {'learned' if ag['simulated']['success'] else 'did not learn'}"]
