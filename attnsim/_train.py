@@ -302,8 +302,8 @@ def train(
     log_every : log metrics every this many steps (and at step 0 and ``steps``)
     weight_decay : adds ``weight_decay/2 · |θ|²`` to the loss (L2, also under Adam)
     params : start from these parameters instead of ``init_params(cfg, seed, scale)``
-    snapshots : also record the table U, the bias b (zeros without one) and the mean
-        attention at every logged step
+    snapshots : also record the table U, the bias b (zeros without one), the attention
+        logits S and/or A, and the mean attention at every logged step
     progress : show a progress bar (tqdm)
 
     A run whose loss becomes non-finite stops there with ``status == "diverged"`` and
@@ -333,6 +333,7 @@ def train_many(
     eps: float = 1e-8,
     threads: int | None = None,
     progress: bool = False,
+    params=None,
 ) -> list[Run]:
     """Train independent runs of the same shapes in one compiled call, in parallel over
     runs on ``threads`` cores (default: all of Numba's threads).
@@ -342,6 +343,10 @@ def train_many(
     is bit for bit ``train(cfg, task, optimizer, lr[r], steps, batch, seeds[r],
     scale[r], log_every, weight_decay[r], betas, eps)``, whatever the other runs and the
     number of threads.
+
+    ``params``: a sequence of parameter dicts, one per run, to start from instead of
+    ``init_params(cfg, seeds[r], scale[r])``; the seeds then choose the data streams
+    only (run r is ``train(..., seed=seeds[r], params=params[r])``).
     """
     steps, batch, log_every = _check_shared(cfg, task, optimizer, steps, batch, log_every)
     seeds = list(seeds) if not isinstance(seeds, (int, np.integer)) else None
@@ -357,11 +362,19 @@ def train_many(
         return list(value)
 
     lrs, scales, wds = per_run("lr", lr), per_run("scale", scale), per_run("weight_decay", weight_decay)
+    if params is not None:
+        if isinstance(params, Mapping) or len(params) != R:
+            raise ValueError(f"params must be a sequence of {R} parameter dicts, one per seed")
+        starts = [check_params(cfg, p) for p in params]
     settings = [
-        _run_settings(optimizer, lrs[r], steps, batch, seeds[r], scales[r], log_every, wds[r], betas, eps, None)
+        _run_settings(
+            optimizer, lrs[r], steps, batch, seeds[r], scales[r], log_every, wds[r], betas, eps,
+            None if params is None else starts[r],
+        )  # fmt: skip
         for r in range(R)
     ]
-    starts = [init_params(cfg, seeds[r], scales[r]) for r in range(R)]
+    if params is None:
+        starts = [init_params(cfg, seeds[r], scales[r]) for r in range(R)]
     return _train_group(
         cfg, task, optimizer, steps, batch, log_every, settings, starts, threads=threads, progress=progress
     )
@@ -454,7 +467,10 @@ def _train_group(
     active = np.ones(R, dtype=np.bool_)
     rows = [([], [], []) for _ in range(R)]  # per run: steps, losses, metric rows
     status, message = ["finished"] * R, [""] * R
-    snaps = {"step": [], "U": [], "b": [], "alpha": []} if snapshots else None
+    snaps = None
+    if snapshots:
+        snaps = {"step": [], "U": [], "b": [], "alpha": []}
+        snaps.update({"S": []} if cfg.has_S else {}, **({"A": []} if cfg.has_A else {}))
     bar = _progress(steps, progress)
     pos = 0
     try:
@@ -634,6 +650,9 @@ def _snapshot(snaps, cfg, theta, x, step):
     snaps["U"].append(U)
     snaps["b"].append(params["b"] if cfg.bias else np.zeros(cfg.vocab_out, cfg.np_dtype))
     snaps["alpha"].append(alpha.mean(axis=1))
+    for name in ("S", "A"):
+        if name in snaps:
+            snaps[name].append(params[name])
 
 
 def _progress(total: int, enabled):

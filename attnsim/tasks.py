@@ -62,6 +62,16 @@ def _int(task: str, name: str, value, minimum: int) -> int:
     return int(value)
 
 
+def _zipf(task: str, value) -> float:
+    try:
+        zipf = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{task}: zipf must be a number >= 0, got {value!r}") from None
+    if not math.isfinite(zipf) or zipf < 0:
+        raise ValueError(f"{task}: zipf must be a number >= 0, got {value!r}")
+    return zipf
+
+
 def _prob(task: str, name: str, value, upper_open: bool = False) -> float:
     try:
         v = float(value)
@@ -329,12 +339,7 @@ def translate(
     vocab_in = _int("translate", "vocab_in", vocab_in, 1)
     vocab_out = _int("translate", "vocab_out", vocab_out, 1)
     length = _int("translate", "length", length, 1)
-    try:
-        zipf = float(zipf)
-    except (TypeError, ValueError):
-        raise ValueError(f"translate: zipf must be a number >= 0, got {zipf!r}") from None
-    if not math.isfinite(zipf) or zipf < 0:
-        raise ValueError(f"translate: zipf must be a number >= 0, got {zipf!r}")
+    zipf = _zipf("translate", zipf)
     noise = _prob("translate", "noise", noise)
     seed = _int("translate", "seed", seed, 0)
     try:
@@ -352,16 +357,23 @@ class _Keyword(Task):
     name = "keyword"
     default_attention = "content"
 
-    def __init__(self, vocab, length, keywords):
+    def __init__(self, vocab, length, keywords, zipf):
         super().__init__(vocab, 2, length, 1)
-        self.vocab, self.length, self.keywords = vocab, length, keywords
+        self.vocab, self.length, self.keywords, self.zipf = vocab, length, keywords, zipf
+        w = np.arange(1, keywords + 1, dtype=np.float64) ** (-zipf)
+        self.keyword_p = w / w.sum()  # keyword i has frequency rank i + 1
+        self._cdf = np.cumsum(self.keyword_p)
+        self._cdf[-1] = 1.0
 
     def draw(self, rng, n):
         V, L, k = self.vocab, self.length, self.keywords
         label = (rng.random(n) < 0.5).astype(np.int64)
         x = rng.integers(k, V, size=(n, L), dtype=np.int64)  # filler words
         pos = rng.integers(0, L, size=n, dtype=np.int64)
-        word = rng.integers(0, k, size=n, dtype=np.int64)
+        if self.zipf == 0:
+            word = rng.integers(0, k, size=n, dtype=np.int64)
+        else:
+            word = np.minimum(np.searchsorted(self._cdf, rng.random(n), side="right"), k - 1).astype(np.int64)
         rows = np.flatnonzero(label)
         x[rows, pos[rows]] = word[rows]
         gold = np.where(label == 1, pos, -1)[:, None]
@@ -371,7 +383,7 @@ class _Keyword(Task):
         V, k = self.vocab, self.keywords
         p = np.zeros(V)
         if label == 1 and keyword_slot:
-            p[:k] = 1.0 / k
+            p[:k] = self.keyword_p
         else:
             p[k:] = 1.0 / (V - k)
         return p
@@ -386,24 +398,27 @@ class _Keyword(Task):
         return P
 
     def spec(self):
-        return {"name": self.name, "vocab": self.vocab, "length": self.length, "keywords": self.keywords}
+        out = {"name": self.name, "vocab": self.vocab, "length": self.length, "keywords": self.keywords}
+        return {**out, "zipf": self.zipf} if self.zipf else out
 
 
-def keyword(vocab: int, length: int, keywords: int = 1) -> Task:
+def keyword(vocab: int, length: int, keywords: int = 1, zipf: float = 0.0) -> Task:
     """Binary classification: label 1 iff a keyword occurs (balanced).
 
     Keywords are words ``0 .. keywords-1``; a positive input holds exactly one, at a
-    uniform random position (its gold position); the other words are drawn uniformly
-    from the non-keywords.
+    uniform random position (its gold position), keyword i with probability ∝
+    (i+1)^-``zipf`` (uniform by default); the other words are drawn uniformly from the
+    non-keywords. Frequent keywords co-occur with the positive label more often.
     """
     vocab = _int("keyword", "vocab", vocab, 2)
     length = _int("keyword", "length", length, 1)
     keywords = _int("keyword", "keywords", keywords, 1)
+    zipf = _zipf("keyword", zipf)
     if keywords >= vocab:
         raise ValueError(
             f"keyword: keywords {keywords} >= vocab {vocab}: at least one non-keyword word is needed to fill inputs"
         )
-    return _Keyword(vocab, length, keywords)
+    return _Keyword(vocab, length, keywords, zipf)
 
 
 # =============================================================================

@@ -73,6 +73,23 @@ def test_train_many_other_optimizers_and_task_kinds(optimizer):
     _same_run(many[1], at.train(cfg, task, seed=2, weight_decay=0.01, **kw))
 
 
+def test_train_many_from_given_params_equals_train_from_them():
+    """Given starting points (the multi-head protocol composes heads): the seeds choose
+    the data only, and each run is `train(..., params=...)` bit for bit."""
+    task = at.tasks.copy(8, 8)
+    cfg = at.ModelConfig.for_task(task, heads=2)
+    starts = [at.init_params(cfg, 10 + r, 0.1) for r in range(3)]
+    kw = dict(optimizer="adam", lr=0.05, steps=30, batch=8, log_every=5)
+    many = at.train_many(cfg, task, seeds=[0, 0, 1], params=starts, threads=2, **kw)
+    for r, seed in enumerate([0, 0, 1]):
+        alone = at.train(cfg, task, seed=seed, params=starts[r], **kw)
+        _same_run(many[r], alone)
+        assert many[r].settings == alone.settings and alone.settings["init"] == "given"
+    assert not np.array_equal(many[0].params["U"], many[1].params["U"])  # same data, other start
+    with pytest.raises(ValueError, match="params must be a sequence of 2 parameter dicts"):
+        at.train_many(cfg, task, seeds=[0, 1], params=starts)
+
+
 def test_train_many_rejects_bad_input():
     task = at.tasks.copy(6, 4)
     cfg = at.ModelConfig.for_task(task)

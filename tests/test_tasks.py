@@ -16,6 +16,7 @@ BUILT_IN = {
     "translate-injective": tasks.translate(4, 8, 3, zipf=0.0),
     "keyword": tasks.keyword(7, 5, keywords=2),
     "keyword-one-word": tasks.keyword(3, 1),
+    "keyword-zipf": tasks.keyword(8, 4, keywords=3, zipf=1.3),
 }
 N_MC = 20000
 
@@ -81,6 +82,22 @@ def test_translate_maps_words_through_a_fixed_mapping():
     assert freq[0] > freq[5] > freq[11]  # Zipf: word 0 is the most frequent
     noisy = tasks.translate(12, 20, 6, noise=1.0).sample(np.random.default_rng(0), 2000)[1]
     assert len(np.unique(noisy)) == 20  # pure noise reaches every output word
+
+
+def test_zipf_keywords_have_their_frequencies():
+    task = tasks.keyword(30, 6, keywords=4, zipf=1.0)
+    x, y, gold = task.sample(np.random.default_rng(1), 40_000)
+    rows = np.flatnonzero(y[:, 0] == 1)
+    words = x[rows, gold[rows, 0]]
+    freq = np.bincount(words, minlength=4) / rows.size
+    expected = np.array([1, 1 / 2, 1 / 3, 1 / 4]) / (25 / 12)
+    se = np.sqrt(expected * (1 - expected) / rows.size)
+    assert np.all(np.abs(freq - expected) < 5 * se)
+    assert tasks.from_spec(task.spec()).spec() == task.spec() == {
+        "name": "keyword", "vocab": 30, "length": 6, "keywords": 4, "zipf": 1.0
+    }  # fmt: skip
+    with pytest.raises(ValueError, match="keyword: zipf must be a number >= 0"):
+        tasks.keyword(30, 6, keywords=4, zipf=-1)
 
 
 def test_keyword_label_means_a_keyword_is_present_at_gold():

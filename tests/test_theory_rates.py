@@ -146,7 +146,8 @@ def _weighted_population(task):
         for x in itertools.product(range(V), repeat=L):
             n_kw = sum(w < k for w in x)
             p0 = 0.5 * (n_kw == 0) / (V - k) ** L
-            p1 = 0.5 * (n_kw == 1) / (L * k * (V - k) ** (L - 1))
+            kw = [w for w in x if w < k]
+            p1 = 0.5 * (n_kw == 1) * (task.keyword_p[kw[0]] if kw else 0.0) / (L * (V - k) ** (L - 1))
             rows += [(x, (0,), p0), (x, (1,), p1)]
     rows = [r for r in rows if r[2] > 0]
     x = np.array([r[0] for r in rows])
@@ -174,10 +175,10 @@ def test_translate_rates_equal_exact_population_gradients(task):
     assert _rel(-(plus - minus) / (2 * TAU) * (T * L), M) <= 1e-6
 
 
-def test_keyword_rates_equal_exact_population_gradients():
+@pytest.mark.parametrize("task", [at.tasks.keyword(4, 3, keywords=1), at.tasks.keyword(5, 3, keywords=2, zipf=1.5)], ids=repr)
+def test_keyword_rates_equal_exact_population_gradients(task):
     """Stage 1 and the positional M exactly; the content rate N (Monte Carlo for a
     generative task) within 5 standard errors of the exact population slope."""
-    task = at.tasks.keyword(4, 3, keywords=1)
     x, y, w = _weighted_population(task)
     G = theory.stage1_rate(task)
     g0 = model_grads(task, x, y, np.zeros_like(G), w, "both")
@@ -190,4 +191,6 @@ def test_keyword_rates_equal_exact_population_gradients():
     slope_A = -(plus["A"][0] - minus["A"][0]) / (2 * TAU) * L
     N, se = theory.stage2_content_rate(task, samples=200_000, return_se=True)
     assert np.all(np.abs(slope_A - N) <= 5 * se + 1e-12)
-    assert np.argmax(slope_A[0]) == 0  # the keyword is the word attention goes to
+    assert np.argmax(slope_A[0]) == 0  # the (most frequent) keyword is the word attention goes to
+    if task.keywords > 1:  # a frequent keyword is attended faster than a rare one
+        assert slope_A[0, 0] > slope_A[0, 1] > np.max(slope_A[0, task.keywords :])

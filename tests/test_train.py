@@ -131,6 +131,7 @@ def test_snapshots_record_and_do_not_change_the_bits():
     assert np.array_equal(snap.snapshots["U"][-1], plain.params["U"])
     assert np.array_equal(snap.snapshots["b"][-1], plain.params["b"])
     assert np.allclose(snap.snapshots["alpha"].sum(-1), 1.0)
+    assert np.array_equal(snap.snapshots["S"][-1], plain.params["S"]) and "A" not in snap.snapshots
 
 
 def test_save_and_load_round_trip(tmp_path):
@@ -142,6 +143,7 @@ def test_save_and_load_round_trip(tmp_path):
     _same_run(run, back)
     assert back.cfg == run.cfg and back.settings == run.settings and back.task == run.task
     assert np.array_equal(back.snapshots["U"], run.snapshots["U"])
+    assert np.array_equal(back.snapshots["A"][-1], run.params["A"])
     doc = json.loads((tmp_path / "r" / "history.json").read_text())
     assert doc["summary"]["final_step"] == 20 and doc["config"]["attention"] == "content"
     assert not list(tmp_path.glob("r/.tmp-*"))  # no temporary files left
