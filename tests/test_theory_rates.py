@@ -175,7 +175,9 @@ def test_translate_rates_equal_exact_population_gradients(task):
     assert _rel(-(plus - minus) / (2 * TAU) * (T * L), M) <= 1e-6
 
 
-@pytest.mark.parametrize("task", [at.tasks.keyword(4, 3, keywords=1), at.tasks.keyword(5, 3, keywords=2, zipf=1.5)], ids=repr)
+@pytest.mark.parametrize(
+    "task", [at.tasks.keyword(4, 3, keywords=1), at.tasks.keyword(5, 3, keywords=2, zipf=1.5)], ids=repr
+)
 def test_keyword_rates_equal_exact_population_gradients(task):
     """Stage 1 and the positional M exactly; the content rate N (Monte Carlo for a
     generative task) within 5 standard errors of the exact population slope."""
