@@ -755,14 +755,15 @@ PAIRS = (
 
 
 def _proxy_table(task, samples=20_000, seed=0) -> np.ndarray:
-    """β^px's table: the log-odds of output o given one input word i, from bag-of-words
-    co-occurrence counts alone (``samples`` sampled pairs, add-one smoothing)."""
+    """β^px's table from bag-of-words co-occurrence counts alone (``samples`` sampled
+    pairs, add-one smoothing): K[o, i] = log P(o | i) / P(o), how much more often than
+    chance output o occurs in a pair whose source holds word i. For one target word
+    the positions rank as by log P(o | i), the bag-of-words model's prediction."""
     x, y, _ = task.sample(np.random.default_rng(seed), samples)
     C = np.ones((task.vocab_out, task.vocab_in))
     for t in range(task.tgt_len):
         np.add.at(C, (np.repeat(y[:, t], task.src_len), x.ravel()), 1.0)
-    P = C / C.sum(axis=0, keepdims=True)
-    return np.log(P) - np.log1p(-P)
+    return np.log(C) + np.log(C.sum()) - np.log(C.sum(axis=1, keepdims=True)) - np.log(C.sum(axis=0, keepdims=True))
 
 
 def _accuracy(cfg, params, x, y) -> float:
@@ -1164,9 +1165,9 @@ def _fig_toy(curves, Ks, losses):
     tau, sim, ex = curves["bad start (10, −10, ½)"]
     a = ax[0, 1]
     v = ex["valid"]
-    a.plot(tau[v], ex["p"][v], color=THEORY, label="p, exact")
-    k = max(1, len(tau) // 15)
-    a.plot(tau[::k], sim[::k, 2], "o", color=SIM, mfc="none", label="p, gradient descent (step 1e-3)")
+    a.plot(tau[v], ex["p"][v], color=THEORY, label="p, exact (until p = 0)")
+    k = max(1, int(v.sum()) // 15)
+    a.plot(tau[v][::k], sim[v][::k, 2], "o", color=SIM, mfc="none", label="p, gradient descent (step 1e-3)")
     a.axhline(0, color="0.5", lw=0.8)
     a.set_xlabel("τ (learning rate × steps)")
     a.set_ylabel("gate p (attention on word 1)")
@@ -1424,17 +1425,21 @@ def _report(doc: dict, out: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def reproduce(out, sections="all", full: bool = False, progress: bool = False) -> dict:
+def reproduce(out, sections="all", full: bool = False, progress: bool = False, sizes: Sizes | None = None) -> dict:
     """Run the paper's experiments (``sections``: "all", a name from `SECTIONS` or a
     list) and write ``out/report.md``, the figures (PNG), ``out/results.json`` and one
     ``out/<section>.md`` per section.
 
     Each section's files are written as soon as it finishes (each file whole), so an
     interruption loses only the section under way; sections already in ``out`` from an
-    earlier call are kept in the report. Returns the results document.
+    earlier call are kept in the report. ``sizes`` (a `Sizes`) overrides how many runs
+    each section makes. Returns the results document.
     """
     names = parse_sections(sections)
-    sizes = Sizes.full_sizes() if full else Sizes.default()
+    if sizes is None:
+        sizes = Sizes.full_sizes() if full else Sizes.default()
+    elif not isinstance(sizes, Sizes):
+        raise ValueError(f"sizes must be an attnsim reproduce Sizes, got {type(sizes).__name__}")
     out = os.path.abspath(os.fspath(out))
     if os.path.exists(out) and not os.path.isdir(out):
         raise ValueError(f"{out}: exists and is not a directory")
@@ -1458,7 +1463,7 @@ def reproduce(out, sections="all", full: bool = False, progress: bool = False) -
             import shutil
 
             shutil.rmtree(scratch, ignore_errors=True)
-        doc["full"] = full
+        doc["full"] = sizes.full
         doc["sections"][name] = {
             "title": sec.title,
             "elapsed_seconds": sec.elapsed,
