@@ -277,14 +277,16 @@ attends away from the gold position and copies by elimination (DESIGN §3), so s
 
 ![learning curves](copy_learning_curves.png)
 
-*Token and attention accuracy of every run against the training step.* On the permutation some runs learn to attend
-within {_range(ttl_p)} steps and the rest never do; on 40-of-60 every run learns. The paper's figure shows the same split.
+*Token and attention accuracy of every run against the training step.* On the permutation {int(succ_p.sum())} runs learn
+to attend (by step {_range(ttl_p)}) and {len(stuck)} never do within {steps} steps; on 40-of-60 {int(succ_e.sum())} of
+{n} learn (by step {_range(ttl_e)}). The paper's figure shows a permutation split between the two and 40-of-60 learning.
 
 ![attention](copy_attention.png)
 
-*Mean attention (target step × source position) of a learned and a stuck permutation run.* The learned run puts its
-mass on the diagonal (the gold position); the stuck run has moved it off the diagonal — attention accuracy 0, as in the
-paper's failed runs.
+*Mean attention (target step × source position) of a learned and a stuck permutation run.* Mass on the gold position
+(the diagonal) at the end: {_range([r.final()["gold_mass"] for r in head_p if r.success], 3)} in the learned runs,
+{_range([r.final()["gold_mass"] for r in stuck], 3)} in the stuck ones, which have moved attention off the diagonal —
+attention accuracy {_range(stuck_attn, 2)}, as in the paper's failed runs.
 
 **Past the paper: vocabulary size.** Success rate under Adam against the vocabulary at length 40, and the time to put
 half the attention on the gold position under SGD (lr {SGD_LR:g}, batch 128, scale 0.01), beside the theory: the
@@ -295,8 +297,9 @@ exact reduced dynamics for the time.
 
 ![vocabulary](copy_vocab.png)
 
-*Success rate (left) and time to attend (right) against vocabulary size.* Only V = 40 fails; from V = 44 on every run
-learns, as the theory says (the stage-1 signal G is non-zero as soon as V > L). The reduced dynamics predict the SGD
+*Success rate (left) and time to attend (right) against vocabulary size.* Runs fail under Adam at V =
+{[r["vocab"] for r in vocab_rows if r["adam_learned"] < r["adam_runs"]]} and nowhere else; the theory says only V = L
+is hard (the stage-1 signal G is non-zero as soon as V > L). The reduced dynamics predict the SGD
 time to attend within {vt_err:.1%} (largest relative error over the runs that attended); from the zero init the time
 diverges as V → 40 (the saddle), and a random init escapes it in finite time.
 
@@ -674,8 +677,7 @@ heads: this {_verdict(rescue >= 0.5)} ("one good head is enough").
 
 ![multi-head learning curves](multihead_curves.png)
 
-*Attention accuracy of the best head against the training step, for every 8-head model.* Eight bad heads stay stuck;
-adding one good head, the model learns in about the time a good head learns alone.
+*Attention accuracy of the best head against the training step, for every 8-head model.* {_eight_sentence(eight)}
 
 **Past the paper: how many heads.** Models of H random heads from the same pool ({sizes.heads_seeds} per H; H = 1 is
 each candidate alone, H = 8 the random combinations above), beside two predictions: the fraction of those models with
@@ -690,6 +692,15 @@ positive projection ({float(np.mean(proj > 0)):.2f}).
 with eight; the projection-based prediction matches the outcome of {agree_h:.0%} of the models (averaged over H).
 """
     return Section("multihead", "Several heads: the rescue", res, figs, checks, text, time.perf_counter() - t0)
+
+
+def _eight_sentence(eight) -> str:
+    parts = []
+    for name, v in eight.items():
+        times = [r.time_to_learn for r in v["_runs"] if r.success]
+        when = f", by step {_range(times)}" if times else ""
+        parts.append(f"{name}: {v['learned']} of {v['runs']} learn{when}")
+    return "; ".join(parts) + "."
 
 
 def _heads_table(rows) -> str:
@@ -1417,7 +1428,7 @@ def _report(doc: dict, out: str) -> str:
     for s in done:
         sec = doc["sections"][s]
         lines.append(f"## {sec['title']}")
-        lines.append(f"*({sec['elapsed_seconds']:.0f} s)*")
+        lines.append(f"*({sec['elapsed_seconds']:.0f} s)*\n")
         md = os.path.join(out, f"{s}.md")
         if os.path.exists(md):
             with open(md, encoding="utf-8") as fh:
