@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
+import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 
@@ -1479,11 +1482,7 @@ def reproduce(out, sections="all", full: bool = False, progress: bool = False, s
     if os.path.exists(out) and not os.path.isdir(out):
         raise ValueError(f"{out}: exists and is not a directory")
     doc = _read_results(out)  # refuses a foreign results.json before any work
-    import sys
-
     say = _Say(progress, bar=progress and sys.stderr.isatty())
-    import tempfile
-
     for name in names:
         scratch = tempfile.mkdtemp(prefix=".attnsim-reproduce-")
         try:
@@ -1495,8 +1494,6 @@ def reproduce(out, sections="all", full: bool = False, progress: bool = False, s
                 sec = {"copy": section_copy, "multihead": section_multihead, "salient": section_salient,
                        "toy": section_toy}[name](sizes, say)  # fmt: skip
         finally:
-            import shutil
-
             shutil.rmtree(scratch, ignore_errors=True)
         doc["full"] = sizes.full
         doc["sections"][name] = {

@@ -366,11 +366,9 @@ def train_many(
         if isinstance(params, Mapping) or len(params) != R:
             raise ValueError(f"params must be a sequence of {R} parameter dicts, one per seed")
         starts = [check_params(cfg, p) for p in params]
+    given = [None] * R if params is None else starts
     settings = [
-        _run_settings(
-            optimizer, lrs[r], steps, batch, seeds[r], scales[r], log_every, wds[r], betas, eps,
-            None if params is None else starts[r],
-        )  # fmt: skip
+        _run_settings(optimizer, lrs[r], steps, batch, seeds[r], scales[r], log_every, wds[r], betas, eps, given[r])
         for r in range(R)
     ]
     if params is None:
