@@ -444,14 +444,19 @@ def _fig_copy_attention(cfg, task, runs):
     return fig
 
 
+def _plot_rate(a, x, learned, runs, steps) -> None:
+    """Simulated success rates with their 95 % Wilson intervals."""
+    rate = np.array(learned) / np.array(runs)
+    ci = np.array([_wilson(k, n) for k, n in zip(learned, runs, strict=True)])
+    a.errorbar(x, rate, yerr=[rate - ci[:, 0], ci[:, 1] - rate], fmt="o-", color=SIM, capsize=3,
+               label=f"simulation (Adam, {steps} steps; 95 % interval)")  # fmt: skip
+
+
 def _fig_copy_vocab(rows, curve_V, curve_t, steps):
     fig, ax = _figure(12, 4.6, 1, 2)
     a = ax[0, 0]
     V = np.array([r["vocab"] for r in rows])
-    rate = np.array([r["adam_success"] for r in rows])
-    ci = np.array([_wilson(r["adam_learned"], r["adam_runs"]) for r in rows])
-    a.errorbar(V, rate, yerr=[rate - ci[:, 0], ci[:, 1] - rate], fmt="o-", color=SIM, capsize=3,
-               label=f"simulation (Adam, {steps} steps; 95 % interval)")  # fmt: skip
+    _plot_rate(a, V, [r["adam_learned"] for r in rows], [r["adam_runs"] for r in rows], steps)
     a.plot(V, [r["theory_success"] for r in rows], "s--", color=THEORY, mfc="none", ms=8,
            label="theory: saddle projection > 0 (V = L), G ≠ 0 (V > L)")  # fmt: skip
     a.set_ylim(-0.03, 1.08)
@@ -763,10 +768,7 @@ def _fig_heads(rows, steps):
     fig, ax = _figure(7.5, 4.8)
     a = ax[0, 0]
     H = np.array([b["heads"] for b in rows])
-    rate = np.array([b["success_rate"] for b in rows])
-    ci = np.array([_wilson(b["learned"], b["runs"]) for b in rows])
-    a.errorbar(H, rate, yerr=[rate - ci[:, 0], ci[:, 1] - rate], fmt="o-", color=SIM, capsize=3,
-               label=f"simulation (Adam, {steps} steps; 95 % interval)")  # fmt: skip
+    _plot_rate(a, H, [b["learned"] for b in rows], [b["runs"] for b in rows], steps)
     a.plot(H, [b["predicted_by_projection"] for b in rows], "s--", color=THEORY, mfc="none", ms=8,
            label="theory: some head's projection > 0")  # fmt: skip
     a.plot(H, [b["predicted_independent"] for b in rows], ":", color="0.3", label="theory: 1 − (1 − p)^H")
@@ -1395,22 +1397,12 @@ def parse_sections(which) -> tuple[str, ...]:
 
 def _write_files(out: str, files: dict) -> None:
     """Each file is written whole (temporary name, then rename)."""
-    import json
-
-    from ._plots import save_figure
-    from ._train import _atomic_write, clean_json
+    from ._plots import write_output
+    from ._train import clean_json
 
     os.makedirs(out, exist_ok=True)
     for name, content in files.items():
-        path = os.path.join(out, name)
-        if isinstance(content, dict):
-            _atomic_write(path, (json.dumps(clean_json(content), indent=1, allow_nan=False) + "\n").encode())
-        elif isinstance(content, bytes):
-            _atomic_write(path, content)
-        elif isinstance(content, str):
-            _atomic_write(path, content.encode())
-        else:
-            save_figure(content, path)
+        write_output(os.path.join(out, name), clean_json(content) if isinstance(content, dict) else content)
 
 
 def _read_results(out: str) -> dict:

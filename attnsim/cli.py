@@ -277,10 +277,7 @@ def _write_dir(out: str, files: dict, before=None) -> None:
     """Write ``{name: JSON-able dict, bytes or Figure}`` (and whatever ``before(dir)``
     writes) into a fresh directory beside ``out``, then move each file in: nothing
     half-written is left behind."""
-    import json
-
-    from . import _plots
-    from ._train import _atomic_write
+    from ._plots import write_output
 
     out = os.path.abspath(out)
     os.makedirs(os.path.dirname(out), exist_ok=True)
@@ -289,13 +286,7 @@ def _write_dir(out: str, files: dict, before=None) -> None:
         if before is not None:
             before(staging)
         for name, content in files.items():
-            path = os.path.join(staging, name)
-            if isinstance(content, (dict, list)):
-                _atomic_write(path, (json.dumps(content, indent=1, allow_nan=False) + "\n").encode())
-            elif isinstance(content, bytes):
-                _atomic_write(path, content)
-            else:
-                _plots.save_figure(content, path)
+            write_output(os.path.join(staging, name), content)
         os.makedirs(out, exist_ok=True)
         for name in sorted(os.listdir(staging)):
             os.replace(os.path.join(staging, name), os.path.join(out, name))
