@@ -8,6 +8,7 @@ flat parameter vector ``theta``, which is what the compiled code indexes.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -114,7 +115,8 @@ class ModelConfig:
 
     @property
     def n_params(self) -> int:
-        return int(sum(np.prod(s) for s in self.param_shapes().values()))
+        """Number of parameters (an exact integer, however large the shapes)."""
+        return sum(math.prod(s) for s in self.param_shapes().values())
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -57,6 +57,10 @@ CACHE = os.environ.get("ATTNSIM_NUMBA_CACHE", "1") != "0"
 FASTMATH = {"contract"}
 FASTMATH_REDUCE = {"contract", "reassoc"}  # `_gemm_acc_nt` only
 
+# A run diverges when its logged cross-entropy exceeds this many times its value at the
+# first logged step (at least 1 nat), or becomes non-finite (see `_train_steps`).
+DIVERGE_FACTOR = 100.0
+
 # Optimizer codes understood by train_runs.
 OPT_SGD = 0  # plain gradient step (used for both "gd" and "sgd")
 OPT_ADAM = 1
@@ -353,6 +357,23 @@ def _alloc_ws(lay, theta, B):
         np.zeros((1, Vout, Vin), dt),  # 22 dU of one head (factored)
         np.zeros(max(2 * H, 1), np.float64),  # 23 per-head metric sums
     )
+
+
+def workspace_bytes(lay, B: int, itemsize: int) -> int:
+    """Bytes `_alloc_ws` allocates for batches of B examples (plain Python, exact
+    integers: sizes are checked before anything is allocated). Mirrors `_alloc_ws`;
+    `tests/test_memory.py` holds the two together."""
+    H, Vin, Vout, L, T, d = (int(lay[i]) for i in (LAY_H, LAY_VIN, LAY_VOUT, LAY_L, LAY_T, LAY_D))
+    plan = getattr(_plan, "py_func", _plan)
+    G, _ = plan(lay, B)
+    G = int(G)
+    GV = G * Vout
+    n = max(GV * T, T * L, Vin, Vout)
+    dd = max(d, 1)
+    in_dtype = 3 * H * Vout * Vin + 4 * H * T * L + H * L * GV + 2 * T * GV + L * GV + T * L + GV
+    in_dtype += Vin * dd + dd * Vout + Vout * Vin
+    in_8 = 2 * n + 2 * G * T + L * G + Vout * Vin + max(2 * H, 1)
+    return in_dtype * itemsize + 8 * in_8
 
 
 @njit(fastmath=FASTMATH, cache=CACHE)
@@ -951,7 +972,7 @@ def partial_shuffle(u, vocab, out):
 
 @njit(fastmath=FASTMATH, cache=CACHE)
 def _train_steps(
-    xs, ys, golds, theta, m1, m2, lay, hyper, opt, step0, update_last, log_flags, out_loss, out_metrics, ws, grad
+    xs, ys, golds, theta, m1, m2, lay, hyper, opt, step0, update_last, log_flags, limit, out_loss, out_metrics, ws, grad
 ):
     """One run of `train_runs`: ``K = len(log_flags)`` steps of training in place on
     ``theta``, with the workspace ``ws`` (`_alloc_ws`) and the gradient buffer ``grad``.
@@ -967,8 +988,13 @@ def _train_steps(
     ``OPT_ADAM``; ``m1, m2`` are Adam's moments; ``step0`` the number of updates already
     taken (for Adam's bias correction). Weight decay adds ``wd/2 |theta|^2`` to the loss.
 
-    Returns the number of steps whose loss was finite; training stops at the first
-    non-finite loss and leaves ``theta`` as it was at that step.
+    ``limit`` (one float64, NaN until set) is the divergence threshold on the
+    cross-entropy: at the first logged step it is set to ``DIVERGE_FACTOR · max(loss, 1)``.
+
+    Returns the number of steps before the run diverged (K if it did not): training
+    stops at the first non-finite loss, or at the first logged cross-entropy above
+    ``limit`` (that step's loss and metrics are written), and leaves ``theta`` as it
+    was at that step.
     """
     lr, wd, beta1, beta2, eps = hyper[0], hyper[1], hyper[2], hyper[3], hyper[4]
     K = log_flags.shape[0]
@@ -979,16 +1005,23 @@ def _train_steps(
         do_update = (not last) or update_last
         want = log_flags[k]
         loss = _core(xs[kk], ys[kk], golds[kk], theta, lay, grad, ws, do_update, want, out_metrics[k], want)
-        if wd != 0.0 and want:
-            sq = 0.0
-            for i in range(P):
-                sq += np.float64(theta[i]) * theta[i]
-            loss += 0.5 * wd * sq
-            if do_update:
+        grew = False
+        if want and np.isfinite(loss):
+            if np.isnan(limit[0]):
+                limit[0] = DIVERGE_FACTOR * max(loss, 1.0)
+            elif loss > limit[0]:
+                grew = True
+        if wd != 0.0:
+            if want:  # the loss term only where the loss is reported
+                sq = 0.0
+                for i in range(P):
+                    sq += np.float64(theta[i]) * theta[i]
+                loss += 0.5 * wd * sq
+            if do_update:  # the gradient term on every update, logged or not
                 for i in range(P):
                     grad[i] += wd * theta[i]
         out_loss[k] = loss
-        if not np.isfinite(loss):
+        if grew or not np.isfinite(loss):
             return k
         if not do_update:
             continue
@@ -1026,6 +1059,7 @@ def train_runs(
     update_last,
     log_flags,
     active,
+    limits,
     out_loss,
     out_metrics,
     done,
@@ -1035,7 +1069,7 @@ def train_runs(
     Run r trains ``thetas[r]`` (moments ``m1s[r], m2s[r]``) on its own data ``xs[r], ys[r],
     golds[r]`` (shape (K or 1, B, ·); ``golds`` with one leading row is shared by every
     run, as when the gold alignment is the same for every sequence) with ``hypers[r]`` and ``opts[r]``, writing
-    ``out_loss[r]``, ``out_metrics[r]`` and the number of finite steps to ``done[r]``
+    ``out_loss[r]``, ``out_metrics[r]`` and the number of steps before divergence to ``done[r]``
     (see `_train_steps`); runs with ``active[r]`` false are left alone (``done[r] = 0``).
 
     Every run is computed start to finish by one thread with its own workspace, by the
@@ -1063,6 +1097,7 @@ def train_runs(
             step0,
             update_last,
             log_flags,
+            limits[r : r + 1],
             out_loss[r],
             out_metrics[r],
             ws,

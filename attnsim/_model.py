@@ -6,12 +6,14 @@ dict with the names and shapes of DESIGN §1.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import numpy as np
 
 from . import _kernels as K
 from ._config import GROUP_ORDER, ModelConfig, layout
+from ._memory import describe, require
 
 # Spawn keys of the two independent random streams of a seed (see `seed_sequence`).
 STREAM_INIT, STREAM_DATA = 0, 1
@@ -62,19 +64,24 @@ def init_params(cfg: ModelConfig, seed: int = 0, scale: float | Mapping[str, flo
         ):
             raise ValueError(f"init_params: scale for {k} must be a finite number >= 0, got {s!r}")
     seed_sequence(seed)  # validates
+    largest = max((math.prod(sh[1:]) if name != "b" else math.prod(sh) for name, sh in shapes.items()), default=0)
+    require(cfg.n_params * cfg.np_dtype.itemsize + 8 * largest, f"initialising {describe(cfg)}")
     params = {}
     for name, shape in shapes.items():
         s = float(scales[name])
         group = GROUP_ORDER.index(name)
         value = np.zeros(shape, dtype=cfg.np_dtype)
         if s > 0:
-            if name == "b":
-                rng = np.random.default_rng(seed_sequence(seed, STREAM_INIT, group))
-                value[:] = s * rng.standard_normal(shape)
-            else:
-                for h in range(shape[0]):
-                    rng = np.random.default_rng(seed_sequence(seed, STREAM_INIT, group, h))
-                    value[h] = s * rng.standard_normal(shape[1:])
+            with np.errstate(over="ignore"):  # an overflow is refused below
+                if name == "b":
+                    rng = np.random.default_rng(seed_sequence(seed, STREAM_INIT, group))
+                    value[:] = s * rng.standard_normal(shape)
+                else:
+                    for h in range(shape[0]):
+                        rng = np.random.default_rng(seed_sequence(seed, STREAM_INIT, group, h))
+                        value[h] = s * rng.standard_normal(shape[1:])
+        if s > 0 and not np.all(np.isfinite(value)):
+            raise ValueError(f"init_params: scale {s:g} for {name} overflows {cfg.dtype}; use a smaller scale")
         params[name] = value
     return params
 
@@ -101,6 +108,9 @@ def check_params(cfg: ModelConfig, params: Mapping) -> dict:
         if not np.issubdtype(arr.dtype, np.floating) and not np.issubdtype(arr.dtype, np.integer):
             raise ValueError(f"params[{k!r}] must be numeric, got dtype {arr.dtype}")
         out[k] = np.ascontiguousarray(arr, dtype=cfg.np_dtype)
+        if not np.all(np.isfinite(out[k])):
+            bad = int(np.size(out[k]) - np.count_nonzero(np.isfinite(out[k])))
+            raise ValueError(f"params[{k!r}] holds {bad} non-finite value{'s' if bad > 1 else ''} (NaN or ±inf)")
     return out
 
 
@@ -158,6 +168,13 @@ def translation_table(cfg: ModelConfig, params: Mapping) -> np.ndarray:
     return np.matmul(params["W"], params["E"])
 
 
+def _require_batch(cfg: ModelConfig, B: int, values: int) -> None:
+    """Refuse, before allocating, a call whose workspace and ``values`` more entries of
+    the model's dtype cannot fit."""
+    need = K.workspace_bytes(layout(cfg), B, cfg.np_dtype.itemsize) + values * cfg.np_dtype.itemsize
+    require(need, f"a batch of {B:,} sequences through {describe(cfg)}")
+
+
 def loss_and_grad(cfg: ModelConfig, params: Mapping, x, y, weight_decay: float = 0.0) -> tuple[float, dict]:
     """Mean cross-entropy of DESIGN §1 and its gradient.
 
@@ -177,6 +194,7 @@ def loss_and_grad(cfg: ModelConfig, params: Mapping, x, y, weight_decay: float =
     x, y = check_batch(cfg, x, y)
     if not np.isfinite(weight_decay) or weight_decay < 0:
         raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
+    _require_batch(cfg, x.shape[0], 3 * cfg.n_params)
     theta = pack(cfg, params)
     grad = np.zeros_like(theta)
     loss = float(K.loss_grad(x, y, theta, layout(cfg), grad))
@@ -190,8 +208,9 @@ def forward(cfg: ModelConfig, params: Mapping, x) -> tuple[np.ndarray, np.ndarra
     """Logits ``z`` (B, T, Vout) and attention ``alpha`` (H, B, T, L) for inputs ``x``."""
     cfg = _check_cfg(cfg)
     x, _ = check_batch(cfg, x)
-    theta = pack(cfg, params)
     B = x.shape[0]
+    _require_batch(cfg, B, 2 * cfg.n_params + B * cfg.tgt_len * (cfg.vocab_out + cfg.heads * cfg.src_len))
+    theta = pack(cfg, params)
     z = np.zeros((B, cfg.tgt_len, cfg.vocab_out), cfg.np_dtype)
     alpha = np.zeros((cfg.heads, B, cfg.tgt_len, cfg.src_len), cfg.np_dtype)
     K.forward(x, theta, layout(cfg), z, alpha)

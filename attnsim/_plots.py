@@ -17,29 +17,12 @@ DPI = 130
 
 def save_figure(fig: Figure, path) -> None:
     """Write ``fig`` as PNG to ``path`` whole (temporary file, then rename)."""
-    from ._train import _atomic_write
+    from ._outputs import atomic_write
 
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
-    _atomic_write(os.fspath(path), buf.getvalue())
-
-
-def write_output(path, content) -> None:
-    """Write one output file whole: a dict or list as JSON, str as UTF-8 text, bytes as
-    they are, anything else as a figure (PNG)."""
-    import json
-
-    from ._train import _atomic_write
-
-    if isinstance(content, (dict, list)):
-        _atomic_write(os.fspath(path), (json.dumps(content, indent=1, allow_nan=False) + "\n").encode())
-    elif isinstance(content, str):
-        _atomic_write(os.fspath(path), content.encode())
-    elif isinstance(content, bytes):
-        _atomic_write(os.fspath(path), content)
-    else:
-        save_figure(content, path)
+    atomic_write(os.fspath(path), buf.getvalue())
 
 
 def learning_curves(history: dict, title: str = "", heads: int = 1) -> Figure:

@@ -294,18 +294,26 @@ def _check_train_runs(rng):
     out_loss = np.zeros((R + 1, n_steps))
     out_met = np.zeros((R + 1, n_steps, K.n_metrics(cfg.heads)))
     done = np.full(R + 1, -1, np.int64)
+    limits = np.full(R + 1, np.nan)
+    flags = rng.random(n_steps) < 0.5  # unlogged steps update exactly as logged ones
+    flags[0] = True
     before = thetas[R].copy()
     K.train_runs(
-        xs, ys, golds, thetas, m1s, m2s, layout(cfg), hypers, opts, 0, True, np.ones(n_steps, np.bool_), active,
+        xs, ys, golds, thetas, m1s, m2s, layout(cfg), hypers, opts, 0, True, flags, active, limits,
         out_loss, out_met, done,
     )  # fmt: skip
     pairs = [(done.astype(np.float64), np.array([n_steps] * R + [0], np.float64)), (thetas[R], before)]
+    pairs.append((np.isnan(limits), np.array([False] * R + [True])))  # the inactive run's limit is never set
     H = cfg.heads
     for r, run in enumerate(runs[:R]):
         losses, final = train_steps(
             cfg, run["params"], [(d[0], d[1]) for d in run["data"]], run["optimizer"], run["lr"], run["wd"]
         )
-        pairs += [(out_loss[r], np.array(losses))] + [(unflat(cfg, thetas[r])[k], final[k]) for k in final]
+        pairs += [(out_loss[r][flags], np.array(losses)[flags])] + [
+            (unflat(cfg, thetas[r])[k], final[k]) for k in final
+        ]
+        ce0, _ = loss_and_grad(cfg, run["params"], run["data"][0][0], run["data"][0][1])
+        pairs.append((limits[r : r + 1], np.array([K.DIVERGE_FACTOR * max(ce0, 1.0)])))  # set at step 0, from the CE
         # the metrics row of the first step, against the oracle's metrics
         d0 = run["data"][0]
         met = batch_metrics(cfg, run["params"], d0[0], d0[1], d0[2])

@@ -1392,12 +1392,11 @@ def parse_sections(which) -> tuple[str, ...]:
 
 def _write_files(out: str, files: dict) -> None:
     """Each file is written whole (temporary name, then rename)."""
-    from ._plots import write_output
-    from ._train import clean_json
+    from ._outputs import write_output
 
     os.makedirs(out, exist_ok=True)
     for name, content in files.items():
-        write_output(os.path.join(out, name), clean_json(content) if isinstance(content, dict) else content)
+        write_output(os.path.join(out, name), content)
 
 
 def _read_results(out: str) -> dict:
@@ -1450,25 +1449,36 @@ def _report(doc: dict, out: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def reproduce(out, sections="all", full: bool = False, progress: bool = False, sizes: Sizes | None = None) -> dict:
+def reproduce(
+    out, sections="all", full: bool = False, progress: bool = False, sizes: Sizes | None = None, force: bool = False
+) -> dict:
     """Run the paper's experiments (``sections``: "all", a name from `SECTIONS` or a
     list) and write ``out/report.md``, the figures (PNG), ``out/results.json`` and one
     ``out/<section>.md`` per section.
 
     Each section's files are written as soon as it finishes (each file whole), so an
     interruption loses only the section under way; sections already in ``out`` from an
-    earlier call are kept in the report. ``sizes`` (a `Sizes`) overrides how many runs
-    each section makes. Returns the results document.
+    earlier call are kept in the report. A section ``out`` already holds is redone only
+    with ``force`` (without it, a ValueError before any work). ``sizes`` (a `Sizes`)
+    overrides how many runs each section makes. Returns the results document.
     """
+    from ._outputs import claim, result_kinds
+
     names = parse_sections(sections)
     if sizes is None:
         sizes = Sizes.full_sizes() if full else Sizes.default()
     elif not isinstance(sizes, Sizes):
         raise ValueError(f"sizes must be an attnsim reproduce Sizes, got {type(sizes).__name__}")
     out = os.path.abspath(os.fspath(out))
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise ValueError(f"{out}: exists and is not a directory")
+    held = os.path.isdir(out) and "reproduce" in result_kinds(out)
+    out = claim(out, "reproduce", force=force or held)  # a report may grow by sections
     doc = _read_results(out)  # refuses a foreign results.json before any work
+    again = [n for n in names if n in doc["sections"]]
+    if again and not force:
+        raise ValueError(
+            f"{out} already holds the section{'s' if len(again) > 1 else ''} {', '.join(again)} of a report; "
+            "pass --force to redo, or choose another --out"
+        )
     say = _Say(progress, bar=progress and sys.stderr.isatty())
     for name in names:
         scratch = tempfile.mkdtemp(prefix=".attnsim-reproduce-")

@@ -31,13 +31,15 @@ import json
 import math
 import os
 import tomllib
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from . import tasks as _tasks
 from ._config import ModelConfig
+from ._memory import SWEEP_ROW_BYTES, fmt_bytes, require, run_bytes
+from ._progress import progress as make_progress
 
 SECTIONS = ("task", "model", "train", "plot")
 MODEL_KEYS = ("heads", "attention", "d_model", "bias", "dtype")
@@ -94,20 +96,25 @@ class Point:
 
 @dataclass(frozen=True)
 class SweepSpec:
-    """A parsed sweep spec. Build it with `load_spec` (a TOML file or a dict)."""
+    """A parsed sweep spec. Build it with `load_spec` (a TOML file or a dict).
+
+    ``seeds`` is a ``range`` for ``seeds = N`` (never expanded) or a tuple of the
+    listed seeds; ``run_bytes`` is the memory one run of the largest group needs.
+    """
 
     task: dict
     model: dict
     train: dict
-    seeds: tuple
+    seeds: Sequence
     plot: dict = field(default_factory=dict)
+    run_bytes: int = field(default=0, compare=False, repr=False)
 
     def to_dict(self) -> dict:
-        """The spec as plain data (also what ``sweep.json`` holds)."""
+        """The spec as plain data (also what ``sweep.json`` holds); ``seeds = N`` stays N."""
         return {
             "task": self.task,
             "model": self.model,
-            "train": {**self.train, "seeds": list(self.seeds)},
+            "train": {**self.train, "seeds": _seeds_json(self.seeds)},
             "plot": self.plot,
         }
 
@@ -137,18 +144,73 @@ class SweepSpec:
         """The swept axes: (column, values), in spec order."""
         return [(c, v) for _, _, c, v, s in self._named() if s]
 
-    def points(self) -> list[Point]:
-        named = self._named()
-        out = []
-        for combo in itertools.product(*[v for *_, v, _ in named]):
-            task, model, train, values = {"name": self.task["name"]}, {}, dict(TRAIN_DEFAULTS), {}
-            values["task"] = self.task["name"]
-            for (section, key, col, _, _), value in zip(named, combo, strict=True):
-                {"task": task, "model": model, "train": train}[section][key] = value
-                values[col] = value
-            for seed in self.seeds:
-                out.append(Point(len(out), {**values, "seed": seed}, task, model, train, seed))
-        return out
+    @property
+    def n_runs(self) -> int:
+        """Number of runs of the grid, counted without expanding it."""
+        return math.prod(len(v) for *_, v, _ in self._named()) * len(self.seeds)
+
+    def points(self) -> Grid:
+        """The runs in order (the product of the lists in spec order, seeds innermost),
+        as a lazy sequence: a run is built when it is asked for."""
+        return Grid(self)
+
+
+class Grid(Sequence):
+    """The runs of a `SweepSpec` as a sequence of `Point`, computed on demand from the
+    run number (its digits in the mixed radix of the list lengths)."""
+
+    def __init__(self, spec: SweepSpec):
+        self.spec = spec
+        self.named = spec._named()
+        self.sizes = [len(v) for *_, v, _ in self.named] + [len(spec.seeds)]
+        self.strides = [math.prod(self.sizes[i + 1 :]) for i in range(len(self.sizes))]
+        self._n = math.prod(self.sizes)
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self._point(j) for j in range(*i.indices(self._n))]
+        if isinstance(i, bool) or not isinstance(i, (int, np.integer)):
+            raise TypeError(f"grid indices are run numbers, got {i!r}")
+        j = int(i) + (self._n if i < 0 else 0)
+        if not 0 <= j < self._n:
+            raise IndexError(f"run {i} is not in this sweep of {self._n} runs")
+        return self._point(j)
+
+    def __iter__(self):
+        return (self._point(j) for j in range(self._n))
+
+    def _point(self, run: int) -> Point:
+        digits = [(run // st) % n for st, n in zip(self.strides, self.sizes, strict=True)]
+        task, model, train = {"name": self.spec.task["name"]}, {}, dict(TRAIN_DEFAULTS)
+        values = {"task": self.spec.task["name"]}
+        for (section, key, col, vals, _), d in zip(self.named, digits, strict=False):
+            {"task": task, "model": model, "train": train}[section][key] = vals[d]
+            values[col] = vals[d]
+        seed = int(self.spec.seeds[digits[-1]])
+        return Point(run, {**values, "seed": seed}, task, model, train, seed)
+
+    def groups(self):
+        """The runs grouped as they are trained: per combination of the settings runs
+        of one group share (all but the seeds and `PER_RUN`), in the order of each
+        group's first run, its runs in order. Yields lists of run numbers, lazily."""
+        shared = [i for i, (sec, key, *_) in enumerate(self.named) if not (sec == "train" and key in PER_RUN)]
+        own = [i for i in range(len(self.sizes)) if i not in shared]  # per-run axes, then the seeds
+        for s_idx in itertools.product(*(range(self.sizes[i]) for i in shared)):
+            base = sum(d * self.strides[i] for d, i in zip(s_idx, shared, strict=True))
+            yield (
+                base + sum(d * self.strides[i] for d, i in zip(o_idx, own, strict=True))
+                for o_idx in itertools.product(*(range(self.sizes[i]) for i in own))
+            )
+
+
+def _seeds_json(seeds):
+    """``seeds = N`` as N, a list as the list (what ``sweep.json`` holds)."""
+    if isinstance(seeds, range) and seeds.start == 0 and seeds.step == 1:
+        return len(seeds)
+    return [int(s) for s in seeds]
 
 
 def _swept(key, value) -> bool:
@@ -172,6 +234,9 @@ def load_spec(spec, base_dir: str | None = None) -> SweepSpec:
             raise ValueError(f"{path}: cannot read the spec ({err.strerror or err})") from None
         except tomllib.TOMLDecodeError as err:
             raise ValueError(f"{path}: not valid TOML ({err})") from None
+        except UnicodeDecodeError as err:
+            byte = err.object[err.start]
+            raise ValueError(f"{path}: not a TOML spec (TOML is UTF-8 text; byte {err.start} is 0x{byte:02x})") from None
         base_dir = os.path.dirname(os.path.abspath(path)) if base_dir is None else base_dir
         where = path
     elif isinstance(spec, Mapping):
@@ -180,10 +245,11 @@ def load_spec(spec, base_dir: str | None = None) -> SweepSpec:
         raise ValueError(f"a sweep spec is a TOML file path or a dict, got {type(spec).__name__}")
     try:
         parsed = _parse(doc, base_dir or os.getcwd())
-        _validate(parsed)
+        n = parsed.n_runs  # counted, not expanded: a spec of 1e8 runs is refused here, in microseconds
+        require(n * SWEEP_ROW_BYTES, f"a sweep of {n:,} runs (its table, held in memory as rows finish)")
+        return replace(parsed, run_bytes=_validate(parsed))
     except ValueError as err:
         raise ValueError(f"{where}: {err}") from None
-    return parsed
 
 
 def _parse(doc, base_dir) -> SweepSpec:
@@ -215,11 +281,13 @@ def _parse(doc, base_dir) -> SweepSpec:
     if isinstance(seeds, int):
         if seeds < 1:
             raise ValueError(f"seeds must be at least 1, got {seeds}")
-        seeds = list(range(seeds))
-    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
-        raise ValueError(f"seeds must be non-negative integers, got {seeds!r}")
-    if len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds repeat a seed: {seeds!r}")
+        seeds = range(seeds)  # never expanded
+    else:
+        if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+            raise ValueError(f"seeds must be non-negative integers, got {seeds!r}")
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds repeat a seed: {seeds!r}")
+        seeds = tuple(seeds)
     plot = dict(doc.get("plot", {}))
     for k in plot:
         if k not in ("x", "y"):
@@ -232,7 +300,7 @@ def _parse(doc, base_dir) -> SweepSpec:
                 raise ValueError(f"[{section}] {k} lists a value twice: {v!r}")
             if isinstance(v, Mapping) or (isinstance(v, list) and any(isinstance(x, (list, Mapping)) for x in v)):
                 raise ValueError(f"[{section}] {k} must be a value or a list of values, got {v!r}")
-    spec = SweepSpec(task, model, train, tuple(seeds), plot)
+    spec = SweepSpec(task, model, train, seeds, plot)
     columns = spec.parameter_columns
     for k, v in plot.items():
         if v not in columns:
@@ -240,16 +308,19 @@ def _parse(doc, base_dir) -> SweepSpec:
     return spec
 
 
-def _validate(spec: SweepSpec) -> None:
-    """Build every distinct task, config and setting of the grid once."""
-    from ._train import _check_shared, _run_settings
+def _validate(spec: SweepSpec) -> int:
+    """Build every distinct task, config and shared setting of the grid once, check each
+    per-run value alone; return the memory one run of the largest group needs."""
+    from ._train import _check_number, _check_shared, _run_settings, chunk_steps
 
-    seen = set()
-    for p in spec.points()[:: len(spec.seeds)]:
-        key = p.group_key() + json.dumps(p.train, sort_keys=True)
-        if key in seen:
-            continue
-        seen.add(key)
+    grid = spec.points()
+    for key in PER_RUN:  # lr, scale, weight_decay: each value on its own
+        values = spec.train.get(key, TRAIN_DEFAULTS[key])
+        for v in values if isinstance(values, list) else [values]:
+            _check_number(key, v, 0, strict=key == "lr")
+    most = 0
+    for runs in grid.groups():
+        p = grid[next(iter(runs))]
         task = _build_task(p.task)
         cfg = _build_config(task, p.model)
         t = p.train
@@ -258,8 +329,8 @@ def _validate(spec: SweepSpec) -> None:
             t["optimizer"], t["lr"], steps, batch, 0, t["scale"], log_every, t["weight_decay"],
             (t["beta1"], t["beta2"]), t["eps"], None,
         )  # fmt: skip
-        if not isinstance(t["scale"], (int, float)) or isinstance(t["scale"], bool) or t["scale"] < 0:
-            raise ValueError(f"scale must be a number >= 0, got {t['scale']!r}")
+        most = max(most, run_bytes(cfg, task, steps, batch, log_every, chunk_steps(task, batch)))
+    return most
 
 
 _TASK_CACHE: dict = {}
@@ -482,66 +553,82 @@ def sweep(
     sweep already in ``out`` without repeating a finished run; ``scheduler``: the
     address of a Dask scheduler (``tcp://host:port``) to send the runs to instead;
     ``unit_runs``: runs trained together per call (default 4 per worker locally, 8 per
-    Dask task). A directory that already holds a sweep is never overwritten.
+    Dask task). A directory that already holds a sweep is never overwritten, and
+    nothing is written before the spec, the target directory, the memory the sweep
+    needs and the scheduler (when given) have all been checked.
     """
-    from ._train import _atomic_write, check_threads, clean_json
+    from ._outputs import atomic_write, claim, clean_json
+    from ._train import check_threads
 
     spec = load_spec(spec)
     if workers is not None:
         workers = check_threads(workers)
     if unit_runs is not None and (isinstance(unit_runs, bool) or not isinstance(unit_runs, int) or unit_runs < 1):
         raise ValueError(f"unit_runs must be a positive integer, got {unit_runs!r}")
-    if scheduler is not None and not (isinstance(scheduler, str) and scheduler):
-        raise ValueError(f"scheduler must be an address like tcp://host:8786, got {scheduler!r}")
-    out = os.path.abspath(os.fspath(out))
+    if scheduler is not None:
+        check_address(scheduler)
+    out = claim(out, "sweep", force=resume)  # writable, and no result of another kind
     columns = spec.columns
-    points = spec.points()
+    grid = spec.points()
     header = (",".join(columns) + "\n").encode()
-    meta = {"format": FORMAT, "spec": spec.to_dict(), "columns": columns, "runs": len(points)}
+    meta = {"format": FORMAT, "spec": spec.to_dict(), "columns": columns, "runs": len(grid)}
     results_path, meta_path = os.path.join(out, "results.csv"), os.path.join(out, "sweep.json")
 
     finished: dict[int, str] = {}
+    torn = fresh = False
     if os.path.exists(meta_path) or os.path.exists(results_path):
         if not resume:
             raise ValueError(f"{out} already holds a sweep; pass --resume to finish it, or choose another --out")
-        finished = _load_previous(meta_path, results_path, meta, columns, header)
+        finished, torn = _load_previous(meta_path, results_path, meta, columns)
     else:
-        if os.path.exists(out) and not os.path.isdir(out):
-            raise ValueError(f"{out} exists and is not a directory")
-        os.makedirs(out, exist_ok=True)
-        _atomic_write(meta_path, (json.dumps(meta, indent=1) + "\n").encode())
-        _atomic_write(results_path, header)
-
-    pending = [p for p in points if p.run not in finished]
-    by_run = {p.run: p for p in points}
+        fresh = True
     if scheduler is None:
         threads = workers
         size = unit_runs or 4 * (workers or _numba_threads())
+        n = min(size, len(grid))
+        each = fmt_bytes(spec.run_bytes)
+        require(n * spec.run_bytes, f"training {n} runs at once (a unit of this sweep, {each} each)")
+        client = None
     else:
         threads, size = None, unit_runs or 8
-    units = _units(pending, size)
-    bar = _bar(len(pending), progress, len(finished))
+        client = _connect(scheduler)  # before anything is written: a scheduler that fails leaves no files
     try:
-        fd = os.open(results_path, os.O_WRONLY | os.O_APPEND)
+        if fresh:
+            os.makedirs(out, exist_ok=True)
+            atomic_write(meta_path, (json.dumps(meta, indent=1) + "\n").encode())
+            atomic_write(results_path, header)
+        elif torn or not os.path.exists(results_path):  # start appending on a fresh line, without the torn row
+            lines = [finished[i] for i in sorted(finished)]
+            atomic_write(results_path, header + "".join(line + "\n" for line in lines).encode())
+        pending = len(grid) - len(finished)
+        units = _units(grid, finished, size)
+        desc = f"sweep ({len(finished):,} runs done before)" if finished else "sweep"
+        fmt = "{l_bar}{bar}| {n:.0f}/{total} runs [{elapsed}<{remaining}]"
+        bar = make_progress(pending, progress, desc=desc, unit="runs", bar_format=fmt)
         try:
-            stream = _local(units, threads, bar) if scheduler is None else _dask(units, scheduler)
-            for rows in stream:
-                lines = [_lines(columns, [{**by_run[r["run"]].values, **r}]).decode() for r in rows]
-                os.write(fd, "".join(lines).encode())  # one write: whole rows or none
-                os.fsync(fd)
-                finished.update((r["run"], line[:-1]) for r, line in zip(rows, lines, strict=True))
-                if scheduler is not None:
-                    bar.update(len(rows))
+            fd = os.open(results_path, os.O_WRONLY | os.O_APPEND)
+            try:
+                stream = _local(units, threads, bar) if client is None else _dask(units, client)
+                for rows in stream:
+                    lines = [_lines(columns, [{**grid[r["run"]].values, **r}]).decode() for r in rows]
+                    os.write(fd, "".join(lines).encode())  # one write: whole rows or none
+                    os.fsync(fd)
+                    finished.update((r["run"], line[:-1]) for r, line in zip(rows, lines, strict=True))
+                    if client is not None:
+                        bar.update(len(rows))
+            finally:
+                os.close(fd)
         finally:
-            os.close(fd)
+            bar.close()
     finally:
-        bar.close()
+        if client is not None:
+            client.close()
 
     lines = [finished[i] for i in sorted(finished)]
-    _atomic_write(results_path, header + "".join(line + "\n" for line in lines).encode())
+    atomic_write(results_path, header + "".join(line + "\n" for line in lines).encode())
     table = SweepTable(columns, rows_from_lines(columns, lines), out)
     summary = summarize(spec, table)
-    _atomic_write(
+    atomic_write(
         os.path.join(out, "summary.json"), (json.dumps(clean_json(summary), indent=1, allow_nan=False) + "\n").encode()
     )
     from ._plots import phase_diagram, save_figure
@@ -550,10 +637,20 @@ def sweep(
     return table
 
 
-def _load_previous(meta_path, results_path, meta, columns, header) -> dict:
-    """The finished runs of the sweep being resumed; a torn last row is dropped."""
-    from ._train import _atomic_write
+def _normal_meta(meta: dict) -> dict:
+    """``sweep.json`` with its seeds in one form (a count N for seeds 0..N-1), so that
+    a sweep started before ``seeds = N`` was stored as N resumes."""
+    meta = json.loads(json.dumps(meta))
+    train = meta.get("spec", {}).get("train", {}) if isinstance(meta.get("spec"), dict) else {}
+    seeds = train.get("seeds") if isinstance(train, dict) else None
+    if isinstance(seeds, list) and seeds == list(range(len(seeds))):
+        train["seeds"] = len(seeds)
+    return meta
 
+
+def _load_previous(meta_path, results_path, meta, columns) -> tuple[dict, bool]:
+    """The finished runs of the sweep being resumed, and whether the last row is torn
+    (it is dropped). Reads only."""
     try:
         with open(meta_path, encoding="utf-8") as fh:
             old = json.load(fh)
@@ -563,19 +660,15 @@ def _load_previous(meta_path, results_path, meta, columns, header) -> dict:
         raise ValueError(f"{meta_path}: cannot read it ({err})") from None
     if not isinstance(old, dict) or old.get("format") != FORMAT:
         raise ValueError(f"{meta_path}: not an attnsim sweep")
-    if old != json.loads(json.dumps(meta)):
+    if _normal_meta(old) != _normal_meta(meta):
         raise ValueError(f"{meta_path}: written by a different spec; --resume needs the spec that started the sweep")
     if not os.path.exists(results_path):
-        _atomic_write(results_path, header)
-        return {}
+        return {}, False
     finished, torn = read_results(results_path, columns)
     bad = sorted(r for r in finished if not 0 <= r < meta["runs"])
     if bad:
         raise ValueError(f"{results_path}: run {bad[0]} is not in this sweep (runs 0..{meta['runs'] - 1})")
-    if torn:  # start appending on a fresh line, without the torn row
-        lines = [finished[i] for i in sorted(finished)]
-        _atomic_write(results_path, header + "".join(line + "\n" for line in lines).encode())
-    return finished
+    return finished, torn
 
 
 def _numba_threads() -> int:
@@ -584,25 +677,31 @@ def _numba_threads() -> int:
     return numba.get_num_threads()
 
 
-def _units(pending: list[Point], size: int) -> list[dict]:
-    """Pending runs grouped by shapes and schedule, cut into units of ``size`` runs."""
-    groups: dict[str, list[Point]] = {}
-    for p in pending:
-        groups.setdefault(p.group_key(), []).append(p)
-    units = []
-    for members in groups.values():
-        for i in range(0, len(members), size):
-            chunk = members[i : i + size]
-            first = chunk[0]
-            units.append(
-                {
-                    "task": first.task,
-                    "model": first.model,
-                    "train": first.train,
-                    "runs": [{"run": p.run, "seed": p.seed, **{k: p.train[k] for k in PER_RUN}} for p in chunk],
-                }
-            )
-    return units
+def _units(grid: Grid, finished, size: int):
+    """The runs not yet finished, grouped by shapes and schedule (`Grid.groups`), cut
+    into units of ``size`` runs; generated lazily, one unit at a time."""
+    for group in grid.groups():
+        chunk = []
+        for run in group:
+            if run in finished:
+                continue
+            chunk.append(run)
+            if len(chunk) == size:
+                yield _unit(grid, chunk)
+                chunk = []
+        if chunk:
+            yield _unit(grid, chunk)
+
+
+def _unit(grid: Grid, runs: list[int]) -> dict:
+    points = [grid[r] for r in runs]
+    first = points[0]
+    return {
+        "task": first.task,
+        "model": first.model,
+        "train": first.train,
+        "runs": [{"run": p.run, "seed": p.seed, **{k: p.train[k] for k in PER_RUN}} for p in points],
+    }
 
 
 def _local(units, threads, bar):
@@ -620,22 +719,54 @@ def _local(units, threads, bar):
         yield rows
 
 
-def _dask(units, scheduler):
+SCHEMES = ("tcp", "tls", "ws", "wss", "ucx")
+
+
+def check_address(address) -> str:
+    """A Dask scheduler address ``scheme://host:port`` (scheme tcp by default), checked
+    for its form only — before Dask is imported, so that a malformed address is called
+    malformed whether or not Dask is installed."""
+    from urllib.parse import urlsplit
+
+    if not isinstance(address, str) or not address.strip():
+        raise ValueError(f"scheduler must be an address like tcp://host:8786, got {address!r}")
+    parts = urlsplit(address if "://" in address else f"tcp://{address}")
     try:
-        from dask.distributed import Client, as_completed
+        port = parts.port
+    except ValueError:
+        port = None
+    if parts.scheme not in SCHEMES or not parts.hostname or port is None or parts.path not in ("", "/"):
+        raise ValueError(f"scheduler address {address!r} is malformed: expected tcp://host:port")
+    return address
+
+
+def _connect(address: str):
+    """A Dask client of the scheduler at ``address``, or ValueError (one line) in seconds."""
+    try:
+        from dask.distributed import Client
     except ImportError:
         raise ValueError("--scheduler needs Dask's distributed scheduler: pip install 'attnsim[dask]'") from None
-    _reachable(scheduler)
+    _reachable(address)
     try:
-        client = Client(scheduler, timeout="20s")
+        return Client(address, timeout="20s")
     except (OSError, TimeoutError) as err:
-        raise ValueError(f"cannot reach the Dask scheduler at {scheduler}: {err}") from None
-    try:
-        futures = [client.submit(run_unit, unit, pure=False) for unit in units]
-        for fut in as_completed(futures):
-            yield fut.result()
-    finally:
-        client.close()
+        raise ValueError(f"cannot reach the Dask scheduler at {address}: {err}") from None
+
+
+def _dask(units, client):
+    """Results of the units as the cluster finishes them, with a bounded number of
+    units submitted at a time (units are generated lazily)."""
+    from dask.distributed import as_completed
+
+    flight = max(8, 4 * sum(client.nthreads().values()))
+    units = iter(units)
+    pool = as_completed([client.submit(run_unit, u, pure=False) for u in itertools.islice(units, flight)])
+    for fut in pool:
+        rows = fut.result()
+        nxt = next(units, None)
+        if nxt is not None:
+            pool.add(client.submit(run_unit, nxt, pure=False))
+        yield rows
 
 
 def _reachable(address: str) -> None:
@@ -648,30 +779,9 @@ def _reachable(address: str) -> None:
     if parts.scheme != "tcp":
         return  # other transports: let Dask judge
     try:
-        port = parts.port
-    except ValueError:
-        port = None
-    if not parts.hostname or port is None:
-        raise ValueError(f"scheduler address must look like tcp://host:port, got {address!r}")
-    try:
-        socket.create_connection((parts.hostname, port), timeout=5).close()
+        socket.create_connection((parts.hostname, parts.port), timeout=5).close()
     except OSError as err:
         raise ValueError(f"cannot reach the Dask scheduler at {address}: {err.strerror or err}") from None
-
-
-def _bar(total, enabled, done):
-    if not enabled:
-        from ._train import _NoBar
-
-        return _NoBar()
-    from tqdm.auto import tqdm
-
-    return tqdm(
-        total=total,
-        desc=f"sweep ({done} done before)" if done else "sweep",
-        bar_format="{l_bar}{bar}| {n:.0f}/{total} runs [{elapsed}<{remaining}]",
-        dynamic_ncols=True,
-    )
 
 
 # =============================================================================

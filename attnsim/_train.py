@@ -19,7 +19,6 @@ import json
 import logging
 import math
 import os
-import tempfile
 import threading
 import time
 from collections.abc import Mapping
@@ -29,7 +28,10 @@ import numpy as np
 
 from . import _kernels as K
 from ._config import ModelConfig, layout
+from ._memory import describe_runs, require, run_bytes
 from ._model import STREAM_DATA, check_params, forward, init_params, pack, seed_sequence, unpack
+from ._outputs import atomic_npz, atomic_write, jsonable
+from ._progress import progress as make_progress
 from .metrics import success as _success
 from .metrics import time_to_learn as _time_to_learn
 from .tasks import Task, from_spec
@@ -115,12 +117,12 @@ class Run:
             "summary": {
                 k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in self.summary().items()
             },
-            "history": {k: _jsonable(v) for k, v in self.history.items()},
+            "history": {k: jsonable(v) for k, v in self.history.items()},
         }
-        _atomic_write(os.path.join(directory, "history.json"), json.dumps(doc, indent=1, allow_nan=False).encode())
-        _atomic_npz(os.path.join(directory, "params.npz"), self.params)
+        atomic_write(os.path.join(directory, "history.json"), json.dumps(doc, indent=1, allow_nan=False).encode())
+        atomic_npz(os.path.join(directory, "params.npz"), self.params)
         if self.snapshots is not None:
-            _atomic_npz(os.path.join(directory, "snapshots.npz"), self.snapshots)
+            atomic_npz(os.path.join(directory, "snapshots.npz"), self.snapshots)
 
     @classmethod
     def load(cls, directory) -> Run:
@@ -166,69 +168,12 @@ def load_run(directory) -> Run:
     return Run.load(directory)
 
 
-def _jsonable(v):
-    """Arrays → nested lists; non-finite floats → null (strict JSON)."""
-    a = np.asarray(v)
-    if a.dtype.kind == "f":
-        o = a.astype(object)
-        o[~np.isfinite(a)] = None
-        return o.tolist()
-    return a.tolist()
-
-
-def clean_json(v):
-    """A JSON-safe copy: arrays to lists, non-finite floats to null."""
-    if isinstance(v, dict):
-        return {str(k): clean_json(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [clean_json(x) for x in v]
-    if isinstance(v, (np.ndarray, np.floating, float)):
-        return _jsonable(v)
-    if isinstance(v, np.integer):
-        return int(v)
-    if isinstance(v, np.bool_):
-        return bool(v)
-    return v
-
-
 def _from_json(key, v):
     if key == "step":
         return np.array(v, dtype=np.int64)
     a = np.array(v, dtype=object)
     a[a == None] = np.nan  # noqa: E711 - elementwise test for JSON null
     return a.astype(np.float64)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _atomic_write(path: str, data: bytes) -> None:
-    """Write ``path`` whole or not at all: a temporary file beside it, then a rename.
-    The file gets the permissions an ordinary ``open`` would give it (mkstemp's are 0600)."""
-    d = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _atomic_npz(path: str, arrays: Mapping) -> None:
-    import io
-
-    buf = io.BytesIO()
-    np.savez(buf, **{k: np.asarray(v) for k, v in arrays.items()})
-    _atomic_write(path, buf.getvalue())
 
 
 # =============================================================================
@@ -263,15 +208,30 @@ def check_compatible(cfg: ModelConfig, task: Task) -> None:
         raise ValueError("model config does not fit the task: " + ", ".join(bad))
 
 
-def kernels_cached() -> bool:
-    """Whether the compiled step loop is already in this process or in Numba's cache."""
-    if K.train_runs.signatures:
+def kernels_cached(dtype: str = "float64") -> bool:
+    """Whether the step loop for parameters of ``dtype`` is compiled in this process or
+    in Numba's cache on disk (so that a first run can say it is compiling). True when
+    the kernels run as plain Python (``NUMBA_DISABLE_JIT=1``)."""
+    kernel = K.train_runs
+    if not hasattr(kernel, "signatures"):
+        return True
+    import numba
+
+    want = numba.from_dtype(np.dtype(dtype))
+
+    def has(sig):  # argument 3 is theta: (R, P) of the parameters' dtype
+        return len(sig) > 3 and getattr(sig[3], "dtype", None) == want
+
+    if any(has(sig) for sig in kernel.signatures):
         return True
     try:
-        cache_dir = K.train_runs._cache._cache_path
-    except AttributeError:  # pragma: no cover - numba internals changed
-        return True
-    return bool(glob.glob(os.path.join(cache_dir, "_kernels.train_runs-*.nbi")))
+        index = kernel._cache._cache_file._load_index()  # {(signature, target, code hash): file}
+    except Exception:  # pragma: no cover - numba internals changed: fall back to the index file
+        try:
+            return bool(glob.glob(os.path.join(kernel._cache._cache_path, "_kernels.train_runs-*.nbi")))
+        except AttributeError:
+            return True
+    return any(has(key[0]) for key in index)
 
 
 def train(
@@ -309,7 +269,7 @@ def train(
     A run whose loss becomes non-finite stops there with ``status == "diverged"`` and
     keeps its history up to that point.
     """
-    steps, batch, log_every = _check_shared(cfg, task, optimizer, steps, batch, log_every)
+    steps, batch, log_every = _check_shared(cfg, task, optimizer, steps, batch, log_every, snapshots=snapshots)
     settings = _run_settings(optimizer, lr, steps, batch, seed, scale, log_every, weight_decay, betas, eps, params)
     start = init_params(cfg, seed, scale) if params is None else check_params(cfg, params)
     (run,) = _train_group(
@@ -348,11 +308,11 @@ def train_many(
     ``init_params(cfg, seeds[r], scale[r])``; the seeds then choose the data streams
     only (run r is ``train(..., seed=seeds[r], params=params[r])``).
     """
-    steps, batch, log_every = _check_shared(cfg, task, optimizer, steps, batch, log_every)
     seeds = list(seeds) if not isinstance(seeds, (int, np.integer)) else None
     if not seeds:
         raise ValueError("seeds must be a non-empty sequence of seeds, one per run")
     R = len(seeds)
+    steps, batch, log_every = _check_shared(cfg, task, optimizer, steps, batch, log_every, runs=R)
 
     def per_run(name, value):
         if isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__len__"):
@@ -378,8 +338,9 @@ def train_many(
     )
 
 
-def _check_shared(cfg, task, optimizer, steps, batch, log_every) -> tuple[int, int, int]:
-    """Validate what the runs of a group share (their shapes and schedule)."""
+def _check_shared(cfg, task, optimizer, steps, batch, log_every, runs=1, snapshots=False) -> tuple[int, int, int]:
+    """Validate what the runs of a group share (their shapes and schedule), and that
+    ``runs`` of them fit in this machine's memory (before anything is allocated)."""
     if not isinstance(cfg, ModelConfig):
         raise ValueError(f"cfg must be an attnsim.ModelConfig, got {type(cfg).__name__}")
     if not isinstance(task, Task):
@@ -387,11 +348,12 @@ def _check_shared(cfg, task, optimizer, steps, batch, log_every) -> tuple[int, i
     check_compatible(cfg, task)
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
-    return (
-        _check_number("steps", steps, 0, integer=True),
-        _check_number("batch", batch, 1, integer=True),
-        _check_number("log_every", log_every, 1, integer=True),
-    )
+    steps = _check_number("steps", steps, 0, integer=True)
+    batch = _check_number("batch", batch, 1, integer=True)
+    log_every = _check_number("log_every", log_every, 1, integer=True)
+    need = runs * run_bytes(cfg, task, steps, batch, log_every, chunk_steps(task, batch), snapshots)
+    require(need, f"training {describe_runs(cfg, task, runs)} at batch {batch:,} for {steps:,} steps")
+    return steps, batch, log_every
 
 
 def _run_settings(optimizer, lr, steps, batch, seed, scale, log_every, weight_decay, betas, eps, params) -> dict:
@@ -427,11 +389,11 @@ def _train_group(
     Run r starts from ``starts[r]`` with the lr, weight decay, betas and eps of
     ``settings[r]`` (validated, from `_run_settings`) and draws its data from the data
     stream of its seed, chunk by chunk exactly as a run alone does, so its bits do not
-    depend on the other runs. ``progress`` is a bool (a tqdm bar over steps) or a
-    callable given the number of steps each call advanced.
+    depend on the other runs. ``progress`` is a bool (a bar over steps, or lines off a
+    terminal) or a callable given the number of steps each call advanced.
     """
-    if not kernels_cached():
-        log.info("compiling kernels (first run only, about a minute)")
+    if not kernels_cached(cfg.dtype):
+        log.info(f"compiling the {cfg.dtype} kernels (once per machine, about a minute; later runs start at once)")
     t_start = time.perf_counter()
     R = len(settings)
     seeds = [st["seed"] for st in settings]
@@ -444,13 +406,11 @@ def _train_group(
     for r, theta in enumerate(flat):
         thetas[r, : theta.size] = theta
     opts = np.full(R, K.OPT_ADAM if optimizer == "adam" else K.OPT_SGD, dtype=np.int64)
+    limits = np.full(R, np.nan)  # divergence thresholds, set by the kernel at step 0
     H = cfg.heads
     rngs = [np.random.default_rng(seed_sequence(s, STREAM_DATA)) for s in seeds]
 
     n_forward = steps + 1  # the last forward pass measures the final parameters
-    logged = np.zeros(n_forward, dtype=np.bool_)
-    logged[::log_every] = True
-    logged[-1] = True
     chunk = chunk_steps(task, batch)
     if optimizer == "gd":  # one fixed batch per run, drawn once
         per_run = [task.sample(rng, batch) for rng in rngs]
@@ -469,7 +429,7 @@ def _train_group(
     if snapshots:
         snaps = {"step": [], "U": [], "b": [], "alpha": []}
         snaps.update({"S": []} if cfg.has_S else {}, **({"A": []} if cfg.has_A else {}))
-    bar = _progress(steps, progress)
+    bar = make_progress(steps, progress, desc="training" if R == 1 else f"training {R} runs", unit="step")
     pos = 0
     try:
         while pos < n_forward and active.any():
@@ -478,14 +438,15 @@ def _train_group(
                 for r in np.flatnonzero(active):
                     x, y, g = task.draw(rngs[r], chunk * batch)  # a whole chunk, always
                     xs, ys, gs = _place(r, R, (chunk, batch), x, y, g, xs, ys, gs)
+            logged = _log_flags(pos, pos + K_, log_every, n_forward)
             # with snapshots, calls are split at logged steps, and the snapshot is taken
             # before that step's update; the kernel keeps no state between calls, so
             # the bits are the same either way
-            cuts = [0, K_] if snaps is None else sorted({0, K_, *[k for k in range(K_) if logged[pos + k]]})
+            cuts = [0, K_] if snaps is None else sorted({0, K_, *np.flatnonzero(logged).tolist()})
             for a, b in zip(cuts[:-1], cuts[1:], strict=True):
                 n_here = b - a
                 last_call = pos + b == n_forward
-                flags = logged[pos + a : pos + b].copy()
+                flags = logged[a:b].copy()
                 out_loss = np.zeros((R, n_here))
                 out_met = np.zeros((R, n_here, K.n_metrics(H)))
                 done = np.zeros(R, np.int64)
@@ -494,22 +455,22 @@ def _train_group(
                     _snapshot(snaps, cfg, thetas[0], data[0][0, 0], pos + a)
                 with _KERNEL_LOCK, _numba_threads(threads):
                     K.train_runs(
-                        *data, thetas, m1s, m2s, lay, hypers, opts, pos + a, not last_call, flags, active,
+                        *data, thetas, m1s, m2s, lay, hypers, opts, pos + a, not last_call, flags, active, limits,
                         out_loss, out_met, done,
                     )  # fmt: skip
                 for r in np.flatnonzero(active):
+                    stopped = done[r] < n_here
+                    grew = stopped and np.isfinite(out_loss[r, done[r]])  # the step that grew is kept
                     steps_r, loss_r, met_r = rows[r]
-                    for k in np.flatnonzero(flags[: done[r]]):
+                    for k in np.flatnonzero(flags[: done[r] + int(grew)]):
                         steps_r.append(pos + a + k)
                         loss_r.append(out_loss[r, k])
                         met_r.append(out_met[r, k].copy())
-                    if done[r] < n_here:
+                    if stopped:
                         active[r] = False
                         status[r] = "diverged"
-                        message[r] = (
-                            f"the loss became non-finite at step {pos + a + done[r]}; "
-                            f"lr {hypers[r, 0]:g} is probably too large for this setting"
-                        )
+                        message[r] = _divergence(pos + a + int(done[r]), grew, out_met[r, done[r], K.MET_LOSS],
+                                                 limits[r], settings[r])  # fmt: skip
                         log.warning(message[r])
                 bar.update(n_here - int(last_call))
                 if not active.any():
@@ -535,6 +496,27 @@ def _train_group(
         )
         for r in range(R)
     ]
+
+
+def _log_flags(lo: int, hi: int, log_every: int, n_forward: int) -> np.ndarray:
+    """Which of the forward passes lo..hi-1 are logged: every ``log_every``-th, and the
+    last one (the final evaluation)."""
+    k = np.arange(lo, hi)
+    return (k % log_every == 0) | (k == n_forward - 1)
+
+
+def _divergence(step: int, grew: bool, loss: float, limit: float, settings: dict) -> str:
+    """The one-line message of a run stopped at ``step``."""
+    if grew:
+        what = (
+            f"the loss grew to {loss:.3g} at step {step}, more than {K.DIVERGE_FACTOR:g} × its value at step 0 "
+            f"({limit / K.DIVERGE_FACTOR:.3g})"
+        )
+    elif step == 0:
+        return "diverged: the loss is not finite at the starting parameters (step 0); use a smaller init scale"
+    else:
+        what = f"the loss became non-finite at step {step}"
+    return f"diverged: {what}; lr {settings['lr']:g} is probably too large for this setting"
 
 
 ALIGN = 64  # bytes: a cache line, and the widest vector load
@@ -651,29 +633,6 @@ def _snapshot(snaps, cfg, theta, x, step):
     for name in ("S", "A"):
         if name in snaps:
             snaps[name].append(params[name])
-
-
-def _progress(total: int, enabled):
-    if callable(enabled):
-        return _Callback(enabled)
-    if not enabled:
-        return _NoBar()
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, unit="step", dynamic_ncols=True, leave=False)
-
-
-class _NoBar:
-    def update(self, n):
-        pass
-
-    def close(self):
-        pass
-
-
-class _Callback(_NoBar):
-    def __init__(self, fn):
-        self.update = fn
 
 
 def resume_task(run: Run) -> Task:

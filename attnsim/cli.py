@@ -9,9 +9,7 @@ import argparse
 import logging
 import math
 import os
-import shutil
 import sys
-import tempfile
 
 EXIT_BAD_INPUT = 2
 EXIT_DIVERGED = 1
@@ -65,10 +63,16 @@ def _add_task_args(p) -> None:
     p.add_argument("--keywords", type=_int, default=1, help="keyword: number of keywords [1]")
 
 
-def _add_theory_setting_args(p) -> None:
+def _add_out_args(p, what) -> None:
+    """--out DIR and --force (run, theory, compare)."""
+    p.add_argument("--out", required=True, metavar="DIR", help="directory for the results")
+    p.add_argument("--force", action="store_true", help=f"replace an earlier {what} in DIR (never another kind)")
+
+
+def _add_theory_setting_args(p, what) -> None:
     """Task, output directory, heads and learned attention (shared by theory and compare)."""
     _add_task_args(p)
-    p.add_argument("--out", required=True, metavar="DIR", help="directory for the results")
+    _add_out_args(p, what)
     p.add_argument("--heads", type=_int, default=1, help="number of heads [1]")
     p.add_argument("--attention", choices=("positional", "content", "both"), default=None, help="[the task's own]")
 
@@ -85,7 +89,10 @@ def _add_training_args(p, optimizer, lr, steps, steps_default, batch, scale) -> 
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     p = _Parser(prog="attnsim", description="Simulate how an attention head learns, beside the theory.")
+    p.add_argument("--version", action="version", version=f"attnsim {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
@@ -96,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
         "DIR/learning_curves.png and DIR/attention.png.",
     )
     _add_task_args(r)
-    r.add_argument("--out", required=True, metavar="DIR", help="directory for the results")
+    _add_out_args(r, "run")
     r.add_argument("--heads", type=_int, default=1, help="number of heads [1]")
     r.add_argument(
         "--attention",
@@ -117,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
         "stage-2 rates, the predicted gold attention mass and KTIW against τ = lr·steps, the time to attend, "
         "the order of attention and, for a hard task, its saddle. Writes DIR/theory.json and DIR/theory.png.",
     )
-    _add_theory_setting_args(th)
+    _add_theory_setting_args(th, "theory result")
     th.add_argument("--scale", type=_number, default=0.01, help="init scale, for the saddle's escape time [0.01]")
     th.add_argument("--threshold", type=_number, default=0.5, help="gold mass that counts as attending [0.5]")
 
@@ -128,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
         "the exact reduced dynamics: gold attention mass and KTIW against τ = lr·steps. Writes "
         "DIR/compare.png, DIR/agreement.json (numbers) and DIR/curves.json (the arrays).",
     )
-    _add_theory_setting_args(c)
+    _add_theory_setting_args(c, "comparison")
     _add_training_args(c, "sgd", 10.0, None, "1.5× the predicted time to attend", 256, 0.0)
 
     sw = sub.add_parser(
@@ -163,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", default="attnsim-reproduce", metavar="DIR", help="directory for the report [attnsim-reproduce]"
     )
     rp.add_argument("--full", action="store_true", help="the paper's sizes (more seeds and combinations; ~15 min)")
+    rp.add_argument("--force", action="store_true", help="redo sections DIR already holds")
     rp.add_argument("--quiet", action="store_true", help="no progress")
 
     g = sub.add_parser(
@@ -207,16 +215,6 @@ def _make_task(args):
     return tasks.keyword(args.vocab, L, keywords=args.keywords)
 
 
-def _check_out(out: str) -> None:
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise BadInput(f"--out {out}: exists and is not a directory")
-    parent = os.path.abspath(out)
-    while not os.path.exists(parent):
-        parent = os.path.dirname(parent)
-    if not os.access(parent, os.W_OK):
-        raise BadInput(f"--out {out}: cannot write in {parent}")
-
-
 def _training(args) -> dict:
     """The training options that run and compare share, as keyword arguments."""
     names = ("optimizer", "lr", "steps", "batch", "seed", "scale")
@@ -228,6 +226,7 @@ def cmd_run(args) -> int:
 
     from . import _plots
     from ._config import ModelConfig
+    from ._outputs import claim, write_dir
     from ._train import check_compatible, train
 
     task = _make_task(args)
@@ -241,18 +240,19 @@ def cmd_run(args) -> int:
     if args.scale < 0 or args.weight_decay < 0:
         which = "--scale" if args.scale < 0 else "--weight-decay"
         raise BadInput(f"attnsim run: {which} must be >= 0")
-    _check_out(args.out)
+    out = claim(args.out, "run", args.force)
 
     run = train(cfg, task, log_every=args.log_every, weight_decay=args.weight_decay, **_training(args))
 
     title = f"{task!r}, {cfg.heads} head{'s' if cfg.heads > 1 else ''}, {args.optimizer} lr {args.lr:g}"
     x, _, gold = task.sample(np.random.default_rng(12345), 256)
-    _write_dir(
-        args.out,
+    write_dir(
+        out,
         {
             "learning_curves.png": _plots.learning_curves(run.history, title, heads=cfg.heads),
             "attention.png": _plots.attention_map(cfg, run.params, x, gold, title=f"final attention — {title}"),
         },
+        "run",
         before=run.save,
     )
 
@@ -273,27 +273,6 @@ def cmd_run(args) -> int:
     return 0
 
 
-def _write_dir(out: str, files: dict, before=None) -> None:
-    """Write ``{name: JSON-able dict, bytes or Figure}`` (and whatever ``before(dir)``
-    writes) into a fresh directory beside ``out``, then move each file in: nothing
-    half-written is left behind."""
-    from ._plots import write_output
-
-    out = os.path.abspath(out)
-    os.makedirs(os.path.dirname(out), exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".attnsim-", dir=os.path.dirname(out))
-    try:
-        if before is not None:
-            before(staging)
-        for name, content in files.items():
-            write_output(os.path.join(staging, name), content)
-        os.makedirs(out, exist_ok=True)
-        for name in sorted(os.listdir(staging)):
-            os.replace(os.path.join(staging, name), os.path.join(out, name))
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
 def _check_common(args, name) -> None:
     if args.heads < 1:
         raise BadInput(f"attnsim {name}: --heads must be >= 1, got {args.heads}")
@@ -305,19 +284,20 @@ def cmd_theory(args) -> int:
     import numpy as np
 
     from . import _plots, theory
-    from ._train import clean_json
+    from ._outputs import claim, write_dir
 
     task = _make_task(args)
     _check_common(args, "theory")
     if not 0 < args.threshold < 1:
         raise BadInput(f"attnsim theory: --threshold must lie in (0, 1), got {args.threshold:g}")
-    _check_out(args.out)
+    out = claim(args.out, "theory", args.force)
     mode = args.attention or task.default_attention
     verdict = theory.hardness(task)
     G = theory.stage1_rate(task)
     M = theory.stage2_rate(task) if mode in ("positional", "both") else None
     N = theory.stage2_content_rate(task) if mode in ("content", "both") else None
-    report = {"task": task.spec(), "heads": args.heads, "attention": mode, "verdict": verdict.to_dict()}
+    report = {"format": "attnsim-theory/1", "task": task.spec(), "heads": args.heads, "attention": mode}
+    report["verdict"] = verdict.to_dict()
     report["stage1"] = {"G_max": float(np.max(np.abs(G))), "bias_rate": theory.bias_rate(task)}
     t_attend = theory.time_to_attend(task, args.threshold, attention=mode, heads=args.heads)
     curves = []
@@ -388,7 +368,7 @@ def cmd_theory(args) -> int:
             rate2 = (N, "stage-2 content rate N: A grows like τ²/2·N/(T·L)", "input word i", "target step t")
         panels = [(G, "stage-1 rate G: U grows like τ·G", "input word i", "output word o"), rate2]
     fig = _plots.theory_figure(panels, curves, title=title)
-    _write_dir(args.out, {"theory.json": clean_json(report), "theory.png": fig})
+    write_dir(out, {"theory.json": report, "theory.png": fig}, "theory")
     print(f"{task!r}: {verdict.reason}")
     if np.isfinite(t_attend):
         print(
@@ -411,7 +391,7 @@ def cmd_theory(args) -> int:
 def cmd_compare(args) -> int:
     from . import _plots
     from ._compare import compare
-    from ._train import clean_json
+    from ._outputs import claim, write_dir
 
     task = _make_task(args)
     _check_common(args, "compare")
@@ -419,23 +399,21 @@ def cmd_compare(args) -> int:
         raise BadInput(f"attnsim compare: --lr must be > 0, got {args.lr:g}")
     if args.batch < 1 or args.seed < 0 or (args.steps is not None and args.steps < 1):
         raise BadInput("attnsim compare: --batch and --steps must be >= 1 and --seed >= 0")
-    _check_out(args.out)
+    out = claim(args.out, "compare", args.force)
     result = compare(task, heads=args.heads, attention=args.attention, **_training(args))
     curves = {k: result[k] for k in ("simulation", "two_stage", "reduced") if result[k] is not None}
     agreement = {
+        "format": "attnsim-compare/1",
         "task": result["task"],
         "settings": result["settings"],
         "hardness": result["hardness"],
         "saddle": result["saddle"],
         "agreement": result["agreement"],
     }
-    _write_dir(
-        args.out,
-        {
-            "agreement.json": clean_json(agreement),
-            "curves.json": clean_json(curves),
-            "compare.png": _plots.comparison(result),
-        },
+    write_dir(
+        out,
+        {"agreement.json": agreement, "curves.json": curves, "compare.png": _plots.comparison(result)},
+        "compare",
     )
     ag = result["agreement"]
     parts = [f"simulation {'learned' if ag['simulated']['success'] else 'did not learn'}"]
@@ -462,11 +440,20 @@ def cmd_sweep(args) -> int:
             progress=not args.quiet,
         )  # fmt: skip
     except KeyboardInterrupt:
-        print(
-            f"attnsim: interrupted; finished runs are in {os.path.join(args.out, 'results.csv')}, "
-            "and --resume finishes the sweep",
-            file=sys.stderr,
-        )
+        results = os.path.join(args.out, "results.csv")
+        try:
+            with open(results, "rb") as fh:
+                rows = fh.read().count(b"\n") - 1
+        except OSError:
+            rows = -1
+        if rows > 0:
+            print(f"attnsim: interrupted; {rows} finished runs are in {results}; --resume finishes the sweep",
+                  file=sys.stderr)  # fmt: skip
+        elif rows == 0:
+            print(f"attnsim: interrupted before any run finished; --resume starts the sweep in {args.out}",
+                  file=sys.stderr)  # fmt: skip
+        else:
+            print("attnsim: interrupted; nothing written", file=sys.stderr)
         return 130
     learned = sum(1 for r in table.rows if r["success"])
     print(f"{len(table)} runs, {learned} learned; results in {os.path.join(args.out, 'results.csv')}")
@@ -478,10 +465,9 @@ def cmd_reproduce(args) -> int:
 
     from ._reproduce import SECTIONS, reproduce
 
-    _check_out(args.out)
     t0 = time.perf_counter()
     try:
-        doc = reproduce(args.out, args.section, full=args.full, progress=not args.quiet)
+        doc = reproduce(args.out, args.section, full=args.full, progress=not args.quiet, force=args.force)
     except KeyboardInterrupt:
         print(f"attnsim: interrupted; the sections already finished are in {args.out}", file=sys.stderr)
         return 130

@@ -18,12 +18,14 @@ from __future__ import annotations
 import abc
 import math
 import os
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import _kernels
+from ._memory import require
 
 __all__ = [
     "Task",
@@ -342,6 +344,7 @@ def translate(
     zipf = _zipf("translate", zipf)
     noise = _prob("translate", "noise", noise)
     seed = _int("translate", "seed", seed, 0)
+    require(6 * 8 * (vocab_in + vocab_out), f"translate({vocab_in:,}, {vocab_out:,}, …)'s word tables")
     try:
         return _Translate(vocab_in, vocab_out, length, zipf, noise, order, seed)
     except ValueError as err:
@@ -540,6 +543,7 @@ def _id_array(task, name, values) -> np.ndarray:
 
 
 PAD, UNK = "<pad>", "<unk>"
+_CONTROL = {"\x00": "(NUL) ", "\x0b": "(vertical tab) ", "\x0c": "(form feed) ", "\x1b": "(escape) "}
 
 
 def _build_vocab(sentences, max_vocab):
@@ -583,7 +587,14 @@ def from_parallel_text(
     except UnicodeDecodeError as err:
         raise ValueError(f"{path}: not UTF-8 text (byte {err.start})") from None
     src, tgt = [], []
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    for lineno, line in enumerate(text.split("\n"), start=1):  # lines as an editor numbers them
+        line = line.removesuffix("\r")
+        bad = next((ch for ch in line if ch != "\t" and unicodedata.category(ch) == "Cc"), None)
+        if bad is not None:
+            raise ValueError(
+                f"{path}, line {lineno}: control character U+{ord(bad):04X} {_CONTROL.get(bad, '')}"
+                "in the text; is this a text file?".replace("  ", " ")
+            )
         if not line.strip():
             continue
         parts = line.split("\t")

@@ -27,8 +27,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.integrate import solve_ivp
-from scipy.optimize import brentq
 
 __all__ = [
     "Cooccurrence",
@@ -81,7 +79,16 @@ def cooccurrence(task) -> Cooccurrence:
     """``(n, C)`` of DESIGN §2: exact for the built-in tasks; for your own data (a
     `from_arrays` or `from_parallel_text` task) the means over its sequences, with
     standard errors as estimates of the distribution they were drawn from."""
+    _require_tables(task)
     return Cooccurrence(task.stats())
+
+
+def _require_tables(task) -> None:
+    """The theory works with dense (Vout, Vin) tables, about ten of them at a time."""
+    from ._memory import require  # a plain module: no kernels behind it
+
+    cells = task.vocab_out * task.vocab_in
+    require(10 * 8 * cells, f"the theory of {task!r} ({cells:,} entries per Vout × Vin table)")
 
 
 def stage1_rate(task) -> np.ndarray:
@@ -286,8 +293,8 @@ def two_stage(task, tau, attention: str | None = None, heads: int = 1, samples: 
     g = np.where(has_gold, gold, 0)
     pairs = _gold_pairs(x, y, gold, G.shape)
     ktiw_gold, ktiw_acc = [], []
-    for ti in tau / heads:
-        table = _log_odds(ti * (G + gb[:, None]))
+    for ti in tau:  # every head's table moves as (τ/H)·G, the bias as τ·g_b
+        table = _log_odds((ti / heads) * G + ti * gb[:, None])
         ktiw_gold.append(np.sum(pairs * table))
         beta = table[y[:, :, None], x[:, None, :]]  # (n, T, L)
         ktiw_acc.append((np.argmax(beta, axis=2) == g)[has_gold].mean())  # first argmax, as the simulation
@@ -324,6 +331,8 @@ def time_to_attend(
         return math.inf
     j = above[0]
     lo = 0.0 if j == 0 else k_grid[j - 1]
+    from scipy.optimize import brentq  # imported here: scipy costs the command line 0.4 s at start
+
     k_star = brentq(lambda kk: mass(np.array([kk]))[0] - threshold, lo, k_grid[j], xtol=1e-14 / scale, rtol=1e-13)
     return float(heads * math.sqrt(2 * T * L * k_star))
 
@@ -448,6 +457,8 @@ def reduced_copy(vocab: int, length: int, tau, lr: float | None = None, a0=0.0, 
 
     if lr is None:
         if tau[-1] > 0:
+            from scipy.integrate import solve_ivp  # imported here: scipy is slow to import
+
             sol = solve_ivp(
                 lambda _t, s: rhs(s),
                 (0.0, float(tau[-1])),
@@ -739,6 +750,8 @@ def gated_classifier(beta0: float, beta1: float, p: float, tau) -> dict:
     for name, v in (("beta0", beta0), ("beta1", beta1), ("p", p)):
         if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)) or not math.isfinite(v):
             raise ValueError(f"gated_classifier: {name} must be a finite number, got {v!r}")
+    if not 0 <= p <= 1:
+        raise ValueError(f"gated_classifier: p is an attention weight and must lie in [0, 1], got {p!r}")
     tau = np.atleast_1d(np.asarray(tau, dtype=np.float64))
     if tau.ndim != 1 or np.any(~np.isfinite(tau)) or np.any(tau < 0):
         raise ValueError("gated_classifier: tau must be a 1-D array of numbers >= 0")

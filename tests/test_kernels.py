@@ -132,11 +132,18 @@ def test_exp_handles_the_ends_of_its_range():
 
 
 def test_nonfinite_parameters_give_a_nonfinite_loss():
+    """The kernel propagates a NaN to the loss (how the step loop sees a divergence);
+    the public functions refuse non-finite parameters before calling it."""
     cfg = at.ModelConfig(5, 5, 4, 4, attention="both")
     params = at.init_params(cfg, 0, 0.5)
     x = np.arange(4)[None] % 5
+    names = list(cfg.param_shapes())
     for name in ("U", "S", "A", "b"):
-        bad = {k: v.copy() for k, v in params.items()}
-        bad[name].flat[0] = np.nan
-        loss, _ = at.loss_and_grad(cfg, bad, x, x)
+        theta = np.concatenate([params[k].ravel() for k in names])
+        theta[sum(params[k].size for k in names[: names.index(name)])] = np.nan  # the group's first entry
+        loss = K.loss_grad(x, x, theta, layout(cfg), np.zeros_like(theta))
         assert not np.isfinite(loss), name
+        bad = {k: v.copy() for k, v in params.items()}
+        bad[name].flat[0] = np.inf
+        with pytest.raises(ValueError, match=rf"params\['{name}'\] holds 1 non-finite value"):
+            at.loss_and_grad(cfg, bad, x, x)

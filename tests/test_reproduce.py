@@ -155,8 +155,11 @@ def test_a_failing_section_keeps_the_finished_ones(tmp_path, monkeypatch):
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr(R, "section_text", boom)
+    with pytest.raises(ValueError, match="already holds the section toy of a report; pass --force"):
+        R.reproduce(out, ["toy", "text"])  # a finished section is not redone unasked
+    assert (out / "results.json").read_bytes() == before
     with pytest.raises(RuntimeError):
-        R.reproduce(out, ["toy", "text"])
+        R.reproduce(out, ["toy", "text"], force=True)
     doc = json.loads((out / "results.json").read_text())
     assert set(doc["sections"]) == {"toy"} and (out / "toy.png").exists()
     assert json.loads(before)["sections"]["toy"]["checks"] == doc["sections"]["toy"]["checks"]

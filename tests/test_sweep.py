@@ -271,7 +271,7 @@ def test_existing_results_are_never_overwritten(tmp_path, capsys):
     at.sweep(spec, out, progress=False)
     kept = (out / "results.csv").read_bytes()
     assert main(["sweep", str(spec), "--out", str(out), "--quiet"]) == 2
-    assert "already holds a sweep; pass --resume" in capsys.readouterr().err
+    assert "already holds a sweep (sweep.json); pass --resume" in capsys.readouterr().err
     other = _spec(tmp_path, name="other.toml", seeds=2)
     assert main(["sweep", str(other), "--out", str(out), "--resume", "--quiet"]) == 2
     assert "written by a different spec" in capsys.readouterr().err
