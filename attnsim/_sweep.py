@@ -236,7 +236,7 @@ def load_spec(spec, base_dir: str | None = None) -> SweepSpec:
             raise ValueError(f"{path}: not valid TOML ({err})") from None
         except UnicodeDecodeError as err:
             byte = err.object[err.start]
-            raise ValueError(f"{path}: not a TOML spec (TOML is UTF-8 text; byte {err.start} is 0x{byte:02x})") from None
+            raise ValueError(f"{path}: not a TOML spec (TOML is UTF-8 text; byte {err.start} is {byte:#04x})") from None
         base_dir = os.path.dirname(os.path.abspath(path)) if base_dir is None else base_dir
         where = path
     elif isinstance(spec, Mapping):

@@ -593,6 +593,30 @@ class Saddle:
 
 
 _MAX_COUPLING = 25_000_000  # entries of the dense (T·L) × (Vout·Vin) coupling matrix
+_POWER_STEPS = 5000  # at most; the copy tasks converge in two
+
+
+def _top_singular(K, start):
+    """(s, σ1, u): the top singular pair of K, by power iteration on K·Kᵀ from ``start``.
+
+    Every product is an ``einsum`` (NumPy's own loops, never BLAS), so the result has the
+    same bits whatever the number of BLAS threads: LAPACK's SVD does not (a Dask worker
+    runs BLAS on one thread, and its saddle projections differed from a local sweep's in
+    the last digits). Stops when s moves by less than 1e-13 in a step."""
+    s = start / math.sqrt(np.einsum("i,i->", start, start))
+    for _ in range(_POWER_STEPS):
+        nxt = np.einsum("ij,j->i", K, np.einsum("ij,i->j", K, s))
+        norm = math.sqrt(np.einsum("i,i->", nxt, nxt))
+        if norm == 0.0:  # K = 0: no coupling at all
+            return s, 0.0, np.zeros(K.shape[1])
+        nxt /= norm
+        moved = float(np.max(np.abs(nxt - s)))
+        s = nxt
+        if moved <= 1e-13:
+            break
+    u = np.einsum("ij,i->j", K, s)
+    sigma = math.sqrt(np.einsum("j,j->", u, u))
+    return s, sigma, u / sigma if sigma > 0 else u
 
 
 def saddle(task, heads: int = 1, samples: int = 4000, seed: int = 0) -> Saddle:
@@ -632,10 +656,14 @@ def saddle(task, heads: int = 1, samples: int = 4000, seed: int = 0) -> Saddle:
             K[t, l] = P - P.sum(axis=0, keepdims=True) / Vout
     K -= K.mean(axis=1, keepdims=True)
     K = K.reshape(T * L, Vout * Vin) / (T * L)
-    left, sv, right = np.linalg.svd(K, full_matrices=False)
-    sigma, sigma2 = float(sv[0]) / heads, float(sv[1] if sv.size > 1 else 0.0) / heads
-    u, s = right[0].reshape(Vout, Vin), left[:, 0].reshape(T, L)
     gold = getattr(task, "gold_constant", None)
+    start = np.random.default_rng(0).standard_normal(T * L) * 1e-3  # fixed: the result depends on nothing else
+    if gold is not None:  # the gold alignment, centred: the answer for the copy tasks
+        start += (np.arange(L)[None, :] == np.asarray(gold)[:, None]).ravel() - 1.0 / L
+    s, sv1, u = _top_singular(K, start)
+    sv = np.linalg.svd(K, compute_uv=False)  # σ2 only: whether the direction is unique
+    sigma, sigma2 = sv1 / heads, float(sv[1] if sv.size > 1 else 0.0) / heads
+    u, s = u.reshape(Vout, Vin), s.reshape(T, L)
     lead = np.sum(s[np.arange(T), gold]) if gold is not None else s.ravel()[np.argmax(np.abs(s))]
     if lead < 0:
         u, s = -u, -s

@@ -2,6 +2,7 @@
 the same serially, in parallel, in other unit sizes, after SIGKILL and resume, and on a
 Dask cluster; bad specs end with one line and exit code 2, writing nothing."""
 
+import json
 import signal
 import subprocess
 import sys
@@ -283,35 +284,71 @@ def test_existing_results_are_never_overwritten(tmp_path, capsys):
 # ----------------------------------------------------------------- Dask
 
 
-def test_dask_local_cluster_gives_the_local_table(tmp_path):
-    distributed = pytest.importorskip("distributed", reason="the dask extra: pip install 'attnsim[dask]'")
-    spec = _spec(tmp_path, seeds=2)
+def _wait_for(path, seconds=60):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if path.exists() and path.stat().st_size:
+            try:
+                return json.loads(path.read_text())
+            except json.JSONDecodeError:  # being written
+                pass
+        time.sleep(0.1)
+    raise AssertionError(f"{path} did not appear in {seconds} s")
+
+
+def test_dask_with_the_readmes_worker_command_gives_the_local_bytes(tmp_path):
+    """A scheduler and one worker started as the README says (`dask worker ADDRESS
+    --nthreads 1`, which runs BLAS on one thread): the same results.csv bytes as a local
+    sweep. The spec holds a permutation copy of 30 words, whose saddle projections once
+    differed in the last digits (LAPACK's SVD depends on BLAS's thread count)."""
+    pytest.importorskip("distributed", reason="the dask extra: pip install 'attnsim[dask]'")
+    dask = [sys.executable, "-m", "dask"]
+    spec = tmp_path / "spec.toml"
+    spec.write_text(SPEC.format(vocabs="30", length=30, steps=5, batch=16, seeds=3))
     local = at.sweep(spec, tmp_path / "local", workers=1, progress=False)
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
-    ) as cluster:
-        assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
-        assert (
-            main(
-                [
-                    "sweep",
-                    str(spec),
-                    "--out",
-                    str(tmp_path / "dask"),
-                    "--scheduler",
-                    cluster.scheduler_address,
-                    "--quiet",
-                ]
-            )
-            == 0
-        )
-    assert (tmp_path / "dask" / "results.csv").read_bytes() == (tmp_path / "local" / "results.csv").read_bytes()
-    assert len(local) == 16
+    assert all(p is not None for p in local.column("saddle_projection"))
+    info = tmp_path / "scheduler.json"
+    quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    scheduler = subprocess.Popen(
+        [*dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file", str(info)],
+        **quiet,
+    )
+    try:
+        address = _wait_for(info)["address"]
+        worker = subprocess.Popen([*dask, "worker", address, "--nthreads", "1", "--no-dashboard"], **quiet)
+        try:
+            out = tmp_path / "dask"
+            assert main(["sweep", str(spec), "--out", str(out), "--scheduler", address, "--quiet"]) == 0
+        finally:
+            worker.terminate()
+            worker.wait(timeout=60)
+    finally:
+        scheduler.terminate()
+        scheduler.wait(timeout=60)
+    assert (out / "results.csv").read_bytes() == (tmp_path / "local" / "results.csv").read_bytes()
+    assert len(local) == 12
 
 
-def test_unreachable_scheduler_is_one_line(tmp_path, capsys):
+def test_unreachable_scheduler_is_one_line_and_writes_nothing(tmp_path, capsys):
     pytest.importorskip("distributed")
     spec = _spec(tmp_path, seeds=1)
-    assert main(["sweep", str(spec), "--out", str(tmp_path / "o"), "--scheduler", "tcp://127.0.0.1:9", "--quiet"]) == 2
+    out = tmp_path / "o"
+    assert main(["sweep", str(spec), "--out", str(out), "--scheduler", "tcp://127.0.0.1:9", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cannot reach the Dask scheduler" in err
+    assert not out.exists()  # so the same command without --scheduler is not refused
+    assert main(["sweep", str(spec), "--out", str(out), "--quiet"]) == 0
+
+
+@pytest.mark.parametrize("address", ["tcp//host:8786", "tcp://host", "tcp://host:port", "http://host:8786", "  "])
+def test_a_malformed_scheduler_address_is_called_malformed_with_or_without_dask(tmp_path, capsys, monkeypatch, address):
+    spec = _spec(tmp_path, seeds=1)
+    out = tmp_path / "o"
+    monkeypatch.setitem(sys.modules, "dask.distributed", None)  # as if Dask were not installed
+    assert main(["sweep", str(spec), "--out", str(out), "--scheduler", address, "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and ("malformed" in err or "must be an address" in err) and "dask" not in err.lower()
+    assert not out.exists()
+    assert main(["sweep", str(spec), "--out", str(out), "--scheduler", "tcp://127.0.0.1:9", "--quiet"]) == 2
+    assert "needs Dask's distributed scheduler: pip install 'attnsim[dask]'" in capsys.readouterr().err
+    assert not out.exists()
