@@ -130,12 +130,26 @@ def comparison(result: dict) -> Figure:
     """Gold attention mass and KTIW log-odds at the gold position against τ = lr·step:
     simulation, two-stage closed form, exact reduced dynamics (where they exist)."""
     sim, two, red = result["simulation"], result["two_stage"], result.get("reduced")
-    fig = Figure(figsize=(11, 4.4))
+    target = result.get("target", "gold")
+    fig = Figure(figsize=(11, 4.4), layout="constrained")
     axes = fig.subplots(1, 2)
-    panels = (
-        ("gold_mass", "attention mass on the gold position", axes[0]),
-        ("ktiw_gold", "KTIW log-odds β at the gold position (nats)", axes[1]),
-    )
+    key, label = MASS_LABEL[target]
+    panels = [(key, label, axes[0])]
+    if target == "gold":
+        panels.append(("ktiw_gold", "KTIW log-odds β at the gold position (nats)", axes[1]))
+    else:  # no gold position to probe: where the simulation attends, beside stage 2's ranking
+        a = axes[1]
+        alpha = result["run"].snapshots["alpha"][-1].mean(axis=0)
+        im = a.imshow(alpha, aspect="auto", cmap="viridis", vmin=0, vmax=1)
+        first = result["stage2_first"]
+        if first is not None:
+            a.plot(first, np.arange(len(first)), "s", mfc="none", mec="w", ms=9, label="ranked first by stage 2")
+            a.legend(fontsize=8, loc="lower left")
+        fig.colorbar(im, ax=a, shrink=0.85, label="attention weight (mean over heads and batch)")
+        a.set_title("simulated attention at the end", fontsize=9)
+        a.set_xlabel("source position l")
+        a.set_ylabel("target step t")
+        integer_ticks(a)
     for key, label, ax in panels:
         ax.plot(sim["tau"], sim[key], color="k", lw=2.4, alpha=0.75, label="simulation")
         if red is not None:
@@ -148,7 +162,7 @@ def comparison(result: dict) -> Figure:
     axes[0].legend(loc="upper left", fontsize=8)
     ag = result["agreement"]
     lines = []
-    if "reduced" in ag and ag["reduced"]["max_gold_mass_gap"] is not None:
+    if "reduced" in ag and ag["reduced"].get("max_gold_mass_gap") is not None:
         lines.append(f"reduced: largest gold-mass gap {ag['reduced']['max_gold_mass_gap']:.2g}")
     t2 = ag.get("two_stage", {})
     if t2.get("early_rel_error") is not None:
@@ -164,12 +178,14 @@ def comparison(result: dict) -> Figure:
     if result["settings"]["optimizer"] == "adam":
         lines.append("Adam: τ = lr·steps is not the theory's clock")
     if lines:
-        axes[1].text(
-            0.02,
-            0.98,
+        box = axes[1] if target == "gold" else axes[0]  # not over the attention map
+        box.text(
+            0.98 if target == "top" else 0.02,
+            0.02 if target == "top" else 0.98,
             "\n".join(lines),
-            transform=axes[1].transAxes,
-            va="top",
+            transform=box.transAxes,
+            va="bottom" if target == "top" else "top",
+            ha="right" if target == "top" else "left",
             fontsize=8,
             bbox={"boxstyle": "round", "facecolor": "white", "alpha": 0.85},
         )
@@ -182,11 +198,20 @@ def comparison(result: dict) -> Figure:
     return fig
 
 
-def theory_figure(panels, curves, title: str = "") -> Figure:
+MASS_LABEL = {
+    "gold": ("gold_mass", "attention mass on the gold position"),
+    "top": ("top_mass", "attention on the position stage 2 ranks first\n(the task has no gold alignment)"),
+}
+
+
+def theory_figure(panels, curves, title: str = "", target: str = "gold", predicted=None) -> Figure:
     """Two heat maps on top — ``panels``: (matrix, title, x label, y label), e.g. the
-    rates G and M, or a saddle's unstable direction — and the predicted gold mass and
-    KTIW log-odds against τ below — ``curves``: (label, dict of arrays, line style)."""
-    fig = Figure(figsize=(11, 8))
+    rates G and M, or a saddle's unstable direction — and the predicted attention mass
+    (on the gold position, or with ``target="top"`` on the position stage 2 ranks first)
+    and the KTIW log-odds against τ below — ``curves``: (label, dict of arrays, line
+    style). ``predicted`` = (α (T, L), τ, first positions) replaces the KTIW panel, which
+    needs a gold position, with the attention stage 2 predicts at that τ."""
+    fig = Figure(figsize=(11, 8), layout="constrained")
     axes = fig.subplots(2, 2)
     for ax, (mat, name, xl, yl) in zip(axes[0], panels, strict=True):
         lim = float(np.max(np.abs(mat))) or 1.0
@@ -195,20 +220,46 @@ def theory_figure(panels, curves, title: str = "") -> Figure:
         ax.set_title(name, fontsize=9)
         ax.set_xlabel(xl)
         ax.set_ylabel(yl)
-    for ax, key, label in (
-        (axes[1, 0], "gold_mass", "attention mass on the gold position"),
-        (axes[1, 1], "ktiw_gold", "KTIW log-odds β at the gold position (nats)"),
-    ):
-        for name, curve, style in curves:
+        integer_ticks(ax)
+    key, label = MASS_LABEL[target]
+    ax = axes[1, 0]
+    for name, curve, style in curves:
+        if key in curve:
             ax.plot(curve["tau"], curve[key], style, label=name)
+    ax.set_xlabel("τ = learning rate × steps (gradient descent)")
+    ax.set_ylabel(label)
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
+    ax = axes[1, 1]
+    if predicted is not None:
+        alpha, tau, first = predicted
+        im = ax.imshow(alpha, aspect="auto", cmap="viridis", vmin=0, vmax=1)
+        ax.plot(first, np.arange(len(first)), "s", mfc="none", mec="w", ms=9, label="ranked first by M")
+        fig.colorbar(im, ax=ax, shrink=0.85, label="attention weight")
+        ax.set_title(f"attention stage 2 predicts at τ = {tau:.3g}", fontsize=9)
+        ax.set_xlabel("source position l")
+        ax.set_ylabel("target step t")
+        ax.legend(fontsize=8, loc="lower left")
+        integer_ticks(ax)
+    else:
+        for name, curve, style in curves:
+            ax.plot(curve["tau"], curve["ktiw_gold"], style, label=name)
         ax.set_xlabel("τ = learning rate × steps (gradient descent)")
-        ax.set_ylabel(label)
+        ax.set_ylabel("KTIW log-odds β at the gold position (nats)")
         ax.grid(alpha=0.3)
-    axes[1, 0].set_ylim(-0.02, 1.02)
-    axes[1, 0].legend(fontsize=8, loc="upper left")
     if title:
         fig.suptitle(title)
     return fig
+
+
+def integer_ticks(ax) -> None:
+    """Heat-map axes index rows and columns: integer ticks only (a one- or two-row map
+    otherwise gets ticks at 0.5)."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def phase_diagram(summary: dict) -> Figure:

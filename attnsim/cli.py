@@ -299,7 +299,8 @@ def cmd_theory(args) -> int:
     report = {"format": "attnsim-theory/1", "task": task.spec(), "heads": args.heads, "attention": mode}
     report["verdict"] = verdict.to_dict()
     report["stage1"] = {"G_max": float(np.max(np.abs(G))), "bias_rate": theory.bias_rate(task)}
-    t_attend = theory.time_to_attend(task, args.threshold, attention=mode, heads=args.heads)
+    target = "gold" if task.has_gold else "top"  # user data: the position stage 2 ranks first
+    t_attend = theory.time_to_attend(task, args.threshold, attention=mode, heads=args.heads, target=target)
     curves = []
     horizon = 1.5 * t_attend if np.isfinite(t_attend) else None
     red = None
@@ -345,13 +346,15 @@ def cmd_theory(args) -> int:
     order = theory.attention_order(task, attention=mode)
     report["stage2"] = {
         "time_to_attend": t_attend,
+        "attends_to": "the gold position" if target == "gold" else "the position stage 2 ranks first (no gold)",
         "threshold": args.threshold,
         "order_first_positions": order["positions"][:, :3] if "positions" in order else None,
         "order_first_words": order["words"][:, :5] if "words" in order else None,
         "M_max": float(np.max(np.abs(M))) if M is not None else None,
         "N_max": float(np.max(np.abs(N))) if N is not None else None,
     }
-    report["curves"] = {name: {k: c[k] for k in ("tau", "gold_mass", "ktiw_gold")} for name, c, _ in curves}
+    keys = ("tau", "gold_mass", "top_mass", "ktiw_gold")
+    report["curves"] = {name: {k: c[k] for k in keys if k in c} for name, c, _ in curves}
     if red is not None:
         hit = np.flatnonzero(red["gold_mass"] >= args.threshold)
         report["reduced_time_to_attend"] = float(tau[hit[0]]) if hit.size else None
@@ -367,13 +370,17 @@ def cmd_theory(args) -> int:
         if M is None:
             rate2 = (N, "stage-2 content rate N: A grows like τ²/2·N/(T·L)", "input word i", "target step t")
         panels = [(G, "stage-1 rate G: U grows like τ·G", "input word i", "output word o"), rate2]
-    fig = _plots.theory_figure(panels, curves, title=title)
+    predicted = None
+    if target == "top" and "S" in two:  # no gold to measure against: show where stage 2 puts attention
+        j = min(int(np.searchsorted(tau, t_attend)) if np.isfinite(t_attend) else len(tau), len(tau) - 1)
+        e = np.exp(two["S"][j] - two["S"][j].max(axis=1, keepdims=True))
+        predicted = (e / e.sum(axis=1, keepdims=True), float(tau[j]), order["positions"][:, 0])
+    fig = _plots.theory_figure(panels, curves, title=title, target=target, predicted=predicted)
     write_dir(out, {"theory.json": report, "theory.png": fig}, "theory")
     print(f"{task!r}: {verdict.reason}")
     if np.isfinite(t_attend):
-        print(
-            f"two-stage: gold mass reaches {args.threshold:g} at τ = {t_attend:.4g} (lr·steps under gradient descent)"
-        )
+        where = "gold mass" if target == "gold" else "attention on the position stage 2 ranks first (no gold)"
+        print(f"two-stage: {where} reaches {args.threshold:g} at τ = {t_attend:.4g} (lr·steps under gradient descent)")
     if report.get("reduced_time_to_attend") is not None:
         print(
             f"exact reduced dynamics: gold mass reaches {args.threshold:g} "

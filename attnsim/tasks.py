@@ -102,6 +102,8 @@ class Task(abc.ABC):
 
     #: (T,) int64 when every sequence has the same gold alignment, else None
     gold_constant: np.ndarray | None = None
+    #: whether some target step has a gold position (user data may have none)
+    has_gold: bool = True
 
     # ------------------------------------------------------------- interface
     def sample(self, rng: np.random.Generator, n: int):
@@ -445,6 +447,10 @@ class ArrayTask(Task):
         self.src_vocab = None
         self.tgt_vocab = None
 
+    @property
+    def has_gold(self) -> bool:
+        return bool(np.any(self.gold >= 0))
+
     def draw(self, rng, n):
         idx = rng.integers(0, self.x.shape[0], size=n)
         return self.x[idx], self.y[idx], self.gold[idx]
@@ -457,6 +463,15 @@ class ArrayTask(Task):
 
     def stats(self):
         return _estimate(self.x, self.y, self.vocab_in, self.vocab_out)
+
+    def __repr__(self) -> str:
+        if self.source is None:
+            return super().__repr__()
+        spec = {
+            **self.source,
+            "path": os.path.basename(self.source["path"]),
+        }  # the file's name: short enough for titles
+        return f"{self.name}({', '.join(f'{k}={v!r}' for k, v in spec.items() if k != 'name')})"
 
     def spec(self):
         if self.source is not None:

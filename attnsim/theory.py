@@ -200,15 +200,22 @@ def _log_odds(z):
     return out
 
 
+TARGETS = ("gold", "top")
+
+
 class _GoldMass:
     """Mean attention on the gold position at attention logits k·R, R the stage-2 rates
-    (exact and sample-free for positional attention with one gold alignment)."""
+    (exact and sample-free for positional attention with one gold alignment); with
+    ``target="top"`` on the position R ranks first in each row instead (the position
+    stage 2 attends to, whether or not the task has a gold alignment)."""
 
-    def __init__(self, task, mode, samples, seed):
+    def __init__(self, task, mode, samples, seed, target="gold"):
         T, L = task.tgt_len, task.src_len
-        if mode == "positional" and task.gold_constant is not None:
+        if target not in TARGETS:
+            raise ValueError(f"target must be 'gold' or 'top', got {target!r}")
+        if mode == "positional" and (task.gold_constant is not None or target == "top"):
             R = stage2_rate(task)[None]  # (1, T, L)
-            gold = np.asarray(task.gold_constant)[None]
+            gold = np.asarray(task.gold_constant)[None] if target == "gold" else np.argmax(R, axis=2)
         else:
             x, _, gold, _ = _data_or_sample(task, samples, seed)
             if gold is None:
@@ -219,6 +226,8 @@ class _GoldMass:
             if mode in ("content", "both"):
                 N = stage2_content_rate(task, samples=max(samples, 100_000), seed=seed)
                 R += N[np.arange(T)[None, :, None], x[:, None, :]]
+            if target == "top":
+                gold = np.argmax(R, axis=2)
         self.has_gold = gold >= 0
         self.R = R[self.has_gold]  # (rows, L): one row per (sequence, t) with a gold position
         self.gold = gold[self.has_gold]
@@ -264,7 +273,9 @@ def two_stage(task, tau, attention: str | None = None, heads: int = 1, samples: 
     Returns a dict with ``tau``; ``S`` (len(tau), T, L) and/or ``A`` (len(tau), T, Vin)
     (by the attention mode, default the task's); ``gold_mass`` (mean attention on the
     gold position: exact for positional attention, else over ``samples`` sequences or
-    the task's own data); ``ktiw_gold`` (mean KTIW log-odds β at the gold position)
+    the task's own data); ``top_mass`` (the same on the position the stage-2 rates rank
+    first in each row: defined for every task, with or without a gold alignment);
+    ``ktiw_gold`` (mean KTIW log-odds β at the gold position)
     and ``ktiw_acc`` (argmax_l β == gold, the first of tied maxima), over the first 1000
     of those sequences.
     Gold-alignment quantities are NaN for a task without one.
@@ -283,6 +294,7 @@ def two_stage(task, tau, attention: str | None = None, heads: int = 1, samples: 
     if mode in ("content", "both"):
         out["A"] = k[:, None, None] * stage2_content_rate(task, samples=max(samples, 100_000), seed=seed)[None]
     out["gold_mass"] = _GoldMass(task, mode, samples, seed)(k)
+    out["top_mass"] = _GoldMass(task, mode, samples, seed, target="top")(k)
     x, y, gold, _ = _data_or_sample(task, min(samples, 1000), seed)
     if gold is None:
         gold = np.broadcast_to(task.gold_constant, y.shape)
@@ -303,10 +315,20 @@ def two_stage(task, tau, attention: str | None = None, heads: int = 1, samples: 
 
 
 def time_to_attend(
-    task, threshold: float = 0.5, attention: str | None = None, heads: int = 1, samples: int = 4000, seed: int = 0
+    task,
+    threshold: float = 0.5,
+    attention: str | None = None,
+    heads: int = 1,
+    samples: int = 4000,
+    seed: int = 0,
+    target: str = "gold",
 ) -> float:
     """τ at which the two-stage gold attention mass first reaches ``threshold``
     (math.inf if it never does, e.g. on a hard distribution).
+
+    ``target="top"``: the mass on the position the stage-2 rates rank first instead of
+    the gold one — the time to attend for a task without a gold alignment (user data);
+    ``"gold"`` on such a task is a ValueError.
 
     For a copy-like task every row of M holds one value m_d at the gold position and
     m_o elsewhere, and this is the closed form
@@ -318,9 +340,12 @@ def time_to_attend(
     mode = _mode(task, attention)
     heads = _check_heads(heads)
     T, L = task.tgt_len, task.src_len
-    mass = _GoldMass(task, mode, samples, seed)
+    mass = _GoldMass(task, mode, samples, seed, target)
     if mass.R.shape[0] == 0:
-        raise ValueError(f"time_to_attend: {task!r} has no gold alignment")
+        raise ValueError(
+            f"time_to_attend: {task!r} has no gold alignment (target='top' times the attention on the position "
+            "stage 2 ranks first)"
+        )
     scale = float(np.max(np.abs(mass.R)))
     if not scale > 1e-14:
         return math.inf

@@ -1,6 +1,7 @@
 """The command line: outputs, one-line errors with exit code 2, nothing half-written."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -168,6 +169,31 @@ def test_theory_writes_the_verdict_the_rates_and_a_figure(tmp_path, capsys):
     doc = json.loads((easy / "theory.json").read_text())
     assert not doc["verdict"]["hard"] and doc["stage2"]["order_first_words"][0][0] == 0  # the keyword first
     assert (easy / "theory.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_theory_and_compare_of_a_text_task_without_gold(tmp_path, capsys):
+    """User data has no gold alignment: theory and compare time the attention on the
+    position stage 2 ranks first, and compare draws the simulated attention beside it."""
+    from attnsim._reproduce import synthetic_corpus
+
+    corpus = tmp_path / "pairs.txt"
+    corpus.write_text(synthetic_corpus(400, seed=1), encoding="utf-8")
+    th, cmp = tmp_path / "th", tmp_path / "cmp"
+    assert main(["theory", "text", "--path", str(corpus), "--out", str(th)]) == 0
+    assert "attention on the position stage 2 ranks first (no gold) reaches 0.5 at τ =" in capsys.readouterr().out
+    doc = json.loads((th / "theory.json").read_text())
+    task = at.tasks.from_parallel_text(corpus)
+    want = at.theory.time_to_attend(task, 0.5, target="top")
+    assert doc["stage2"]["time_to_attend"] == pytest.approx(want, rel=1e-12) and math.isfinite(want)
+    curve = doc["curves"]["two-stage closed form"]
+    assert curve["top_mass"][0] == pytest.approx(1 / 7) and all(v is None for v in curve["gold_mass"])
+    with pytest.raises(ValueError, match="has no gold alignment"):
+        at.theory.time_to_attend(task, 0.5)
+    assert main(["compare", "text", "--path", str(corpus), "--lr", "2", "--out", str(cmp), "--quiet"]) == 0
+    ag = json.loads((cmp / "agreement.json").read_text())["agreement"]
+    assert ag["simulated"]["final_top_mass"] > 0.6
+    assert 0.5 < ag["two_stage"]["time_ratio"] < 2  # the closed form's clock, on data it was not fitted to
+    assert (cmp / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.parametrize(
