@@ -9,6 +9,7 @@ import os
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from ._model import forward
 
@@ -25,11 +26,14 @@ def save_figure(fig: Figure, path) -> None:
     atomic_write(os.fspath(path), buf.getvalue())
 
 
-def learning_curves(history: dict, title: str = "", heads: int = 1) -> Figure:
-    """Loss, token accuracy, attention accuracy and KTIW accuracy against step."""
-    fig = Figure(figsize=(10, 6.4))
+def learning_curves(history: dict, title: str = "", heads: int = 1, stopped: int | None = None) -> Figure:
+    """Loss, token accuracy, attention accuracy and KTIW accuracy against step; a run
+    that diverged (``stopped``: the step it stopped at) is marked there, and its few
+    logged points are drawn as markers so that they show."""
+    fig = Figure(figsize=(10, 6.4), layout="constrained")
     axes = fig.subplots(2, 2, sharex=True)
     step = np.asarray(history["step"])
+    style = {"marker": "o", "ms": 4} if len(step) <= 20 else {}
     panels = [
         ("loss", "loss (cross-entropy, nats)", axes[0, 0]),
         ("acc", "token accuracy", axes[0, 1]),
@@ -41,23 +45,26 @@ def learning_curves(history: dict, title: str = "", heads: int = 1) -> Figure:
         if key == "attn_acc" and heads > 1:
             per = np.asarray(history["head_attn_acc"], dtype=np.float64)
             for h in range(per.shape[1]):
-                ax.plot(step, per[:, h], color="0.75", lw=0.8, label="single heads" if h == 0 else None)
-            ax.plot(step, y, color="C0", lw=1.8, label="best head")
+                ax.plot(step, per[:, h], color="0.75", lw=0.8, label="single heads" if h == 0 else None, **style)
+            ax.plot(step, y, color="C0", lw=1.8, label="best head", **style)
             ax.legend(loc="lower right", fontsize=8)
         elif np.all(np.isnan(y)):
             ax.text(0.5, 0.5, "no gold alignment\nfor this task", ha="center", va="center", transform=ax.transAxes)
         else:
-            ax.plot(step, y, color="C0", lw=1.8)
+            ax.plot(step, y, color="C0", lw=1.8, **style)
         if key == "loss":
             if np.all(y[np.isfinite(y)] > 0):
                 ax.set_yscale("log")
         else:
             ax.set_ylim(-0.03, 1.03)
             ax.axhline(0.95, color="C3", lw=0.8, ls="--")
+        if stopped is not None:
+            ax.axvline(stopped, color="C3", lw=1.2)
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
     for ax in axes[1]:
         ax.set_xlabel("training step")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0, 1].text(
         0.99,
         0.02,
@@ -68,6 +75,12 @@ def learning_curves(history: dict, title: str = "", heads: int = 1) -> Figure:
         fontsize=8,
         color="C3",
     )
+    if stopped is not None:
+        axes[0, 0].text(
+            0.02, 0.98, f"diverged at step {stopped}\n(red line): training stopped", transform=axes[0, 0].transAxes,
+            va="top", fontsize=9, color="C3", bbox={"boxstyle": "round", "facecolor": "white", "alpha": 0.85},
+        )  # fmt: skip
+        axes[0, 0].set_xlim(-0.05 * max(stopped, 1), 1.05 * max(stopped, step.max(initial=0), 1))
     if title:
         fig.suptitle(title)
     return fig
@@ -76,7 +89,17 @@ def learning_curves(history: dict, title: str = "", heads: int = 1) -> Figure:
 def attention_map(cfg, params, x, gold=None, title: str = "") -> Figure:
     """The attention of each head on the batch ``x``: for sequence-to-sequence models the
     mean over the batch (target step × source position, gold positions marked); for
-    classification (one target step) the attention of the first 16 inputs."""
+    classification (one target step) the attention of the first 16 inputs. Parameters
+    that are not finite (a diverged run) give a figure that says so."""
+    if not all(np.all(np.isfinite(v)) for v in params.values()):
+        fig = Figure(figsize=(6, 3))
+        ax = fig.subplots()
+        ax.set_axis_off()
+        ax.text(0.5, 0.5, "no attention to draw:\nthe parameters are not finite (the run diverged)",
+                ha="center", va="center", fontsize=11, color="C3")  # fmt: skip
+        if title:
+            fig.suptitle(title, fontsize=9)
+        return fig
     _, alpha = forward(cfg, params, x)
     H = min(cfg.heads, 8)
     cols = min(H, 4)
@@ -256,8 +279,6 @@ def theory_figure(panels, curves, title: str = "", target: str = "gold", predict
 def integer_ticks(ax) -> None:
     """Heat-map axes index rows and columns: integer ticks only (a one- or two-row map
     otherwise gets ticks at 0.5)."""
-    from matplotlib.ticker import MaxNLocator
-
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
 

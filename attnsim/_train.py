@@ -70,15 +70,32 @@ class Run:
     message: str = ""
     elapsed: float = 0.0
     snapshots: dict | None = field(default=None, repr=False)
+    stopped_at: int | None = None  # the step a diverged run stopped at
+
+    def __repr__(self) -> str:
+        f = self.final()
+        st = self.settings
+        if self.status == "diverged":
+            how = f"diverged at step {self.stopped_at}"
+        else:
+            how = f"learned at step {self.time_to_learn}" if self.success else "did not learn"
+        acc = "n/a" if f["attn_acc"] is None or math.isnan(f["attn_acc"]) else f"{f['attn_acc']:.3f}"
+        return (
+            f"Run({self.task.get('name')}, {self.cfg.heads} head{'s' if self.cfg.heads > 1 else ''}, "
+            f"{st.get('optimizer')} lr {st.get('lr'):g}, seed {st.get('seed')}, {f['step']} steps: {how}; "
+            f"loss {f['loss']:.4g}, token acc {f['acc']:.3f}, attention acc {acc})"
+        )
 
     @property
     def success(self) -> bool:
-        """Token and attention accuracy >= 0.95 at the end of the budget (DESIGN §3)."""
+        """Token and attention accuracy >= 0.95 at the end of the budget (docs/design.md §3.5)."""
         return self.status == "finished" and _success(self.history)
 
     @property
     def time_to_learn(self) -> int | None:
-        """First logged step where token and attention accuracy are both >= 0.95."""
+        """First logged step where token and attention accuracy are both >= 0.95: a
+        multiple of ``log_every`` (or the last step), up to ``log_every - 1`` steps after
+        the step where both first held."""
         return _time_to_learn(self.history)
 
     def final(self) -> dict:
@@ -113,6 +130,7 @@ class Run:
             "settings": self.settings,
             "status": self.status,
             "message": self.message,
+            "stopped_at": self.stopped_at,
             "elapsed_seconds": self.elapsed,
             "summary": {
                 k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in self.summary().items()
@@ -158,6 +176,7 @@ class Run:
             params=params,
             status=doc.get("status", "finished"),
             message=doc.get("message", ""),
+            stopped_at=doc.get("stopped_at"),
             elapsed=float(doc.get("elapsed_seconds", 0.0)),
             snapshots=snaps,
         )
@@ -308,7 +327,12 @@ def train_many(
     ``init_params(cfg, seeds[r], scale[r])``; the seeds then choose the data streams
     only (run r is ``train(..., seed=seeds[r], params=params[r])``).
     """
-    seeds = list(seeds) if not isinstance(seeds, (int, np.integer)) else None
+    if isinstance(seeds, (int, np.integer, str, bytes)) or not hasattr(seeds, "__iter__"):
+        raise ValueError(f"seeds must be a non-empty sequence of seeds, one per run, got {seeds!r}")
+    R = len(seeds) if hasattr(seeds, "__len__") else None
+    if R is not None:  # the memory of R runs is checked before a list of R seeds is made
+        _check_shared(cfg, task, optimizer, steps, batch, log_every, runs=max(R, 1))
+    seeds = list(seeds)
     if not seeds:
         raise ValueError("seeds must be a non-empty sequence of seeds, one per run")
     R = len(seeds)
@@ -424,7 +448,7 @@ def _train_group(
 
     active = np.ones(R, dtype=np.bool_)
     rows = [([], [], []) for _ in range(R)]  # per run: steps, losses, metric rows
-    status, message = ["finished"] * R, [""] * R
+    status, message, stopped = ["finished"] * R, [""] * R, [None] * R
     snaps = None
     if snapshots:
         snaps = {"step": [], "U": [], "b": [], "alpha": []}
@@ -459,16 +483,17 @@ def _train_group(
                         out_loss, out_met, done,
                     )  # fmt: skip
                 for r in np.flatnonzero(active):
-                    stopped = done[r] < n_here
-                    grew = stopped and np.isfinite(out_loss[r, done[r]])  # the step that grew is kept
+                    stopped_now = done[r] < n_here
+                    grew = stopped_now and np.isfinite(out_loss[r, done[r]])  # the step that grew is kept
                     steps_r, loss_r, met_r = rows[r]
                     for k in np.flatnonzero(flags[: done[r] + int(grew)]):
                         steps_r.append(pos + a + k)
                         loss_r.append(out_loss[r, k])
                         met_r.append(out_met[r, k].copy())
-                    if stopped:
+                    if stopped_now:
                         active[r] = False
                         status[r] = "diverged"
+                        stopped[r] = pos + a + int(done[r])
                         message[r] = _divergence(pos + a + int(done[r]), grew, out_met[r, done[r], K.MET_LOSS],
                                                  limits[r], settings[r])  # fmt: skip
                         log.warning(message[r])
@@ -493,6 +518,7 @@ def _train_group(
             message=message[r],
             elapsed=elapsed,
             snapshots=snaps,
+            stopped_at=stopped[r],
         )
         for r in range(R)
     ]

@@ -249,7 +249,7 @@ def cmd_run(args) -> int:
     write_dir(
         out,
         {
-            "learning_curves.png": _plots.learning_curves(run.history, title, heads=cfg.heads),
+            "learning_curves.png": _plots.learning_curves(run.history, title, heads=cfg.heads, stopped=run.stopped_at),
             "attention.png": _plots.attention_map(cfg, run.params, x, gold, title=f"final attention — {title}"),
         },
         "run",
@@ -258,7 +258,9 @@ def cmd_run(args) -> int:
 
     f = run.final()
     ttl = run.time_to_learn
-    verdict = f"learned at step {ttl}" if run.success else ("diverged" if run.status == "diverged" else "did not learn")
+    verdict = f"learned at step {ttl}" if run.success else "did not learn"
+    if run.status == "diverged":  # the reason is the one warning line the training logged
+        verdict = f"diverged at step {run.stopped_at}"
 
     def fmt(v):
         return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"
@@ -268,7 +270,6 @@ def cmd_run(args) -> int:
         f"{fmt(f['attn_acc'])}, KTIW acc {fmt(f['ktiw_acc'])} ({f['step']} steps, {run.elapsed:.1f} s) → {args.out}"
     )
     if run.status == "diverged":
-        print(f"attnsim run: {run.message}", file=sys.stderr)
         return EXIT_DIVERGED
     return 0
 
@@ -502,10 +503,23 @@ def cmd_gradcheck(args) -> int:
     return 0 if all(r["ok"] for r in rows) else 1
 
 
+class _Stderr(logging.StreamHandler):
+    """Log lines to whatever ``sys.stderr`` is when they are written (not the stream of
+    the first call: a caller may have replaced it since)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
 def main(argv=None) -> int:
     log = logging.getLogger("attnsim")
-    if not log.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+    if not any(isinstance(h, _Stderr) for h in log.handlers):
+        handler = _Stderr()
         handler.setFormatter(logging.Formatter("attnsim: %(message)s"))
         log.addHandler(handler)
         log.setLevel(logging.INFO)

@@ -71,7 +71,12 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, capsys, argv
 
 @pytest.mark.parametrize(
     "content, message",
-    [("a b\n", "line 1: expected 'source<TAB>target', found no tab"), ("", "no sentence pairs")],
+    [
+        ("a b\n", "line 1: expected 'source<TAB>target', found no tab"),
+        ("", "no sentence pairs"),
+        ("a b\tc\nd\x00e\tf\n", "line 2: control character U+0000 (NUL) in the text; is this a text file?"),
+        ("a b\tc\r\nd\x0ce\tf\r\n", "line 2: control character U+000C (form feed) in the text"),
+    ],
 )
 def test_malformed_text_file(tmp_path, capsys, content, message):
     p = tmp_path / "bad.txt"
@@ -89,12 +94,117 @@ def test_out_must_be_a_directory(tmp_path, capsys):
     assert "exists and is not a directory" in capsys.readouterr().err
 
 
-def test_a_diverging_run_exits_1_and_keeps_what_it_has(tmp_path, capsys):
+@pytest.mark.parametrize(
+    "lr, optimizer, why", [("1e308", "sgd", "became non-finite at step 1"), ("1e6", "adam", "grew to")]
+)
+def test_a_diverging_run_exits_1_says_why_once_and_keeps_what_it_has(tmp_path, capsys, lr, optimizer, why):
     out = tmp_path / "d"
-    code = main(["run", "copy", "--out", str(out), *SMALL, "--optimizer", "sgd", "--lr", "1e308", "--scale", "1"])
+    code = main(["run", "copy", "--out", str(out), *SMALL, "--optimizer", optimizer, "--lr", lr, "--scale", "1"])
     assert code == 1
-    assert "non-finite" in capsys.readouterr().err
-    assert at.load_run(out).status == "diverged"
+    captured = capsys.readouterr()
+    assert captured.err.count(why) == 1 and captured.err.count("\n") == 1  # one line, not two
+    assert "diverged at step" in captured.out
+    run = at.load_run(out)
+    assert run.status == "diverged" and run.stopped_at is not None
+    assert (out / "learning_curves.png").stat().st_size > 10_000 and (out / "attention.png").exists()
+
+
+# ----------------------------------------------------------------- output directories
+
+
+def _tree(path):
+    return {p.relative_to(path): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def test_a_finished_result_is_never_overwritten_without_force(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(["run", "copy", "--out", str(out), *SMALL, "--seed", "1"]) == 0
+    before = _tree(out)
+    assert main(["run", "copy", "--out", str(out), *SMALL, "--seed", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "already holds a training run (history.json); pass --force" in err
+    assert _tree(out) == before
+    # --force replaces it whole: the new run's files, none of the old run's left
+    (out / "snapshots.npz").write_bytes(b"from an older run")
+    assert main(["run", "copy", "--out", str(out), *SMALL, "--seed", "2", "--force"]) == 0
+    assert at.load_run(out).settings["seed"] == 2 and not (out / "snapshots.npz").exists()
+
+
+@pytest.mark.parametrize("command", ["run", "theory", "compare"])
+def test_a_directory_of_another_kind_is_refused_even_with_force(tmp_path, capsys, command):
+    sweep_dir = tmp_path / "sweep"
+    spec = tmp_path / "s.toml"
+    spec.write_text('[task]\nname = "copy"\nvocab = 12\nlength = 6\n[train]\nsteps = 5\nbatch = 4\n')
+    assert main(["sweep", str(spec), "--out", str(sweep_dir), "--quiet"]) == 0
+    capsys.readouterr()
+    before = _tree(sweep_dir)
+    extra = SMALL if command != "theory" else ["--vocab", "12", "--length", "6"]
+    if command == "compare":
+        extra = [a for a in SMALL if a != "--quiet"] + ["--quiet"]
+    assert main([command, "copy", "--out", str(sweep_dir), *extra, "--force"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds a sweep (sweep.json); choose another --out" in err
+    assert _tree(sweep_dir) == before
+    # and the other way round: a sweep into a run's directory
+    run_dir = tmp_path / "run"
+    assert main(["run", "copy", "--out", str(run_dir), *SMALL]) == 0
+    assert main(["sweep", str(spec), "--out", str(run_dir), "--quiet"]) == 2
+    assert "holds a training run (history.json); choose another --out for a sweep" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["run", "sweep", "theory", "reproduce"])
+def test_an_output_that_cannot_be_made_is_refused_before_any_work(tmp_path, capsys, command, monkeypatch):
+    from attnsim import _train
+
+    (tmp_path / "FILE").write_text("x")
+    trained = []
+    monkeypatch.setattr(_train, "_train_group", lambda *a, **k: trained.append(1))
+    spec = tmp_path / "s.toml"
+    spec.write_text('[task]\nname = "copy"\nvocab = 12\nlength = 6\n')
+    args = {
+        "run": ["run", "copy", *SMALL],
+        "sweep": ["sweep", str(spec), "--quiet"],
+        "theory": ["theory", "copy", "--vocab", "12", "--length", "6"],
+        "reproduce": ["reproduce", "toy", "--quiet"],
+    }[command]
+    before = sorted(os.listdir(tmp_path))
+    assert main([*args, "--out", str(tmp_path / "FILE" / "sub")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "FILE is a file, not a directory" in err and "Errno" not in err
+    # a read-only file system (as root, permission bits do not stop a write: the probe does)
+    import errno
+
+    def read_only(*a, **k):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr("attnsim._outputs.tempfile.mkstemp", read_only)
+    assert main([*args, "--out", str(tmp_path / "new")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"cannot write in {tmp_path}: Read-only file system" in err
+    assert sorted(os.listdir(tmp_path)) == before and not trained
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["run", "copy", "--vocab", "1000000000"], "needs about 76.3 EiB of memory"),
+        (["run", "copy", "--batch", "1000000000"], "at batch 1,000,000,000 for 300 steps: needs about"),
+        (["run", "translate", "--vocab", "100000000000"], "word tables: needs about"),
+        (["theory", "copy", "--vocab", "1000000000"], "the theory of copy(vocab=1000000000"),
+    ],
+)
+def test_sizes_that_cannot_fit_are_one_line_and_exit_2(tmp_path, capsys, argv, message):
+    out = tmp_path / "o"
+    assert main([*argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and "this machine has" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"attnsim {at.__version__}"
 
 
 def test_gradcheck_prints_a_table_and_passes(capsys):

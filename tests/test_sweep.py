@@ -158,6 +158,43 @@ def test_bad_specs_exit_2_with_one_line_and_write_nothing(tmp_path, capsys, text
     assert not out.exists()
 
 
+def test_a_binary_spec_names_the_file(tmp_path, capsys):
+    p = tmp_path / "figure.toml"
+    p.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    out = tmp_path / "out"
+    assert main(["sweep", str(p), "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{p}: not a TOML spec (TOML is UTF-8 text; byte 0 is 0x89)" in err
+    assert not out.exists()
+
+
+def test_progress_off_a_terminal_is_a_line_every_few_seconds(tmp_path, capsys, monkeypatch):
+    from attnsim import _progress
+
+    monkeypatch.setattr(_progress, "EVERY", 0.0)  # a line at every update
+    spec = _spec(tmp_path, seeds=2)
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "o"), "--workers", "1"]) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("attnsim: sweep: ")]
+    assert len(lines) >= 4 and lines[-1].startswith("attnsim: sweep: 16/16 runs (100 %), ")
+    assert all("elapsed" in line for line in lines) and any("left" in line for line in lines)
+
+
+def test_an_interrupted_sweep_says_what_it_kept(tmp_path, capsys, monkeypatch):
+    spec = _spec(tmp_path, seeds=2)
+    out = tmp_path / "o"
+
+    def interrupt(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_sweep, "run_unit", interrupt)
+    assert main(["sweep", str(spec), "--out", str(out), "--quiet"]) == 130
+    assert "interrupted before any run finished; --resume starts the sweep" in capsys.readouterr().err
+    monkeypatch.undo()
+    monkeypatch.setattr(_sweep, "_reachable", interrupt)  # before anything is written
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "p"), "--scheduler", "tcp://h:1", "--quiet"]) == 130
+    assert "attnsim: interrupted; nothing written" in capsys.readouterr().err and not (tmp_path / "p").exists()
+
+
 def test_missing_spec_and_bad_options(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["sweep", str(tmp_path / "none.toml"), "--out", str(out)]) == 2

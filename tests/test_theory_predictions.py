@@ -168,6 +168,12 @@ def test_gated_classifier_exact_solution_equals_numerical_integration(start):
         assert np.allclose(exact[key], sol.y[j], rtol=1e-8, atol=1e-8)
 
 
+@pytest.mark.parametrize("p", [-0.1, 1.5, 2.0])
+def test_gated_classifier_refuses_a_gate_outside_0_1(p):
+    with pytest.raises(ValueError, match=r"p is an attention weight and must lie in \[0, 1\]"):
+        theory.gated_classifier(0.0, 0.0, p, [0.0, 1.0])
+
+
 def test_gated_classifier_shows_the_blogs_three_claims():
     tau = np.linspace(0, 1.2, 1201)
     # 1. from beta0 = beta1, p = 1/2: p = cosh(sqrt2 tau)/2 stays flat while beta1 - beta0

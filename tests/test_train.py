@@ -117,8 +117,82 @@ def test_divergence_stops_with_a_message_and_keeps_the_history(caplog):
     # cross-entropy gradients are bounded: only a step that overflows float64 diverges
     run = at.train(CFG, TASK, optimizer="sgd", lr=1e308, steps=50, batch=8, scale=1.0, log_every=1)
     assert run.status == "diverged" and "non-finite at step 1;" in run.message and not run.success
-    assert run.history["step"].tolist() == [0] and np.all(np.isfinite(run.history["loss"]))
-    assert "non-finite" in caplog.text
+    assert run.history["step"].tolist() == [0] and np.all(np.isfinite(run.history["loss"])) and run.stopped_at == 1
+    assert caplog.text.count("non-finite") == 1
+
+
+def test_a_loss_that_grows_a_hundredfold_is_a_divergence(caplog, tmp_path):
+    """Adam at lr 1e6 moves every parameter by 1e6 a step: the loss grows by orders of
+    magnitude while staying finite. The run stops at the first logged step past 100 ×
+    its step-0 loss and keeps that step, so the history shows the blow-up."""
+    run = at.train(CFG, TASK, optimizer="adam", lr=1e6, steps=200, batch=8, log_every=5)
+    assert run.status == "diverged" and not run.success and run.stopped_at == 5
+    loss = run.history["loss"]
+    assert run.history["step"].tolist() == [0, 5] and loss[-1] > 100 * loss[0] and np.isfinite(loss[-1])
+    assert "grew to" in run.message and "lr 1e+06" in run.message
+    assert caplog.text.count("grew to") == 1
+    run.save(tmp_path / "d")
+    back = at.load_run(tmp_path / "d")
+    assert back.status == "diverged" and back.stopped_at == 5 and back.message == run.message
+    # the limit is 100 × the step-0 loss: runs that learn never come near it
+    ok = at.train(CFG, TASK, optimizer="adam", lr=0.05, steps=200, batch=8, log_every=5)
+    assert ok.status == "finished" and ok.stopped_at is None and ok.history["loss"].max() < 2 * loss[0]
+
+
+def test_logging_does_not_change_training():
+    """Weight decay acts on every update, logged or not (it once acted on logged steps only)."""
+    kw = dict(optimizer="sgd", lr=0.5, steps=40, batch=8, seed=1, scale=0.3, weight_decay=0.1)
+    every, sparse = at.train(CFG, TASK, log_every=1, **kw), at.train(CFG, TASK, log_every=7, **kw)
+    for k in every.params:
+        assert np.array_equal(every.params[k], sparse.params[k]), k
+    assert np.array_equal(every.history["loss"][::7], sparse.history["loss"][:-1])
+
+
+def test_repr_is_one_line():
+    run = at.train(CFG, TASK, steps=20, batch=8, seed=3)
+    text = repr(run)
+    assert "\n" not in text and len(text) < 200
+    assert text.startswith("Run(copy, 1 head, adam lr 0.05, seed 3, 20 steps: ")
+
+
+def test_training_runs_as_plain_python_with_numba_disabled():
+    """NUMBA_DISABLE_JIT=1 runs every kernel as Python (to debug or line-count them):
+    a tiny run there equals the compiled one to rounding (the compiled code fuses
+    multiply-adds)."""
+    code = (
+        "import attnsim as at, numpy as np\n"
+        "t = at.tasks.copy(6, 4); cfg = at.ModelConfig.for_task(t, heads=2, attention='both')\n"
+        "r = at.train(cfg, t, steps=6, batch=3, log_every=2, weight_decay=0.01)\n"
+        "np.save('out.npy', np.concatenate([r.history['loss'], *[v.ravel() for v in r.params.values()]]))\n"
+    )
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        env = {**os.environ, "NUMBA_DISABLE_JIT": "1"}
+        proc = subprocess.run([sys.executable, "-c", code], cwd=d, env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        plain = np.load(os.path.join(d, "out.npy"))
+    task = at.tasks.copy(6, 4)
+    cfg = at.ModelConfig.for_task(task, heads=2, attention="both")
+    run = at.train(cfg, task, steps=6, batch=3, log_every=2, weight_decay=0.01)
+    compiled = np.concatenate([run.history["loss"], *[v.ravel() for v in run.params.values()]])
+    assert plain.shape == compiled.shape and np.max(np.abs(plain - compiled)) <= 1e-12
+
+
+def test_a_first_compile_is_announced_per_dtype(caplog, monkeypatch):
+    from attnsim import _train
+
+    monkeypatch.setattr(_train, "kernels_cached", lambda dtype="float64": dtype == "float64")
+    cfg32 = at.ModelConfig.for_task(TASK, dtype="float32")
+    with caplog.at_level("INFO", logger="attnsim"):
+        at.train(CFG, TASK, steps=2, batch=4)
+        assert "compiling" not in caplog.text
+        at.train(cfg32, TASK, steps=2, batch=4)
+    assert "compiling the float32 kernels" in caplog.text
+    monkeypatch.undo()
+    assert _train.kernels_cached("float32") and _train.kernels_cached("float64")  # both are compiled now
 
 
 def test_snapshots_record_and_do_not_change_the_bits():
