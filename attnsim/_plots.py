@@ -277,10 +277,14 @@ def theory_figure(panels, curves, title: str = "", target: str = "gold", predict
 
 
 def integer_ticks(ax) -> None:
-    """Heat-map axes index rows and columns: integer ticks only (a one- or two-row map
-    otherwise gets ticks at 0.5)."""
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    """Heat-map axes index rows and columns: integer ticks only. A map of few rows gets
+    one tick per row (MaxNLocator would fall back to ticks at 0.1 on a one-row map)."""
+    for axis, (lo, hi) in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
+        n = int(round(abs(hi - lo)))
+        if n <= 8:
+            axis.set_ticks(range(n))
+        else:
+            axis.set_major_locator(MaxNLocator(integer=True))
 
 
 def phase_diagram(summary: dict) -> Figure:
@@ -295,7 +299,7 @@ def phase_diagram(summary: dict) -> Figure:
         )
 
     rate, pred, t_learn = grid("success_rate"), grid("predicted_success_rate"), grid("median_time_to_learn")
-    fig = Figure(figsize=(11, 0.6 * len(ys) + 3.4))
+    fig = Figure(figsize=(11, 0.6 * len(ys) + 3.4), layout="constrained")  # colorbar labels clear of the next axis
     ax_rate, ax_time = fig.subplots(1, 2)
     xlabel = summary["x"] or ""
     ylabel = summary["y"] or ""
@@ -328,7 +332,7 @@ def phase_diagram(summary: dict) -> Figure:
     )
     ax_time.set_title("time to learn (token and attention accuracy ≥ 0.95)")
     pooled = f"; pooled over {', '.join(summary['pooled'])} and seeds" if summary["pooled"] else "; pooled over seeds"
-    fig.suptitle(f"sweep of {summary['task']} ({summary['optimizer']}), {summary['runs']} runs{pooled}", y=1.06)
+    fig.suptitle(f"sweep of {summary['task']} ({summary['optimizer']}), {summary['runs']} runs{pooled}")
     return fig
 
 

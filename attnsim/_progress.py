@@ -44,9 +44,12 @@ class _Lines:
     def _line(self, now, end=False):
         done, total = self.n, self.total
         elapsed = now - self.t0
-        parts = [f"{done:,.0f}/{total:,.0f} {self.unit}" if total else f"{done:,.0f} {self.unit}"]
-        if total:
-            parts[0] += f" ({100 * done / total:.0f} %)"
+        if self.unit == "%":
+            parts = [f"{done:.0f} % done"]
+        else:
+            parts = [f"{done:,.0f}/{total:,.0f} {self.unit}" if total else f"{done:,.0f} {self.unit}"]
+            if total:
+                parts[0] += f" ({100 * done / total:.0f} %)"
         parts.append(f"{_clock(elapsed)} elapsed")
         if total and 0 < done < total and not end:
             parts.append(f"about {_clock(elapsed * (total - done) / done)} left")
