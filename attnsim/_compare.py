@@ -207,7 +207,7 @@ def agreement(result: dict) -> dict:
     gold mass above 1/L where the form claims to hold — at ``early_tau``, the τ up to
     which the table's logits τ·max|G|/H stay below 0.1 (first order) — with the
     largest gaps up to there. ``simulated`` holds the simulation's own numbers, with
-    its ``time_to_learn`` (DESIGN §3) as a step.
+    its ``time_to_learn`` (docs/design.md §3.5) as a step.
     """
     sim = result["simulation"]
     tau = sim["tau"]

@@ -1,6 +1,6 @@
 """Model configuration and the flat parameter layout shared with the kernels.
 
-DESIGN §1 names the parameters and their shapes. The kernels never see a config:
+docs/design.md §1.1 names the parameters and their shapes. The kernels never see a config:
 :func:`layout` unpacks it into one ``int64`` array of sizes, flags and offsets into a
 flat parameter vector ``theta``, which is what the compiled code indexes.
 """
@@ -31,7 +31,7 @@ LAY_SIZE = 16
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Shapes and options of the attention model of DESIGN §1.
+    """Shapes and options of the attention model of docs/design.md §1.
 
     Parameters
     ----------
@@ -97,7 +97,7 @@ class ModelConfig:
         return self.attention in ("content", "both")
 
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
-        """Names and shapes of the parameters, in layout order (DESIGN §1 table)."""
+        """Names and shapes of the parameters, in layout order (the table of docs/design.md §1.1)."""
         H, Vin, Vout, L, T = self.heads, self.vocab_in, self.vocab_out, self.src_len, self.tgt_len
         shapes: dict[str, tuple[int, ...]] = {}
         if self.d_model is None:

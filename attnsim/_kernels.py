@@ -1,4 +1,4 @@
-"""Numba kernels: the forward and hand-derived backward of DESIGN §1, and the step loop.
+"""Numba kernels: the forward and hand-derived backward of docs/design.md §1.1–1.2, and the step loop.
 
 Every compiled function of attnsim lives in this file (Numba's cache does not notice a
 changed callee in another file). Kernels take arrays and scalars only, write into
@@ -440,7 +440,7 @@ def _attention(S, A, x, b, lay, alpha, alphaS, alphaST, e, k, k_bits):
 
 @njit(fastmath=FASTMATH, cache=CACHE)
 def _group_logits(x, b0, nG, wm, U, Ut, bias, lay, alphaS, UX, z, xg):
-    """Logits of examples b0..b0+nG-1 (DESIGN §1 forward):
+    """Logits of examples b0..b0+nG-1 (docs/design.md §1.1):
 
         z[0, t, c(j, o)] = b[o] + (1/H) sum_h sum_l alpha[h,t,l] U[h,o,x[b0+j,l]]
 
@@ -644,7 +644,7 @@ def _scatter_rows(dUX, xg, nG, wm, Vout, L, dUt, h):
 @njit(fastmath=FASTMATH, cache=CACHE)
 def _ktiw_table(U, bias, lay, Pk, e, k, k_bits):
     """Pk[:, i] = softmax(b + mean_h U[h, :, i]): the output distribution when every
-    head attends to one position holding word i (DESIGN §3 KTIW probe)."""
+    head attends to one position holding word i (the KTIW probe, docs/design.md §3.4)."""
     H, Vin, Vout = lay[LAY_H], lay[LAY_VIN], lay[LAY_VOUT]
     has_b = lay[LAY_HAS_B] == 1
     for i in range(Vin):
@@ -668,7 +668,7 @@ def _ktiw_table(U, bias, lay, Pk, e, k, k_bits):
 def _core(x, y, gold, theta, lay, grad, ws, want_grad, want_metrics, metrics, want_loss):
     """Loss of one batch; its gradient into ``grad`` (flat, same layout as ``theta``).
 
-    Returns the mean cross-entropy (DESIGN §1 loss, no weight decay) when ``want_loss``;
+    Returns the mean cross-entropy (docs/design.md §1.1, no weight decay) when ``want_loss``;
     otherwise 0.0 if it is finite and NaN if not (the logarithms are skipped: a column
     sum of exponentials is >= 1, so the loss is finite exactly when the shifted logits
     are). When

@@ -1,7 +1,7 @@
 """Public model functions: validate and cast, then call the kernels.
 
 ``init_params``, ``loss_and_grad`` and ``forward`` take the config and a parameter
-dict with the names and shapes of DESIGN §1.
+dict with the names and shapes of docs/design.md §1.1.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def _check_cfg(cfg) -> ModelConfig:
 
 
 def init_params(cfg: ModelConfig, seed: int = 0, scale: float | Mapping[str, float] = 0.01) -> dict:
-    """Gaussian initial parameters (DESIGN §3).
+    """Gaussian initial parameters (docs/design.md §3.2).
 
     Each entry is drawn from N(0, scale²) with ``scale`` a float for every group or a
     mapping ``{group: scale}`` (groups not named start at zero). ``scale=0`` is the
@@ -176,7 +176,7 @@ def _require_batch(cfg: ModelConfig, B: int, values: int) -> None:
 
 
 def loss_and_grad(cfg: ModelConfig, params: Mapping, x, y, weight_decay: float = 0.0) -> tuple[float, dict]:
-    """Mean cross-entropy of DESIGN §1 and its gradient.
+    """Mean cross-entropy of docs/design.md §1.1 and its gradient.
 
     Parameters
     ----------

@@ -53,7 +53,8 @@ def learning_curves(history: dict, title: str = "", heads: int = 1, stopped: int
         else:
             ax.plot(step, y, color="C0", lw=1.8, **style)
         if key == "loss":
-            if np.all(y[np.isfinite(y)] > 0):
+            pos = y[np.isfinite(y)]
+            if pos.size and np.all(pos > 0) and pos.max() > 10 * pos.min():  # log scale only over decades
                 ax.set_yscale("log")
         else:
             ax.set_ylim(-0.03, 1.03)

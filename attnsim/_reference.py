@@ -2,7 +2,7 @@
 
 The kernels gather rows of a transposed table and use blocked products; the oracle
 builds dense one-hot tensors and contracts them with ``einsum``, one line per line of
-DESIGN §1. It is slow and obviously right, and it is what the tests, ``attnsim
+docs/design.md §1. It is slow and obviously right, and it is what the tests, ``attnsim
 gradcheck`` and the benchmarks compare the kernels with.
 
 ``REGISTRY`` pairs each public kernel of ``_kernels`` with its oracle and a maker of
@@ -35,7 +35,7 @@ def table(cfg: ModelConfig, params: dict) -> np.ndarray:
 
 
 def forward(cfg: ModelConfig, params: dict, x) -> tuple[np.ndarray, np.ndarray]:
-    """Logits z (B, T, Vout) and attention alpha (H, B, T, L), DESIGN §1 forward."""
+    """Logits z (B, T, Vout) and attention alpha (H, B, T, L), docs/design.md §1.1."""
     H, L, T = cfg.heads, cfg.src_len, cfg.tgt_len
     X = _onehot(x, cfg.vocab_in)  # (B, L, Vin)
     B = X.shape[0]
@@ -72,7 +72,7 @@ def loss(cfg: ModelConfig, params: dict, x, y, weight_decay: float = 0.0) -> flo
 
 
 def loss_and_grad(cfg: ModelConfig, params: dict, x, y, weight_decay: float = 0.0):
-    """DESIGN §1 backward, one line each."""
+    """docs/design.md §1.2, one line each."""
     H = cfg.heads
     X = _onehot(x, cfg.vocab_in)
     Y = _onehot(y, cfg.vocab_out)

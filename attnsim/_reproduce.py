@@ -15,7 +15,6 @@ import logging
 import math
 import os
 import shutil
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -78,7 +77,7 @@ class Section:
     files: dict = field(default_factory=dict)  # other files: name -> bytes
 
 
-# Adam as DESIGN §3 sets it for the free tables, and SGD on the theory's clock
+# Adam as docs/design.md §3.1 sets it for the free tables, and SGD on the theory's clock
 ADAM = dict(optimizer="adam", lr=0.05, batch=128, scale=0.01)
 SGD_LR = 80.0  # reduced dynamics with the run's own step stay within 1e-3 of it up to here
 
@@ -312,7 +311,7 @@ one head with a free translation table and positional attention, seeds 0–{n - 
 The paper (20 seeds, its LSTM): permutation 10 of 20 learned, 40-of-60 20 of 20. Here the permutation copy fails in
 {fail_frac:.0%} of seeds (95 % interval {fail_ci[0]:.2f}–{fail_ci[1]:.2f}) and 40-of-60 learns in {succ_e.mean():.0%}: this {_verdict(about_half and succ_e.all())}.
 Stuck runs reach token accuracy {_range(stuck_acc, 2)} with attention accuracy {_range(stuck_attn, 2)}: the head
-attends away from the gold position and copies by elimination (DESIGN §3), so success counts attention too.
+attends away from the gold position and copies by elimination (docs/design.md §3.5), so success counts attention too.
 
 ![learning curves](copy_learning_curves.png)
 
@@ -1526,7 +1525,7 @@ def reproduce(
             f"{out} already holds the section{'s' if len(again) > 1 else ''} {', '.join(again)} of a report; "
             "pass --force to redo, or choose another --out"
         )
-    say = _Say(progress, bar=progress and sys.stderr.isatty())
+    say = _Say(progress, bar=progress)  # bars per group of runs; off a terminal a line every 10 s
     weights = {n: SECTION_SECONDS[n] for n in names}
     fmt = "{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]"
     overall = make_progress(100.0, progress, desc=f"reproduce: {names[0]}", unit="%", bar_format=fmt)

@@ -1,4 +1,4 @@
-"""Training (DESIGN §3): ``train`` and the ``Run`` it returns.
+"""Training (docs/design.md §3): ``train`` and the ``Run`` it returns.
 
 The step loop runs compiled (`_kernels.train_runs`) over chunks of steps; the data of
 a chunk is drawn in bulk from the run's data stream, in chunks whose size depends on
@@ -453,7 +453,7 @@ def _train_group(
     if snapshots:
         snaps = {"step": [], "U": [], "b": [], "alpha": []}
         snaps.update({"S": []} if cfg.has_S else {}, **({"A": []} if cfg.has_A else {}))
-    bar = make_progress(steps, progress, desc="training" if R == 1 else f"training {R} runs", unit="step")
+    bar = make_progress(steps, progress, desc="training" if R == 1 else f"training {R} runs", unit="step", leave=False)
     pos = 0
     try:
         while pos < n_forward and active.any():

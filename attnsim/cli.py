@@ -120,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     th = sub.add_parser(
         "theory",
         help="the theory's predictions for a task, no training: verdict, rates, curves",
-        description="Closed-form predictions for a task (DESIGN §4): whether it is hard, the stage-1 and "
+        description="Closed-form predictions for a task (docs/design.md §4): whether it is hard, the stage-1 and "
         "stage-2 rates, the predicted gold attention mass and KTIW against τ = lr·steps, the time to attend, "
         "the order of attention and, for a hard task, its saddle. Writes DIR/theory.json and DIR/theory.png.",
     )
@@ -159,8 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Reproduce the paper's findings in the analytic model, each beside the theory's prediction: "
         "copy (the hard permutation), multihead (the rescue), salient (agreement of attention with KTIW), toy "
         "(the gated classifier) and text (a synthetic parallel corpus). Writes DIR/report.md with every figure "
-        "and table, DIR/results.json with the numbers, and the PNG figures. About 2 minutes on 2 cores; --full "
-        "uses the paper's sizes.",
+        "and table, DIR/results.json with the numbers, and the PNG figures. The default sizes took 104 s on 2 "
+        "cores (after the first compile); --full, the paper's sizes, 9 minutes.",
     )
     rp.add_argument(
         "section", nargs="?", default="all", choices=("copy", "multihead", "salient", "toy", "text", "all"),
@@ -169,7 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument(
         "--out", default="attnsim-reproduce", metavar="DIR", help="directory for the report [attnsim-reproduce]"
     )
-    rp.add_argument("--full", action="store_true", help="the paper's sizes (more seeds and combinations; ~15 min)")
+    rp.add_argument(
+        "--full", action="store_true", help="the paper's sizes (more seeds and combinations; 9 minutes on 2 cores)"
+    )
     rp.add_argument("--force", action="store_true", help="redo sections DIR already holds")
     rp.add_argument("--quiet", action="store_true", help="no progress")
 

@@ -1,4 +1,4 @@
-"""What the paper measures (DESIGN §3, paper/SUMMARY.md), for any model and batch.
+"""What the paper measures (docs/design.md §3.3–3.5), for any model and batch.
 
 * ``ktiw_probe``: β[b,t,l], the log-odds that the model gives the right word y_t if
   every head attends to position l alone; ``ktiw_accuracy``: argmax_l β == gold.
@@ -8,7 +8,7 @@
   within each row (the chance level Â).
 * ``saliency``: Δ[b,t,l] = −∂loss_bt/∂s[b,t,l], the gradient on the attention logits
   (summed over heads): where one gradient step moves attention.
-* ``success`` and ``time_to_learn`` of a training history (DESIGN §3).
+* ``success`` and ``time_to_learn`` of a training history (docs/design.md §3.5).
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def ktiw_table(cfg, params, table=None) -> np.ndarray:
 
 
 def ktiw_probe(cfg, params, x, y, table=None) -> np.ndarray:
-    """β (B, T, L): the KTIW probe of DESIGN §3 (log-odds of y_t when attending to l alone)."""
+    """β (B, T, L): the KTIW probe of docs/design.md §3.4 (log-odds of y_t when attending to l alone)."""
     x, y = check_batch(cfg, x, y)
     Kt = ktiw_table(cfg, params, table)
     return Kt[y[:, :, None], x[:, None, :]]
@@ -145,7 +145,7 @@ def saliency(cfg, params, x, y) -> np.ndarray:
     """Δ (B, T, L) = −∂loss_bt/∂s[b,t,l], summed over heads: the first-step gradient on
     the attention logits of each example (per token, without the 1/(B·T) of the mean).
 
-    Uses DESIGN §1's backward lines: δ = softmax(z) − onehot(y), g = (1/H) δ·U[:, x_l],
+    Uses the backward lines of docs/design.md §1.2: δ = softmax(z) − onehot(y), g = (1/H) δ·U[:, x_l],
     ∂s = α (g − Σ_l' α g).
     """
     x, y = check_batch(cfg, x, y)
@@ -164,7 +164,7 @@ def saliency(cfg, params, x, y) -> np.ndarray:
 
 
 # =============================================================================
-# success of a run (DESIGN §3)
+# success of a run (docs/design.md §3.5)
 # =============================================================================
 
 

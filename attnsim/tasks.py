@@ -1,4 +1,4 @@
-"""Data distributions (DESIGN §2).
+"""Data distributions (docs/design.md §2).
 
 Every task draws batches ``(x, y, gold)`` from a seeded ``numpy.random.Generator``:
 ``x`` (n, L) input words, ``y`` (n, T) target words, ``gold`` (n, T) the source position
@@ -43,7 +43,7 @@ __all__ = [
 
 @dataclass(frozen=True)
 class TaskStats:
-    """Co-occurrence statistics of a task (DESIGN §2); standard errors are 0 when exact."""
+    """Co-occurrence statistics of a task (docs/design.md §2); standard errors are 0 when exact."""
 
     n: np.ndarray  # (Vin,)
     C: np.ndarray  # (Vout, Vin)

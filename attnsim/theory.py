@@ -1,4 +1,4 @@
-"""Closed-form theory of the same dynamics (DESIGN §4), as pure functions of τ = lr·steps.
+"""Closed-form theory of the same dynamics (docs/design.md §4), as pure functions of τ = lr·steps.
 
 Imports nothing from the kernels: theory and simulator are independent witnesses of
 each other.
@@ -76,7 +76,7 @@ class Cooccurrence(tuple):
 
 
 def cooccurrence(task) -> Cooccurrence:
-    """``(n, C)`` of DESIGN §2: exact for the built-in tasks; for your own data (a
+    """``(n, C)`` of docs/design.md §2: exact for the built-in tasks; for your own data (a
     `from_arrays` or `from_parallel_text` task) the means over its sequences, with
     standard errors as estimates of the distribution they were drawn from."""
     _require_tables(task)
@@ -92,7 +92,7 @@ def _require_tables(task) -> None:
 
 
 def stage1_rate(task) -> np.ndarray:
-    """G (Vout, Vin) of DESIGN §4: −∂loss/∂U at U = 0 with uniform attention (one head),
+    """G (Vout, Vin) of docs/design.md §4.1: −∂loss/∂U at U = 0 with uniform attention (one head),
 
         G[o, i] = ( C[o, i] − (T / Vout) · n[i] ) / (T · L),
 
@@ -103,7 +103,7 @@ def stage1_rate(task) -> np.ndarray:
 
 
 def stage2_rate(task) -> np.ndarray:
-    """M (T, L) of DESIGN §4, without the 1/(T·L): with U = τ·G and uniform attention,
+    """M (T, L) of docs/design.md §4.2, without the 1/(T·L): with U = τ·G and uniform attention,
     −∂loss/∂S[t, l] = (τ / (T·L)) · M[t, l] + O(τ²), where
 
         M[t, l] = E[ Ḡ[y_t, x_l] − (1/L) Σ_l' Ḡ[y_t, x_l'] ],   Ḡ = G − mean over o.
@@ -263,7 +263,7 @@ def _gold_pairs(x, y, gold, shape) -> np.ndarray:
 
 
 def two_stage(task, tau, attention: str | None = None, heads: int = 1, samples: int = 4000, seed: int = 0) -> dict:
-    """The two-stage approximation of DESIGN §4 as arrays over τ (gradient descent
+    """The two-stage approximation of docs/design.md §4.2 as arrays over τ (gradient descent
     from the zero init; τ = lr·steps).
 
     Stage 1: U(τ) = τ·G/H and b(τ) = τ·g_b while attention is uniform; stage 2: the

@@ -79,7 +79,7 @@ def main():
 
 
 def draw(rows):
-    fig = Figure(figsize=(13, 7.5))
+    fig = Figure(figsize=(13, 8), layout="constrained")
     axs = fig.subplots(2, 2).ravel()
     for ax, (axis, values) in zip(axs, AXES.items(), strict=True):
         categorical = axis in ("optimizer", "scale")
@@ -113,12 +113,12 @@ def draw(rows):
         )
         ax.set_ylabel("disagreement with the simulation")
         ax.grid(alpha=0.3, which="both")
-    axs[0].legend(fontsize=8, loc="upper left")
     fig.suptitle(
         "Where to trust the theory on copy(60, 40): below the dotted line theory and simulation agree within 0.05"
     )
+    handles, labels = axs[0].get_legend_handles_labels()  # one legend, below the panels, hiding no line
+    fig.legend(handles, labels, loc="outside lower center", ncols=2, fontsize=8)
     FigureCanvasAgg(fig)
-    fig.tight_layout()
     fig.savefig(os.path.join(HERE, "validity_map.png"), dpi=110)
 
 

@@ -11,7 +11,7 @@ ATTENTION = ("positional", "content", "both", "uniform")
 
 @st.composite
 def configs(draw, max_vocab=12, max_len=8, attention=None, factored=None, dtype="float64"):
-    """Every parameterization of DESIGN §1: H 1–3, vocabularies 2–12, lengths 1–8."""
+    """Every parameterization of docs/design.md §1.1: H 1–3, vocabularies 2–12, lengths 1–8."""
     if factored is None:
         factored = draw(st.booleans())
     return at.ModelConfig(

@@ -96,7 +96,7 @@ def _descend(V, L, steps=60, lr=2.0):
 
 def test_zero_init_stays_symmetric_on_copy():
     """Gradient descent from zero keeps U = u_d·I + u_o·(1 - I), S = s_d·I + s_o·(1 - I)
-    and the bias at 0: the symmetry behind DESIGN §4's reduced dynamics."""
+    and the bias at 0: the symmetry behind the reduced dynamics of docs/design.md §4.3."""
     params = _descend(5, 4)
     U, S = params["U"][0], params["S"][0]
     off_u, off_s = ~np.eye(5, dtype=bool), ~np.eye(4, dtype=bool)

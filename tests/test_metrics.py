@@ -1,4 +1,4 @@
-"""Metrics of DESIGN §3 against direct computations and known values."""
+"""Metrics of docs/design.md §3.4–3.5 against direct computations and known values."""
 
 import numpy as np
 import pytest

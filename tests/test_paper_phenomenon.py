@@ -4,7 +4,7 @@ Adam (lr 0.05, batch 128, 300 steps, init scale 0.01), 20 seeds each: the easy "
 of 60" distribution learns in every seed (>= 95 % required); the hard permutation copy
 of 40 in some seeds only (20-80 % required), and its failed runs attend away from the
 gold position (attention accuracy ~0) while still ranking the right word first —
-copying by elimination (DESIGN §3).
+copying by elimination (docs/design.md §3.5).
 """
 
 import functools

@@ -1,4 +1,4 @@
-"""Exact reduced dynamics of the copy tasks (DESIGN §4) against the full model.
+"""Exact reduced dynamics of the copy tasks (docs/design.md §4.3) against the full model.
 
 Tolerances, stated once:
 * right-hand side and loss against the full model's gradient and loss: 1e-10 relative

@@ -32,7 +32,7 @@ def test_exact_statistics_equal_monte_carlo_within_4_standard_errors(name):
         random = se > 0
         assert np.all(np.abs(value - mc)[random] <= 4 * se[random]), name
         assert np.allclose(value[~random], mc[~random], atol=1e-12)  # constant counts: exact
-    # the pair marginals behind C (DESIGN §4 needs them per (t, l))
+    # the pair marginals behind C (docs/design.md §4.2 needs them per (t, l))
     x, y, _ = task.sample(np.random.default_rng(2), N_MC)
     for t, l in {(0, 0), (task.tgt_len - 1, 0), (0, task.src_len - 1)}:
         P = task.pair_marginal(t, l)

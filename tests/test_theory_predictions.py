@@ -1,5 +1,5 @@
 """Two-stage predictions, the saddle of hard distributions and the toy gated classifier
-(DESIGN §4) against the model itself and against independent integrations.
+(docs/design.md §4) against the model itself and against independent integrations.
 
 Tolerances, stated once:
 * identities (bias rate, content rate on a finite data set, KTIW of U = τG, closed

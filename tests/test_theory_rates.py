@@ -1,4 +1,4 @@
-"""Stage-1 and stage-2 rates of DESIGN §4 against gradients of the model itself.
+"""Stage-1 and stage-2 rates of docs/design.md §4.1–4.2 against gradients of the model itself.
 
 Where the theory says a rate is exact (zero init, uniform attention, first order in τ),
 the model's population gradient must equal it. The population gradient is computed
