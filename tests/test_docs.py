@@ -40,9 +40,10 @@ def test_every_citation_of_the_design_points_at_a_section_that_exists():
     sections = _sections()
     cited = 0
     for path, text in _texts():
+        if path == "tests/test_docs.py":  # the patterns below are written here
+            continue
         assert "DESIGN §" not in text, f"{path} cites a design document the project does not contain"
-        if path != "tests/test_docs.py":
-            assert "/".join(("..", "shared")) not in text, f"{path} cites the steering side's files"
+        assert "/".join(("..", "shared")) not in text, f"{path} cites the steering side's files"
         refs = CITATION.findall(text)
         if path == "docs/design.md":  # its own cross-references: "§3.4", "(§4.4)"
             refs = [(m, "") for m in re.findall(r"§(\d+(?:\.\d+)?)", text)]
