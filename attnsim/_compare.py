@@ -217,6 +217,8 @@ def agreement(result: dict) -> dict:
     run = result["run"]
     out = {
         "simulated": {
+            "status": run.status,
+            "stopped_at_step": run.stopped_at,
             "time_to_attend": t_sim,
             "time_to_learn_step": run.time_to_learn,
             "success": run.success,

@@ -121,6 +121,8 @@ def write_output(path, content) -> None:
 def check_writable(out) -> str:
     """The absolute path of ``out`` once it is known that a directory can be made (or
     is) there and written in; ValueError otherwise. Writes nothing that stays."""
+    if not str(os.fspath(out)).strip():
+        raise ValueError("the output directory is empty (--out ''): name a directory")
     out = os.path.abspath(os.fspath(out))
     if os.path.exists(out) and not os.path.isdir(out):
         raise ValueError(f"{out} exists and is not a directory")
@@ -160,11 +162,13 @@ def claim(out, kind: str, force: bool = False) -> str:
     if force:
         return out
     if kind in held:
-        flag = "--resume to finish it" if kind == "sweep" else "--force to replace it"
+        flag = "--resume to finish it" if kind == "sweep" else "--force (from Python, force=True) to replace it"
         raise ValueError(f"{out} already holds {WHAT[kind]} ({KINDS[kind][0]}); pass {flag}, or choose another --out")
     clash = [n for n in KINDS[kind][1] if os.path.exists(os.path.join(out, n))]
     if clash:
-        raise ValueError(f"{out} already holds {', '.join(clash)}; pass --force to replace, or choose another --out")
+        raise ValueError(
+            f"{out} already holds {', '.join(clash)}; pass --force (force=True) to replace, or choose another --out"
+        )
     return out
 
 

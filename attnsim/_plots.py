@@ -22,7 +22,8 @@ def save_figure(fig: Figure, path) -> None:
 
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
+    with np.errstate(over="ignore", invalid="ignore"):  # ticks of a diverged run's astronomical values
+        fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
     atomic_write(os.fspath(path), buf.getvalue())
 
 
@@ -66,24 +67,13 @@ def learning_curves(history: dict, title: str = "", heads: int = 1, stopped: int
     for ax in axes[1]:
         ax.set_xlabel("training step")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axes[0, 1].text(
-        0.99,
-        0.02,
-        "dashed: 0.95 success threshold",
-        ha="right",
-        va="bottom",
-        transform=axes[0, 1].transAxes,
-        fontsize=8,
-        color="C3",
-    )
     if stopped is not None:
         axes[0, 0].text(
             0.02, 0.98, f"diverged at step {stopped}\n(red line): training stopped", transform=axes[0, 0].transAxes,
             va="top", fontsize=9, color="C3", bbox={"boxstyle": "round", "facecolor": "white", "alpha": 0.85},
         )  # fmt: skip
         axes[0, 0].set_xlim(-0.05 * max(stopped, 1), 1.05 * max(stopped, step.max(initial=0), 1))
-    if title:
-        fig.suptitle(title)
+    fig.suptitle((title + "\n" if title else "") + "dashed red line: the 0.95 success threshold", fontsize=11)
     return fig
 
 
@@ -105,7 +95,7 @@ def attention_map(cfg, params, x, gold=None, title: str = "") -> Figure:
     H = min(cfg.heads, 8)
     cols = min(H, 4)
     rows = (H + cols - 1) // cols
-    fig = Figure(figsize=(4.2 * cols + 1.2, 3.8 * rows))
+    fig = Figure(figsize=(4.2 * cols + 1.2, 3.8 * rows + 0.6), layout="constrained")
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
     classification = cfg.tgt_len == 1
     im = None
@@ -119,7 +109,8 @@ def attention_map(cfg, params, x, gold=None, title: str = "") -> Figure:
             if gold is not None:
                 g = np.asarray(gold)[:16, 0]
                 rows_g = np.flatnonzero(g >= 0)
-                ax.scatter(g[rows_g], rows_g, marker="o", s=18, facecolors="none", edgecolors="r", label="gold")
+                ax.scatter(g[rows_g] + 0.35, rows_g - 0.35, marker=".", s=12, c="r",
+                           label="gold position (dot at the cell's corner)")  # fmt: skip
         else:
             a = alpha[h].mean(axis=0)
             im = ax.imshow(a, aspect="auto", cmap="viridis", vmin=0, vmax=1)
@@ -128,23 +119,19 @@ def attention_map(cfg, params, x, gold=None, title: str = "") -> Figure:
             if gold is not None:
                 g = np.asarray(gold)
                 if g.size and np.all(g == g[:1]) and np.all(g[0] >= 0):
-                    ax.scatter(
-                        g[0],
-                        np.arange(g.shape[1]),
-                        marker="o",
-                        s=10,
-                        facecolors="none",
-                        edgecolors="r",
-                        label="gold position",
-                    )
-        if gold is not None and ax.get_legend_handles_labels()[0]:
-            ax.legend(loc="upper right", fontsize=7)
+                    # small red dots at the cells' corner: the cell itself stays visible
+                    ax.scatter(g[0] + 0.35, np.arange(g.shape[1]) - 0.35, marker=".", s=12, c="r",
+                               label="gold position (dot at the cell's corner)")  # fmt: skip
+        integer_ticks(ax)
         ax.set_title(f"head {h}" if cfg.heads > 1 else "attention α")
     for ax in axes[H:]:
         ax.set_visible(False)
     if im is not None:
         cb = fig.colorbar(im, ax=list(axes[:H]), shrink=0.85)
         cb.set_label("attention weight" + (" (mean over the batch)" if not classification else ""))
+    handles, labels = axes[0].get_legend_handles_labels()
+    if handles:  # one legend, below the maps
+        fig.legend(handles, labels, loc="outside lower center", fontsize=8)
     if title:
         fig.suptitle(title)
     return fig
@@ -152,10 +139,11 @@ def attention_map(cfg, params, x, gold=None, title: str = "") -> Figure:
 
 def comparison(result: dict) -> Figure:
     """Gold attention mass and KTIW log-odds at the gold position against τ = lr·step:
-    simulation, two-stage closed form, exact reduced dynamics (where they exist)."""
+    simulation, two-stage closed form, exact reduced dynamics (where they exist). The
+    legend and the agreement numbers sit below the panels, where they hide no curve."""
     sim, two, red = result["simulation"], result["two_stage"], result.get("reduced")
     target = result.get("target", "gold")
-    fig = Figure(figsize=(11, 4.4), layout="constrained")
+    fig = Figure(figsize=(11, 5.2), layout="constrained")
     axes = fig.subplots(1, 2)
     key, label = MASS_LABEL[target]
     panels = [(key, label, axes[0])]
@@ -167,30 +155,33 @@ def comparison(result: dict) -> Figure:
         im = a.imshow(alpha, aspect="auto", cmap="viridis", vmin=0, vmax=1)
         first = result["stage2_first"]
         if first is not None:
-            a.plot(first, np.arange(len(first)), "s", mfc="none", mec="w", ms=9, label="ranked first by stage 2")
-            a.legend(fontsize=8, loc="lower left")
+            a.plot(
+                first, np.arange(len(first)), "s", mfc="none", mec="C3", mew=1.5, ms=9, label="ranked first by stage 2"
+            )
         fig.colorbar(im, ax=a, shrink=0.85, label="attention weight (mean over heads and batch)")
         a.set_title("simulated attention at the end", fontsize=9)
         a.set_xlabel("source position l")
         a.set_ylabel("target step t")
         integer_ticks(a)
+    # one grid for all: τ = lr·step, or the step itself when lr·step is too large to draw
+    huge = not np.max(sim["tau"], initial=0.0) < 1e200
+    x, xlabel = (sim["step"], "training step (τ = lr·step is too large to draw)") if huge else (sim["tau"], None)
     for key, label, ax in panels:
-        ax.plot(sim["tau"], sim[key], color="k", lw=2.4, alpha=0.75, label="simulation")
+        ax.plot(x, sim[key], color="k", lw=2.4, alpha=0.75, label="simulation")
         if red is not None:
-            ax.plot(red["tau"], red[key], color="C0", lw=1.3, label=f"exact reduced dynamics ({red['steps']})")
-        ax.plot(two["tau"], two[key], color="C1", lw=1.5, ls="--", label="two-stage closed form")
-        ax.set_xlabel("τ = learning rate × steps")
+            ax.plot(x, red[key], color="C0", lw=1.3, label=f"exact reduced dynamics ({red['steps']})")
+        ax.plot(x, two[key], color="C1", lw=1.5, ls="--", label="two-stage closed form")
+        ax.set_xlabel(xlabel or "τ = learning rate × steps")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
     axes[0].set_ylim(-0.02, 1.02)
-    axes[0].legend(loc="upper left", fontsize=8)
     ag = result["agreement"]
     lines = []
     if "reduced" in ag and ag["reduced"].get("max_gold_mass_gap") is not None:
         lines.append(f"reduced: largest gold-mass gap {ag['reduced']['max_gold_mass_gap']:.2g}")
     t2 = ag.get("two_stage", {})
     if t2.get("early_rel_error") is not None:
-        lines.append(f"two-stage: rise {100 * t2['early_rel_error']:.0f} % off at τ = {t2['early_tau']:.3g}")
+        lines.append(f"two-stage: rise {100 * t2['early_rel_error']:.1f} % off at τ = {t2['early_tau']:.3g}")
     if t2.get("time_ratio") is not None:
         lines.append(f"two-stage: time to attend ×{t2['time_ratio']:.3g} of simulated")
     if result.get("saddle") is not None:
@@ -201,18 +192,18 @@ def comparison(result: dict) -> Figure:
         )
     if result["settings"]["optimizer"] == "adam":
         lines.append("Adam: τ = lr·steps is not the theory's clock")
-    if lines:
-        box = axes[1] if target == "gold" else axes[0]  # not over the attention map
-        box.text(
-            0.98 if target == "top" else 0.02,
-            0.02 if target == "top" else 0.98,
-            "\n".join(lines),
-            transform=box.transAxes,
-            va="bottom" if target == "top" else "top",
-            ha="right" if target == "top" else "left",
-            fontsize=8,
-            bbox={"boxstyle": "round", "facecolor": "white", "alpha": 0.85},
-        )
+    run = result.get("run")
+    if run is not None and run.status == "diverged":
+        stop = result["settings"]["lr"] * run.stopped_at
+        for ax in axes[: len(panels)]:
+            ax.axvline(run.stopped_at if huge else stop, color="C3", lw=1.2)
+        lines.insert(0, f"simulation diverged at step {run.stopped_at} (red line, τ = {stop:.3g})")
+    handles, labels = axes[0].get_legend_handles_labels()
+    more = axes[1].get_legend_handles_labels() if target == "top" else ([], [])
+    fig.legend(
+        handles + more[0], labels + more[1], loc="outside lower center", ncols=4, fontsize=8,
+        title="   ·   ".join(lines) or None, title_fontsize=8,
+    )  # fmt: skip
     st = result["settings"]
     fig.suptitle(
         f"{result['task_object']!r}: {st['optimizer']} lr {st['lr']:g}, batch {st['batch']}, "
@@ -254,24 +245,26 @@ def theory_figure(panels, curves, title: str = "", target: str = "gold", predict
     ax.set_ylabel(label)
     ax.set_ylim(-0.02, 1.02)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left")
+    handles, labels = ax.get_legend_handles_labels()
     ax = axes[1, 1]
     if predicted is not None:
         alpha, tau, first = predicted
         im = ax.imshow(alpha, aspect="auto", cmap="viridis", vmin=0, vmax=1)
-        ax.plot(first, np.arange(len(first)), "s", mfc="none", mec="w", ms=9, label="ranked first by M")
+        ax.plot(first, np.arange(len(first)), "s", mfc="none", mec="C3", mew=1.5, ms=9, label="ranked first by M")
         fig.colorbar(im, ax=ax, shrink=0.85, label="attention weight")
         ax.set_title(f"attention stage 2 predicts at τ = {tau:.3g}", fontsize=9)
         ax.set_xlabel("source position l")
         ax.set_ylabel("target step t")
-        ax.legend(fontsize=8, loc="lower left")
         integer_ticks(ax)
+        more = ax.get_legend_handles_labels()
+        handles, labels = handles + more[0], labels + more[1]
     else:
         for name, curve, style in curves:
             ax.plot(curve["tau"], curve["ktiw_gold"], style, label=name)
         ax.set_xlabel("τ = learning rate × steps (gradient descent)")
         ax.set_ylabel("KTIW log-odds β at the gold position (nats)")
         ax.grid(alpha=0.3)
+    fig.legend(handles, labels, loc="outside lower center", ncols=3, fontsize=8)  # below: it hides no curve
     if title:
         fig.suptitle(title)
     return fig
@@ -300,7 +293,9 @@ def phase_diagram(summary: dict) -> Figure:
         )
 
     rate, pred, t_learn = grid("success_rate"), grid("predicted_success_rate"), grid("median_time_to_learn")
-    fig = Figure(figsize=(11, 0.6 * len(ys) + 3.4), layout="constrained")  # colorbar labels clear of the next axis
+    annotate = len(xs) <= 16 and len(ys) <= 24  # a number in every cell only while it can be read
+    height = min(0.6 * len(ys), 9.0) + 3.4
+    fig = Figure(figsize=(11, height), layout="constrained")  # colorbar labels clear of the next axis
     ax_rate, ax_time = fig.subplots(1, 2)
     xlabel = summary["x"] or ""
     ylabel = summary["y"] or ""
@@ -311,12 +306,24 @@ def phase_diagram(summary: dict) -> Figure:
     for ax, values, label, cmap, lim in panels:
         finite = values[np.isfinite(values)]
         vmin, vmax = lim if lim else ((finite.min(), finite.max()) if finite.size else (0, 1))
+        if vmin == vmax:  # one value everywhere: a colorbar of one tick, not 18 to 22
+            vmin, vmax = vmin - 0.5, vmax + 0.5
         im = ax.imshow(values, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto", origin="lower")
-        fig.colorbar(im, ax=ax, label=label)
-        ax.set_xticks(range(len(xs)), [_tick(v) for v in xs])
-        ax.set_yticks(range(len(ys)), [_tick(v) for v in ys])
+        cb = fig.colorbar(im, ax=ax, label=label)
+        if not lim and finite.size and finite.min() == finite.max():
+            cb.set_ticks([finite.min()])
+        for axis, vals, name in ((ax.xaxis, xs, xlabel), (ax.yaxis, ys, ylabel)):
+            if name:
+                every = max(1, len(vals) // 20)  # at most about 20 labels
+                axis.set_ticks(range(0, len(vals), every), [_tick(v) for v in vals[::every]])
+            else:  # no axis swept on this side
+                axis.set_ticks([])
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
+        if ax is ax_time and not finite.size:
+            ax.text(0.5, 0.5, "no run learned", transform=ax.transAxes, ha="center", va="center", fontsize=11)
+        if not annotate:
+            continue
         for i in range(len(ys)):
             for j in range(len(xs)):
                 v = values[i, j]

@@ -14,7 +14,8 @@ import time
 EVERY = 10.0  # seconds between progress lines off a terminal
 
 
-def _interactive() -> bool:
+def interactive() -> bool:
+    """Whether progress goes to a terminal (or a notebook) as a bar."""
     return sys.stderr.isatty() or "ipykernel" in sys.modules
 
 
@@ -51,7 +52,7 @@ class _Lines:
             if total:
                 parts[0] += f" ({100 * done / total:.0f} %)"
         parts.append(f"{_clock(elapsed)} elapsed")
-        if total and 0 < done < total and not end:
+        if total and 0.05 * total <= done < total and not end:  # an estimate only once there is something to go on
             parts.append(f"about {_clock(elapsed * (total - done) / done)} left")
         sys.stderr.write(f"attnsim: {self.desc}: {', '.join(parts)}\n")
         sys.stderr.flush()
@@ -85,7 +86,7 @@ def progress(total, enabled, desc: str, unit: str, leave: bool = True, position:
         return _Callback(enabled)
     if not enabled:
         return _Silent()
-    if not _interactive():
+    if not interactive():
         return _Lines(total, desc, unit)
     from tqdm.auto import tqdm
 

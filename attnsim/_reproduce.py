@@ -24,6 +24,7 @@ import numpy as np
 from . import metrics, tasks, theory
 from ._config import ModelConfig
 from ._model import forward, init_params
+from ._progress import interactive
 from ._progress import progress as make_progress
 from ._train import train, train_many
 
@@ -1391,7 +1392,7 @@ def _fig_text(alpha, align):
     fig, ax = _figure(6, 5)
     a = ax[0, 0]
     im = a.imshow(alpha, cmap="viridis", vmin=0, vmax=1, aspect="auto")
-    a.plot(align, np.arange(len(align)), "s", mfc="none", mec="w", ms=14, label="generator's alignment")
+    a.plot(align, np.arange(len(align)), "s", mfc="none", mec="C3", mew=1.5, ms=14, label="generator's alignment")
     names_s = ["DET", "ADJ", "NOUN", "VERB", "DET", "NOUN", "."]
     names_t = ["DET", "NOUN", "ADJ", "VERB", "DET", "NOUN", "."]
     a.set_xticks(range(len(names_s)), [f"{i}\n{n}" for i, n in enumerate(names_s)])
@@ -1525,10 +1526,12 @@ def reproduce(
             f"{out} already holds the section{'s' if len(again) > 1 else ''} {', '.join(again)} of a report; "
             "pass --force to redo, or choose another --out"
         )
-    say = _Say(progress, bar=progress)  # bars per group of runs; off a terminal a line every 10 s
     weights = {n: SECTION_SECONDS[n] for n in names}
     fmt = "{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]"
     overall = make_progress(100.0, progress, desc=f"reproduce: {names[0]}", unit="%", bar_format=fmt)
+    # on a terminal a bar per group of runs under the overall one; off it, every step of
+    # training ticks the overall counter, which writes a line every 10 s
+    say = _Say(progress, bar=progress if interactive() else (lambda n: overall.update(0)) if progress else False)
     try:
         for name in names:
             overall.set_description(f"reproduce: {name}")

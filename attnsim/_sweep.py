@@ -195,7 +195,8 @@ class Grid(Sequence):
     def groups(self):
         """The runs grouped as they are trained: per combination of the settings runs
         of one group share (all but the seeds and `PER_RUN`), in the order of each
-        group's first run, its runs in order. Yields lists of run numbers, lazily."""
+        group's first run. Yields, per group, an iterator over its run numbers in
+        order; nothing is expanded ahead."""
         shared = [i for i, (sec, key, *_) in enumerate(self.named) if not (sec == "train" and key in PER_RUN)]
         own = [i for i in range(len(self.sizes)) if i not in shared]  # per-run axes, then the seeds
         for s_idx in itertools.product(*(range(self.sizes[i]) for i in shared)):
@@ -719,7 +720,8 @@ def _local(units, threads, bar):
         yield rows
 
 
-SCHEMES = ("tcp", "tls", "ws", "wss", "ucx")
+SCHEMES = ("tcp",)  # the transport `dask scheduler` listens on by default; others need a security set-up
+CONNECT_SECONDS = 30  # a scheduler that has not answered by then is not one
 
 
 def check_address(address) -> str:
@@ -728,7 +730,7 @@ def check_address(address) -> str:
     malformed whether or not Dask is installed."""
     from urllib.parse import urlsplit
 
-    if not isinstance(address, str) or not address.strip():
+    if not isinstance(address, str):
         raise ValueError(f"scheduler must be an address like tcp://host:8786, got {address!r}")
     parts = urlsplit(address if "://" in address else f"tcp://{address}")
     try:
@@ -747,10 +749,25 @@ def _connect(address: str):
     except ImportError:
         raise ValueError("--scheduler needs Dask's distributed scheduler: pip install 'attnsim[dask]'") from None
     _reachable(address)
-    try:
-        return Client(address, timeout="20s")
-    except (OSError, TimeoutError) as err:
-        raise ValueError(f"cannot reach the Dask scheduler at {address}: {err}") from None
+    import threading
+
+    got: dict = {}
+
+    def connect():  # in a thread: a server that accepts but never speaks Dask would hold us forever
+        try:
+            got["client"] = Client(address, timeout=f"{CONNECT_SECONDS}s")
+        except BaseException as err:  # noqa: BLE001 - any failure of a foreign server is reported below
+            got["error"] = err
+
+    thread = threading.Thread(target=connect, name="attnsim-dask-connect", daemon=True)
+    thread.start()
+    thread.join(CONNECT_SECONDS + 5)
+    if "client" in got:
+        return got["client"]
+    err = got.get("error")
+    why = f"{type(err).__name__}: {err}" if err is not None else f"no answer in {CONNECT_SECONDS} s"
+    why = why.splitlines()[0][:200] if why else why
+    raise ValueError(f"no Dask scheduler answered at {address} ({why})")
 
 
 def _dask(units, client):
@@ -803,10 +820,13 @@ def summarize(spec: SweepSpec, table: SweepTable) -> dict:
     x, y = plot_axes(spec)
     xs = _values(spec, table, x)
     ys = _values(spec, table, y)
+    by_cell: dict = {}  # one pass over the rows (a grid of 100 × 100 cells once took a minute)
+    for r in table.rows:
+        by_cell.setdefault((repr(r[x]) if x else None, repr(r[y]) if y else None), []).append(r)
     cells = []
     for yv in ys:
         for xv in xs:
-            rows = [r for r in table.rows if (x is None or r[x] == xv) and (y is None or r[y] == yv)]
+            rows = by_cell.get((repr(xv) if x else None, repr(yv) if y else None), [])
             ok = [r for r in rows if r["success"]]
             proj = [r["saddle_projection"] for r in rows]
             t_learn = [r["time_to_learn"] for r in ok if r["time_to_learn"] is not None]

@@ -29,7 +29,7 @@ import numpy as np
 from . import _kernels as K
 from ._config import ModelConfig, layout
 from ._memory import describe_runs, require, run_bytes
-from ._model import STREAM_DATA, check_params, forward, init_params, pack, seed_sequence, unpack
+from ._model import STREAM_DATA, check_params, init_params, pack, seed_sequence, unpack
 from ._outputs import atomic_npz, atomic_write, jsonable
 from ._progress import progress as make_progress
 from .metrics import success as _success
@@ -114,14 +114,18 @@ class Run:
         }
 
     # --------------------------------------------------------------- files
-    def save(self, directory) -> None:
+    def save(self, directory, force: bool = False) -> None:
         """Write ``history.json`` (config, task, settings, history, summary) and
         ``params.npz`` (and ``snapshots.npz`` when recorded) into ``directory``.
 
-        Each file is written whole to a temporary name and then renamed, so a reader
-        never sees half a file.
+        A directory that already holds a run is refused (ValueError) unless ``force``,
+        and one holding another kind of result (a sweep, a report) always is, so a
+        finished result is never overwritten by accident. Each file is written whole to
+        a temporary name and then renamed, so a reader never sees half a file.
         """
-        directory = os.fspath(directory)
+        from ._outputs import claim
+
+        directory = claim(directory, "run", force)
         os.makedirs(directory, exist_ok=True)
         doc = {
             "format": "attnsim-run/1",
@@ -329,14 +333,14 @@ def train_many(
     """
     if isinstance(seeds, (int, np.integer, str, bytes)) or not hasattr(seeds, "__iter__"):
         raise ValueError(f"seeds must be a non-empty sequence of seeds, one per run, got {seeds!r}")
-    R = len(seeds) if hasattr(seeds, "__len__") else None
-    if R is not None:  # the memory of R runs is checked before a list of R seeds is made
-        _check_shared(cfg, task, optimizer, steps, batch, log_every, runs=max(R, 1))
-    seeds = list(seeds)
-    if not seeds:
-        raise ValueError("seeds must be a non-empty sequence of seeds, one per run")
+    if not hasattr(seeds, "__len__"):
+        seeds = list(seeds)
     R = len(seeds)
+    if R == 0:
+        raise ValueError("seeds must be a non-empty sequence of seeds, one per run")
+    # the memory of R runs is checked before a list of R seeds (a range of 1e7, say) is made
     steps, batch, log_every = _check_shared(cfg, task, optimizer, steps, batch, log_every, runs=R)
+    seeds = list(seeds)
 
     def per_run(name, value):
         if isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__len__"):
@@ -417,7 +421,8 @@ def _train_group(
     terminal) or a callable given the number of steps each call advanced.
     """
     if not kernels_cached(cfg.dtype):
-        log.info(f"compiling the {cfg.dtype} kernels (once per machine, about a minute; later runs start at once)")
+        # a warning, so that Python users without a logging set-up see it too (a minute of silence otherwise)
+        log.warning(f"compiling the {cfg.dtype} kernels (once per machine, about a minute; later runs start at once)")
     t_start = time.perf_counter()
     R = len(settings)
     seeds = [st["seed"] for st in settings]
@@ -505,8 +510,9 @@ def _train_group(
         bar.close()
 
     elapsed = time.perf_counter() - t_start
-    if snaps is not None:
-        snaps = {k: np.array(v) for k, v in snaps.items()}
+    if snaps is not None:  # one per logged step of the history (a diverged run's last one is not)
+        keep = np.isin(snaps["step"], rows[0][0])
+        snaps = {k: np.array(v)[keep] for k, v in snaps.items()}
     return [
         Run(
             cfg=cfg,
@@ -649,8 +655,14 @@ def _best_head(acc: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 
 def _snapshot(snaps, cfg, theta, x, step):
+    """Record the parameters ``theta`` at ``step`` and the attention on the batch ``x``,
+    through the kernel itself: the parameters of a run about to diverge need not be
+    finite, which the public `forward` refuses."""
     params = unpack(cfg, theta)
-    _, alpha = forward(cfg, params, x)
+    n = cfg.n_params
+    alpha = np.zeros((cfg.heads, x.shape[0], cfg.tgt_len, cfg.src_len), cfg.np_dtype)
+    z = np.zeros((x.shape[0], cfg.tgt_len, cfg.vocab_out), cfg.np_dtype)
+    K.forward(np.ascontiguousarray(x), np.ascontiguousarray(theta[:n]), layout(cfg), z, alpha)
     U = params["U"] if cfg.d_model is None else np.einsum("hod,hdi->hoi", params["W"], params["E"])
     snaps["step"].append(step)
     snaps["U"].append(U)

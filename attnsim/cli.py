@@ -48,7 +48,7 @@ def _add_task_args(p) -> None:
     """The task and its sizes (shared by run, theory and compare)."""
     p.add_argument("task", choices=TASKS, metavar="TASK", help=f"one of {', '.join(TASKS)}")
     p.add_argument("--path", metavar="FILE", help="parallel text file (task 'text'): source<TAB>target per line")
-    p.add_argument("--vocab", type=_int, default=60, help="(input) vocabulary size [60]")
+    p.add_argument("--vocab", type=_int, default=None, help="(input) vocabulary size [60]")
     p.add_argument("--vocab-out", type=_int, default=None, help="output vocabulary of 'translate' [= --vocab]")
     p.add_argument(
         "--length",
@@ -58,9 +58,11 @@ def _add_task_args(p) -> None:
     )
     p.add_argument("--replace", action="store_true", help="copy/reorder: draw words with replacement")
     p.add_argument("--order", default=None, help="reorder/translate: reverse, rotate[:k], shuffle[:seed], identity")
-    p.add_argument("--zipf", type=_number, default=1.0, help="translate: Zipf exponent of the input words [1.0]")
-    p.add_argument("--noise", type=_number, default=0.0, help="translate: probability of a random target word [0]")
-    p.add_argument("--keywords", type=_int, default=1, help="keyword: number of keywords [1]")
+    p.add_argument(
+        "--zipf", type=_number, default=None, help="translate, keyword: Zipf exponent of the (key)words [1.0, 0]"
+    )
+    p.add_argument("--noise", type=_number, default=None, help="translate: probability of a random target word [0]")
+    p.add_argument("--keywords", type=_int, default=None, help="keyword: number of keywords [1]")
 
 
 def _add_out_args(p, what) -> None:
@@ -114,7 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--d-model", type=_int, default=None, help="factor U = W·E with this inner size")
     r.add_argument("--dtype", choices=("float64", "float32"), default="float64")
     _add_training_args(r, "adam", 0.05, 300, "300", 128, 0.01)
-    r.add_argument("--log-every", type=_int, default=10, help="log metrics every K steps [10]")
+    r.add_argument(
+        "--log-every", type=_int, default=10, help="log metrics every K steps (times to learn are multiples of K) [10]"
+    )
     r.add_argument("--weight-decay", type=_number, default=0.0, help="L2 weight decay [0]")
 
     th = sub.add_parser(
@@ -191,36 +195,55 @@ def build_parser() -> argparse.ArgumentParser:
 # =============================================================================
 
 
+# The task options each task takes; any other one given is refused (it would be ignored).
+TASK_OPTIONS = {
+    "copy": {"vocab", "length", "replace"},
+    "reorder": {"vocab", "length", "replace", "order"},
+    "translate": {"vocab", "vocab_out", "length", "zipf", "noise", "order"},
+    "keyword": {"vocab", "length", "keywords", "zipf"},
+    "text": {"path", "length"},
+}
+
+
 def _make_task(args):
     from . import tasks
 
+    cmd = f"attnsim {args.command} {args.task}"
+    given = {k for k in ("path", "vocab", "vocab_out", "length", "replace", "order", "zipf", "noise", "keywords")
+             if getattr(args, k) not in (None, False)}  # fmt: skip
+    extra = sorted(given - TASK_OPTIONS[args.task])
+    if extra:
+        flags = ", ".join("--" + k.replace("_", "-") for k in extra)
+        note = " (its vocabularies are the file's)" if args.task == "text" and "vocab" in extra else ""
+        raise BadInput(
+            f"{cmd}: {flags} {'does' if len(extra) == 1 else 'do'} not apply to the task '{args.task}'{note}"
+        )
+    V = 60 if args.vocab is None else args.vocab
     L = 40 if args.length is None else args.length
     if args.task == "text":
         if not args.path:
-            raise BadInput("attnsim run text: --path FILE is required")
+            raise BadInput(f"{cmd}: --path FILE is required")
         return tasks.from_parallel_text(args.path, src_len=args.length, tgt_len=args.length)
-    if args.path:
-        raise BadInput(f"attnsim run {args.task}: --path is only for the task 'text'")
     if args.task == "copy":
-        return tasks.copy(args.vocab, L, replace=args.replace)
+        return tasks.copy(V, L, replace=args.replace)
     if args.task == "reorder":
-        return tasks.reorder(args.vocab, L, order=args.order or "reverse", replace=args.replace)
+        return tasks.reorder(V, L, order=args.order or "reverse", replace=args.replace)
     if args.task == "translate":
         return tasks.translate(
-            args.vocab,
-            args.vocab_out or args.vocab,
+            V,
+            args.vocab_out or V,
             L,
-            zipf=args.zipf,
-            noise=args.noise,
+            zipf=1.0 if args.zipf is None else args.zipf,
+            noise=args.noise or 0.0,
             order=args.order or "identity",
         )
-    return tasks.keyword(args.vocab, L, keywords=args.keywords)
+    return tasks.keyword(V, L, keywords=args.keywords or 1, zipf=args.zipf or 0.0)
 
 
 def _training(args) -> dict:
     """The training options that run and compare share, as keyword arguments."""
     names = ("optimizer", "lr", "steps", "batch", "seed", "scale")
-    return {**{k: getattr(args, k) for k in names}, "progress": not args.quiet and sys.stderr.isatty()}
+    return {**{k: getattr(args, k) for k in names}, "progress": not args.quiet}  # off a terminal: a line every 10 s
 
 
 def cmd_run(args) -> int:
@@ -229,7 +252,7 @@ def cmd_run(args) -> int:
     from . import _plots
     from ._config import ModelConfig
     from ._outputs import claim, write_dir
-    from ._train import check_compatible, train
+    from ._train import check_compatible, kernels_cached, train
 
     task = _make_task(args)
     cfg = ModelConfig.for_task(task, heads=args.heads, attention=args.attention, d_model=args.d_model, dtype=args.dtype)
@@ -244,6 +267,7 @@ def cmd_run(args) -> int:
         raise BadInput(f"attnsim run: {which} must be >= 0")
     out = claim(args.out, "run", args.force)
 
+    compiles = not kernels_cached(cfg.dtype)
     run = train(cfg, task, log_every=args.log_every, weight_decay=args.weight_decay, **_training(args))
 
     title = f"{task!r}, {cfg.heads} head{'s' if cfg.heads > 1 else ''}, {args.optimizer} lr {args.lr:g}"
@@ -267,9 +291,11 @@ def cmd_run(args) -> int:
     def fmt(v):
         return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"
 
+    steps = f"{f['step']} steps" if run.status != "diverged" else f"stopped at step {run.stopped_at} of {args.steps}"
+    took = f"{run.elapsed:.1f} s" + (", the first compile included" if compiles else "")
     print(
         f"{task!r}: {verdict} — loss {f['loss']:.4g}, token acc {fmt(f['acc'])}, attention acc "
-        f"{fmt(f['attn_acc'])}, KTIW acc {fmt(f['ktiw_acc'])} ({f['step']} steps, {run.elapsed:.1f} s) → {args.out}"
+        f"{fmt(f['attn_acc'])}, KTIW acc {fmt(f['ktiw_acc'])} ({steps}, {took}) → {args.out}"
     )
     if run.status == "diverged":
         return EXIT_DIVERGED
@@ -362,7 +388,11 @@ def cmd_theory(args) -> int:
         hit = np.flatnonzero(red["gold_mass"] >= args.threshold)
         report["reduced_time_to_attend"] = float(tau[hit[0]]) if hit.size else None
     heads = f"{args.heads} head{'s' if args.heads > 1 else ''}"
-    title = f"theory of {task!r}, {heads}, {mode} attention — {'HARD' if verdict.hard else 'learnable'}"
+    verdict_word = "HARD" if verdict.hard else "learnable"
+    no_signal = [n for n, R in (("M", M), ("N", N)) if R is not None and not np.max(np.abs(R)) > 1e-12]
+    if not verdict.hard and no_signal and len(no_signal) == (M is not None) + (N is not None):
+        verdict_word = f"KTIW learnable, but {mode} attention gets no stage-2 signal ({' = '.join(no_signal)} = 0)"
+    title = f"theory of {task!r}, {heads}, {mode} attention — {verdict_word}"
     if sad is not None:  # G and M are zero: show where the saddle sends the model instead
         panels = [
             (sad.U, "unstable direction, U part (per unit projection)", "input word i", "output word o"),
@@ -381,12 +411,17 @@ def cmd_theory(args) -> int:
     fig = _plots.theory_figure(panels, curves, title=title, target=target, predicted=predicted)
     write_dir(out, {"theory.json": report, "theory.png": fig}, "theory")
     print(f"{task!r}: {verdict.reason}")
+    if "no stage-2 signal" in verdict_word:
+        print(f"{verdict_word.split('but ', 1)[1]}: attention stays uniform in the two-stage form")
     if np.isfinite(t_attend):
         where = "gold mass" if target == "gold" else "attention on the position stage 2 ranks first (no gold)"
         print(f"two-stage: {where} reaches {args.threshold:g} at τ = {t_attend:.4g} (lr·steps under gradient descent)")
     if report.get("reduced_time_to_attend") is not None:
+        start = (
+            f" from an init of +{args.scale:g} along the unstable direction" if sad is not None and args.scale else ""
+        )
         print(
-            f"exact reduced dynamics: gold mass reaches {args.threshold:g} "
+            f"exact reduced dynamics{start}: gold mass reaches {args.threshold:g} "
             f"at τ = {report['reduced_time_to_attend']:.4g}"
         )
     if sad is not None:
@@ -427,6 +462,8 @@ def cmd_compare(args) -> int:
     )
     ag = result["agreement"]
     parts = [f"simulation {'learned' if ag['simulated']['success'] else 'did not learn'}"]
+    if result["run"].status == "diverged":  # the reason is the warning line the training logged
+        parts = [f"simulation diverged at step {result['run'].stopped_at}"]
     if "reduced" in ag:
         parts.append(f"reduced dynamics: largest gold-mass gap {ag['reduced']['max_gold_mass_gap']:.2g}")
     t2 = ag["two_stage"]
@@ -438,7 +475,7 @@ def cmd_compare(args) -> int:
             + ("right" if ag["saddle"]["right"] else "wrong")
         )
     print(f"{task!r}: " + "; ".join(parts) + f" → {args.out}")
-    return 0
+    return EXIT_DIVERGED if result["run"].status == "diverged" else 0
 
 
 def cmd_sweep(args) -> int:

@@ -236,10 +236,16 @@ def _resolve_order(order, length: int, seed: int):
         if name == "shuffle":
             rng = np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(7,)))
             return rng.permutation(length), f"shuffle:{seed}"
-        if name.startswith("shuffle:"):
-            return _resolve_order("shuffle", length, int(name.split(":", 1)[1]))
+        if name.startswith(("shuffle:", "rotate:")):
+            what, number = name.split(":", 1)
+            try:
+                number = int(number)
+            except ValueError:
+                raise ValueError(f"order {order!r}: the number after '{what}:' must be an integer") from None
+            if what == "shuffle":
+                return _resolve_order("shuffle", length, number)
         if name == "rotate" or name.startswith("rotate:"):
-            k = 1 if name == "rotate" else int(name.split(":", 1)[1])
+            k = 1 if name == "rotate" else number
             return (np.arange(length) + k) % length, f"rotate:{k}"
         raise ValueError(
             f"order must be 'identity', 'reverse', 'rotate[:k]', 'shuffle[:seed]' or a list of positions, got {order!r}"
@@ -598,7 +604,7 @@ def from_parallel_text(
     except OSError as err:
         raise ValueError(f"cannot read {path}: {err.strerror or err}") from None
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")  # a byte-order mark is not part of the first word
     except UnicodeDecodeError as err:
         raise ValueError(f"{path}: not UTF-8 text (byte {err.start})") from None
     src, tgt = [], []
@@ -660,7 +666,15 @@ def from_spec(spec: dict) -> Task:
         return from_parallel_text(kw.pop("path"), **kw)
     if name not in _BUILDERS:
         raise ValueError(f"unknown task {name!r}; built-in tasks are {', '.join(_BUILDERS)} and text")
-    try:
-        return _BUILDERS[name](**kw)
-    except TypeError as err:
-        raise ValueError(f"{name}: {err}") from None
+    import inspect
+
+    params = inspect.signature(_BUILDERS[name]).parameters
+    unknown = sorted(set(kw) - set(params))
+    if unknown:
+        raise ValueError(
+            f"{name} has no parameter {', '.join(map(repr, unknown))}; its parameters: {', '.join(params)}"
+        )
+    missing = [p for p, v in params.items() if v.default is inspect.Parameter.empty and p not in kw]
+    if missing:
+        raise ValueError(f"{name} needs {', '.join(missing)}")
+    return _BUILDERS[name](**kw)

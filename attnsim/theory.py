@@ -209,12 +209,14 @@ class _GoldMass:
     ``target="top"`` on the position R ranks first in each row instead (the position
     stage 2 attends to, whether or not the task has a gold alignment)."""
 
-    def __init__(self, task, mode, samples, seed, target="gold"):
+    def __init__(self, task, mode, samples, seed, target="gold", M=None):
         T, L = task.tgt_len, task.src_len
         if target not in TARGETS:
             raise ValueError(f"target must be 'gold' or 'top', got {target!r}")
+        if mode in ("positional", "both") and M is None:
+            M = stage2_rate(task)
         if mode == "positional" and (task.gold_constant is not None or target == "top"):
-            R = stage2_rate(task)[None]  # (1, T, L)
+            R = M[None]  # (1, T, L)
             gold = np.asarray(task.gold_constant)[None] if target == "gold" else np.argmax(R, axis=2)
         else:
             x, _, gold, _ = _data_or_sample(task, samples, seed)
@@ -222,7 +224,7 @@ class _GoldMass:
                 gold = np.broadcast_to(task.gold_constant, (x.shape[0], T))
             R = np.zeros((x.shape[0], T, L))
             if mode in ("positional", "both"):
-                R += stage2_rate(task)[None]
+                R += M[None]
             if mode in ("content", "both"):
                 N = stage2_content_rate(task, samples=max(samples, 100_000), seed=seed)
                 R += N[np.arange(T)[None, :, None], x[:, None, :]]
@@ -289,12 +291,13 @@ def two_stage(task, tau, attention: str | None = None, heads: int = 1, samples: 
     G, gb = stage1_rate(task), bias_rate(task)
     k = 0.5 * (tau / heads) ** 2 / (T * L)
     out = {"tau": tau}
-    if mode in ("positional", "both"):
-        out["S"] = k[:, None, None] * stage2_rate(task)[None]
+    M = stage2_rate(task) if mode in ("positional", "both") else None  # computed once, used thrice
+    if M is not None:
+        out["S"] = k[:, None, None] * M[None]
     if mode in ("content", "both"):
         out["A"] = k[:, None, None] * stage2_content_rate(task, samples=max(samples, 100_000), seed=seed)[None]
-    out["gold_mass"] = _GoldMass(task, mode, samples, seed)(k)
-    out["top_mass"] = _GoldMass(task, mode, samples, seed, target="top")(k)
+    out["gold_mass"] = _GoldMass(task, mode, samples, seed, M=M)(k)
+    out["top_mass"] = _GoldMass(task, mode, samples, seed, target="top", M=M)(k)
     x, y, gold, _ = _data_or_sample(task, min(samples, 1000), seed)
     if gold is None:
         gold = np.broadcast_to(task.gold_constant, y.shape)
@@ -805,9 +808,12 @@ def gated_classifier(beta0: float, beta1: float, p: float, tau) -> dict:
             raise ValueError(f"gated_classifier: {name} must be a finite number, got {v!r}")
     if not 0 <= p <= 1:
         raise ValueError(f"gated_classifier: p is an attention weight and must lie in [0, 1], got {p!r}")
-    tau = np.atleast_1d(np.asarray(tau, dtype=np.float64))
-    if tau.ndim != 1 or np.any(~np.isfinite(tau)) or np.any(tau < 0):
-        raise ValueError("gated_classifier: tau must be a 1-D array of numbers >= 0")
+    try:
+        tau = np.atleast_1d(np.asarray(tau, dtype=np.float64))
+    except (TypeError, ValueError):
+        raise ValueError(f"gated_classifier: tau must be numbers >= 0, got {tau!r}") from None
+    if tau.ndim != 1 or np.any(~np.isfinite(tau)) or np.any(tau < 0) or np.any(np.diff(tau) < 0):
+        raise ValueError("gated_classifier: tau must be a non-decreasing 1-D array of numbers >= 0 (valid accumulates)")
     r = math.sqrt(2.0)
     d0 = beta1 - beta0
     ch, sh = np.cosh(r * tau), np.sinh(r * tau)

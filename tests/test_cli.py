@@ -54,7 +54,10 @@ BAD = [
     (["run", "nosuch"], "invalid choice: 'nosuch'"),
     (["run", "copy", "--heads", "0"], "heads must be a positive integer"),
     (["run", "text"], "--path FILE is required"),
-    (["run", "copy", "--path", "x.txt"], "--path is only for the task 'text'"),
+    (["run", "copy", "--path", "x.txt"], "attnsim run copy: --path does not apply to the task 'copy'"),
+    (["theory", "text"], "attnsim theory text: --path FILE is required"),
+    (["run", "copy", "--zipf", "1", "--keywords", "3"], "--keywords, --zipf do not apply to the task 'copy'"),
+    (["compare", "text", "--path", "x.txt", "--vocab", "5"], "--vocab does not apply to the task 'text' (its vocab"),
     (["run", "keyword", "--keywords", "99"], "keywords 99 >= vocab 60"),
     (["run", "copy", "--bogus"], "unrecognized arguments: --bogus"),
 ]
@@ -199,6 +202,41 @@ def test_sizes_that_cannot_fit_are_one_line_and_exit_2(tmp_path, capsys, argv, m
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err and "this machine has" in err and "Traceback" not in err
     assert not out.exists()
+
+
+def test_compare_of_a_diverging_run_says_so_and_exits_1(tmp_path, capsys):
+    out = tmp_path / "c"
+    args = ["compare", "copy", "--vocab", "12", "--length", "6", "--optimizer", "sgd", "--lr", "1e308", "--scale", "1"]
+    assert main([*args, "--out", str(out), "--quiet"]) == 1
+    captured = capsys.readouterr()
+    assert "simulation diverged at step 1" in captured.out and captured.err.count("non-finite") == 1
+    doc = json.loads((out / "agreement.json").read_text())
+    assert (
+        doc["agreement"]["simulated"]["status"] == "diverged" and doc["agreement"]["simulated"]["stopped_at_step"] == 1
+    )
+    assert (out / "compare.png").stat().st_size > 10_000
+
+
+def test_python_saves_are_guarded_too(tmp_path):
+    run = at.train(at.ModelConfig.for_task(at.tasks.copy(6, 4)), at.tasks.copy(6, 4), steps=2, batch=2)
+    run.save(tmp_path / "r")
+    with pytest.raises(ValueError, match="already holds a training run .*force=True"):
+        run.save(tmp_path / "r")
+    run.save(tmp_path / "r", force=True)
+    spec = tmp_path / "s.toml"
+    spec.write_text('[task]\nname = "copy"\nvocab = 6\nlength = 4\n[train]\nsteps = 2\nbatch = 2\n')
+    at.sweep(spec, tmp_path / "sw", progress=False)
+    with pytest.raises(ValueError, match="holds a sweep"):
+        run.save(tmp_path / "sw", force=True)  # a run never lands in a sweep's directory
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(ValueError, match="afile is a file, not a directory"):
+        run.save(tmp_path / "afile" / "x")
+
+
+def test_an_empty_out_is_refused(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "copy", *SMALL, "--out", ""]) == 2
+    assert "the output directory is empty (--out '')" in capsys.readouterr().err and os.listdir(tmp_path) == []
 
 
 def test_version(capsys):

@@ -377,7 +377,38 @@ def test_unreachable_scheduler_is_one_line_and_writes_nothing(tmp_path, capsys):
     assert main(["sweep", str(spec), "--out", str(out), "--quiet"]) == 0
 
 
-@pytest.mark.parametrize("address", ["tcp//host:8786", "tcp://host", "tcp://host:port", "http://host:8786", "  "])
+def test_a_server_that_is_not_a_scheduler_is_one_line_and_writes_nothing(tmp_path):
+    """A port that accepts connections but does not speak Dask (an HTTP server here)
+    once held the sweep forever; it is given a bounded time, then reported."""
+    pytest.importorskip("distributed")
+    import http.server
+    import threading
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    spec = _spec(tmp_path, seeds=1)
+    out = tmp_path / "o"
+    code = (
+        "import sys; import attnsim._sweep as s; s.CONNECT_SECONDS = 2\n"
+        "from attnsim.cli import main; sys.exit(main(sys.argv[1:]))\n"
+    )
+    address = f"tcp://127.0.0.1:{server.server_address[1]}"
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", code, "sweep", str(spec), "--out", str(out), "--scheduler", address, "--quiet"],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().count("\n") == 0 and f"no Dask scheduler answered at {address}" in proc.stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "address", ["tcp//host:8786", "tls://host:8786", "tcp://host", "tcp://host:port", "http://host:8786", "  ", ""]
+)
 def test_a_malformed_scheduler_address_is_called_malformed_with_or_without_dask(tmp_path, capsys, monkeypatch, address):
     spec = _spec(tmp_path, seeds=1)
     out = tmp_path / "o"

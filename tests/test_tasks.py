@@ -172,8 +172,8 @@ def test_from_arrays_statistics_are_the_data_means_with_standard_errors():
     assert all(tuple(r) in rows for r in np.hstack([xs, ys])) and np.all(gs == -1)
 
 
-def _write(tmp_path, text, mode="w"):
-    p = tmp_path / "pairs.txt"
+def _write(tmp_path, text, mode="w", name="pairs.txt"):
+    p = tmp_path / name
     if mode == "w":
         p.write_text(text, encoding="utf-8")
     else:
@@ -191,7 +191,22 @@ def test_parallel_text_is_tokenized_padded_and_truncated(tmp_path):
     assert short.x.shape == (3, 2) and short.vocab_in == 4
     assert (short.x == 1).any()  # rare words became <unk>
     assert tasks.from_spec(short.spec()).x.tolist() == short.x.tolist()
-    assert np.all(task.gold == -1)
+    assert np.all(task.gold == -1) and not task.has_gold
+    bom = _write(tmp_path, "\ufeffthe cat\tle chat\r\n".encode(), mode="wb", name="bom.txt")  # BOM, CRLF
+    assert tasks.from_parallel_text(bom).src_vocab[2:] == ["cat", "the"]
+
+
+@pytest.mark.parametrize(
+    "spec, match",
+    [
+        ({"name": "copy", "vocab": 5, "length": 3, "zipf": 1.0}, "copy has no parameter 'zipf'; its parameters: vocab"),
+        ({"name": "copy", "vocab": 5}, "copy needs length"),
+        ({"name": "reorder", "vocab": 5, "length": 3, "order": "rotate:abc"}, "the number after 'rotate:' must be"),
+    ],
+)
+def test_task_specs_say_what_is_wrong_in_their_words(spec, match):
+    with pytest.raises(ValueError, match=match):
+        tasks.from_spec(spec)
 
 
 @pytest.mark.parametrize(

@@ -172,6 +172,10 @@ def test_gated_classifier_exact_solution_equals_numerical_integration(start):
 def test_gated_classifier_refuses_a_gate_outside_0_1(p):
     with pytest.raises(ValueError, match=r"p is an attention weight and must lie in \[0, 1\]"):
         theory.gated_classifier(0.0, 0.0, p, [0.0, 1.0])
+    with pytest.raises(ValueError, match="tau must be a non-decreasing"):  # `valid` accumulates along tau
+        theory.gated_classifier(0.0, 0.0, 0.5, [1.0, 0.0])
+    with pytest.raises(ValueError, match="gated_classifier: tau must be numbers"):
+        theory.gated_classifier(0.0, 0.0, 0.5, "abc")
 
 
 def test_gated_classifier_shows_the_blogs_three_claims():
