@@ -21,9 +21,8 @@ import math
 
 import numpy as np
 
-from . import theory
-from ._config import ModelConfig
-from ._model import init_params
+from . import _arch, theory
+from ._model import effective_tables
 from ._train import train
 
 EARLY_LOGIT = 0.1  # the two-stage form is judged while τ·max|G|/H, the table's logits, stays below this (first order)
@@ -55,7 +54,7 @@ def _is_copy(task) -> bool:
     return spec.get("name") == "copy" and not spec.get("replace")
 
 
-def default_steps(task, optimizer: str, lr: float, heads: int = 1, scale: float = 0.0) -> int:
+def default_steps(task, optimizer: str, lr: float, heads: int = 1, scale: float | None = 0.0) -> int:
     """Enough steps to see attention learned: 1.5× the predicted time to attend under
     gradient descent (at most 20 000); 300 under Adam."""
     if optimizer == "adam":
@@ -69,7 +68,7 @@ def default_steps(task, optimizer: str, lr: float, heads: int = 1, scale: float 
     if tau is None and not hard:
         t = theory.time_to_attend(task, ATTEND_MASS, heads=heads, target="gold" if task.has_gold else "top")
         tau = t if math.isfinite(t) else None
-    if tau is None and scale > 0 and hard:
+    if tau is None and scale is not None and scale > 0 and hard:
         tau = theory.saddle(task, heads=heads).escape_tau(scale) * 1.5
     if tau is None:
         return 1000
@@ -80,16 +79,24 @@ def compare(
     task,
     heads: int = 1,
     attention: str | None = None,
-    optimizer: str = "sgd",
-    lr: float = 10.0,
+    optimizer: str | None = None,
+    lr: float | None = None,
     steps: int | None = None,
-    batch: int = 256,
+    batch: int | None = None,
     seed: int = 0,
-    scale: float = 0.0,
+    scale: float | None = None,
     log_every: int | None = None,
     progress: bool = False,
+    model: str = "free",
+    **options,
 ) -> dict:
     """Train ``task`` and evaluate the theory on the same τ grid.
+
+    ``model`` names the architecture (``options`` are its config's other fields, e.g.
+    ``dim=32`` for ``"dot"``); the theory of §4 is read through the model's effective
+    tables (docs/design.md §7.1). ``optimizer``, ``lr``, ``batch`` and ``scale`` left as
+    None take the architecture's comparison defaults (``Architecture.compare_defaults``;
+    rung 0: SGD, lr 10, batch 256, the exact zero init).
 
     Returns a dict: ``task``, ``settings``, ``hardness``; ``simulation``,
     ``two_stage`` and (for ``copy`` tasks) ``reduced`` — each a dict of arrays over
@@ -97,7 +104,12 @@ def compare(
     position); ``saddle`` for a hard distribution with a random init; ``agreement``
     (see `agreement`); the `Run` itself under ``run`` and the task under ``task_object``.
     """
-    cfg = ModelConfig.for_task(task, heads=heads, attention=attention)
+    arch = _arch.get(model)
+    if arch.effective_tables is None:
+        raise ValueError(f"compare: the model {model!r} has no effective tables: the theory of rung 0 cannot read it")
+    cfg = arch.config.for_task(task, heads=heads, attention=attention, **options)
+    given = {"optimizer": optimizer, "lr": lr, "batch": batch, "scale": scale}
+    optimizer, lr, batch, scale = (arch.compare_defaults[k] if v is None else v for k, v in given.items())
     if steps is None:
         steps = default_steps(task, optimizer, lr, heads, scale)
     if log_every is None:
@@ -125,6 +137,9 @@ def compare(
         gold = np.broadcast_to(task.gold_constant, y.shape)
     pairs = theory._gold_pairs(x, y, gold, (task.vocab_out, task.vocab_in))
     snaps = run.snapshots
+    start = effective_tables(cfg, run.initial_params)  # the run's own init, as rung 0's tables
+    has_S, has_A = "S" in start, "A" in start
+    mode = "both" if has_S and has_A else "positional" if has_S else "content" if has_A else None
     sim_ktiw = np.array(
         [
             np.sum(pairs * theory._log_odds(U.mean(axis=0) + b[:, None]))
@@ -134,9 +149,9 @@ def compare(
     has_gold = bool(np.any(gold >= 0))
     # without a gold alignment: the attention on the position stage 2 ranks first
     target = "gold" if has_gold else "top"
-    top = np.argmax(theory.stage2_rate(task), axis=1) if cfg.has_S else None
+    top = np.argmax(theory.stage2_rate(task), axis=1) if has_S else None
     sim_top = np.full(tau.shape, np.nan)
-    if top is not None and not cfg.has_A:  # positional attention is the same for every sequence
+    if top is not None and not has_A:  # positional attention is the same for every sequence
         mean_alpha = np.asarray(snaps["alpha"]).mean(axis=1)  # (logged, T, L): heads averaged
         sim_top[: len(mean_alpha)] = mean_alpha[:, np.arange(task.tgt_len), top].mean(axis=1)
     simulation = {
@@ -151,12 +166,11 @@ def compare(
         "loss": np.asarray(h["loss"], dtype=np.float64),
     }
     verdict = theory.hardness(task)
-    two = theory.two_stage(task, tau, attention=cfg.attention if cfg.attention != "uniform" else None, heads=heads)
+    two = theory.two_stage(task, tau, attention=mode, heads=heads)
     two = {k: two[k] for k in ("tau", "gold_mass", "top_mass", "ktiw_gold", "ktiw_acc")}
 
-    start = init_params(cfg, seed, scale)  # the run's own init (train draws the same)
     reduced = None
-    if _is_copy(task) and cfg.has_S and not cfg.has_A and cfg.d_model is None:
+    if _is_copy(task) and has_S and not has_A:
         V, L = task.vocab_in, task.src_len
         a0, c0 = theory.copy_coordinates(start)
         gd = optimizer in ("gd", "sgd")
@@ -170,7 +184,7 @@ def compare(
         }
 
     saddle = None
-    if verdict.hard and cfg.has_S and cfg.d_model is None and not cfg.has_A:
+    if verdict.hard and has_S and not has_A:
         sad = theory.saddle(task, heads=heads)
         proj = np.array([sad.projection(start["U"][k], start["S"][k]) for k in range(heads)])
         saddle = {
@@ -184,7 +198,9 @@ def compare(
         "target": target,
         "stage2_first": top,
         "task": task.spec(),
-        "settings": dict(run.settings, heads=heads, attention=cfg.attention),
+        "settings": dict(run.settings, heads=heads, attention=mode or "uniform", model=cfg.model),
+        "config": cfg.to_dict(),
+        "exact_tables": cfg.exact_tables,
         "hardness": verdict.to_dict(),
         "simulation": simulation,
         "two_stage": two,

@@ -1,12 +1,12 @@
-"""``attnsim gradcheck``: every gradient of every parameterization, against central finite
-differences of the loss and against the independent NumPy oracle."""
+"""``attnsim gradcheck``: every gradient of every parameterization of every registered
+architecture, against central finite differences of the loss and against the
+architecture's independent NumPy oracle."""
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 
+from . import _arch
 from . import _reference as R
 from ._model import loss_and_grad
 
@@ -18,24 +18,26 @@ FD_RTOL = 1e-6
 ORACLE_RTOL = 1e-10
 
 
-def configs(trials: int, seed: int):
-    """``trials`` random configs, cycling through every attention mode × table/factored."""
-    rng = np.random.default_rng(seed)
-    kinds = list(itertools.product(("positional", "content", "both", "uniform"), (None, "factored")))
-    for k in range(trials):
-        attention, factored = kinds[k % len(kinds)]
-        d = int(rng.integers(1, 4)) if factored else None
-        yield R.random_config(rng, attention=attention, d_model=d), rng
+def configs(trials: int, seed: int, models=None):
+    """``trials`` random configs per architecture, cycling through each one's kinds
+    (``reference.KINDS``: rung 0's attention modes × table/factored, rung 1's attention
+    modes × value modes × context)."""
+    for name in models or _arch.names():
+        oracle = _arch.get(name).reference
+        rng = np.random.default_rng(seed)
+        for k in range(trials):
+            yield oracle.random_config(rng, **oracle.KINDS[k % len(oracle.KINDS)]), rng
 
 
 def check_one(cfg, rng, batch: int | None = None) -> list[dict]:
     """One row per parameter: errors of the analytic gradient."""
-    params = R.random_params(cfg, rng)
+    oracle = _arch.of(cfg).reference
+    params = oracle.random_params(cfg, rng)
     B = int(rng.integers(1, 5)) if batch is None else batch
     x, y, _ = R.random_batch(cfg, rng, B)
     loss, grads = loss_and_grad(cfg, params, x, y)
     fd = R.finite_difference_grad(lambda p: loss_and_grad(cfg, p, x, y)[0], params)
-    ref_loss, ref = R.loss_and_grad(cfg, params, x, y)
+    ref_loss, ref = oracle.loss_and_grad(cfg, params, x, y)
     scale = max(max(float(np.max(np.abs(g))) for g in fd.values()), 1e-4)
     rows = []
     for name in grads:
@@ -56,26 +58,26 @@ def check_one(cfg, rng, batch: int | None = None) -> list[dict]:
 
 
 def describe(cfg) -> str:
-    table = "U" if cfg.d_model is None else f"W·E(d={cfg.d_model})"
     return (
-        f"{cfg.attention:10s} {table:9s} H={cfg.heads} V={cfg.vocab_in}→{cfg.vocab_out} "
-        f"L={cfg.src_len} T={cfg.tgt_len}{'' if cfg.bias else ' no-bias'}"
+        f"{cfg.describe():44s} H={cfg.heads} V={cfg.vocab_in}→{cfg.vocab_out} "
+        f"L={cfg.src_len} T={cfg.tgt_len}{'' if getattr(cfg, 'bias', True) else ' no-bias'}"
     )
 
 
-def run(trials: int = 16, seed: int = 0) -> list[dict]:
+def run(trials: int = 16, seed: int = 0, models=None) -> list[dict]:
     rows = []
-    for cfg, rng in configs(trials, seed):
+    for cfg, rng in configs(trials, seed, models):
         rows.extend(check_one(cfg, rng))
     return rows
 
 
 def format_table(rows: list[dict]) -> str:
-    head = f"{'configuration':44s} {'param':5s} {'shape':9s} {'vs finite diff':>14s} {'vs oracle':>10s}  ok"
+    width = max(len(r["config"]) for r in rows)
+    head = f"{'configuration':{width}s} {'param':5s} {'shape':9s} {'vs finite diff':>14s} {'vs oracle':>10s}  ok"
     lines = [head, "-" * len(head)]
     for r in rows:
         lines.append(
-            f"{r['config']:44s} {r['param']:5s} {r['shape']:9s} {r['fd_rel']:14.2e} "
+            f"{r['config']:{width}s} {r['param']:5s} {r['shape']:9s} {r['fd_rel']:14.2e} "
             f"{r['oracle_rel']:10.2e}  {'yes' if r['ok'] else 'NO'}"
         )
     worst_fd = max(r["fd_rel"] for r in rows)

@@ -72,17 +72,18 @@ def require(nbytes: float, what: str) -> None:
 
 def run_bytes(cfg, task, steps: int, batch: int, log_every: int, chunk: int, snapshots: bool = False) -> int:
     """Upper bound on the bytes one training run of ``cfg`` on ``task`` allocates: its
-    parameters, Adam's moments, the gradient and copies (6 parameter vectors), the
-    kernel's workspace, one chunk of drawn data with the sampler's temporaries, its
-    history and, when asked, its snapshots. Exact integers: no overflow for absurd sizes."""
-    from . import _kernels
-    from ._config import layout
+    parameters, Adam's moments, the gradient, its starting point and the copies a `Run`
+    keeps (8 parameter vectors), the kernel's workspace, one chunk of drawn data with the
+    sampler's temporaries, its history and, when asked, its snapshots. Exact integers: no
+    overflow for absurd sizes."""
+    from . import _arch
 
+    kernels = _arch.of(cfg).kernels
     item = cfg.np_dtype.itemsize
     P = cfg.n_params
     L, T, Vin = task.src_len, task.tgt_len, task.vocab_in
-    total = 6 * P * item
-    total += _kernels.workspace_bytes(layout(cfg), batch, item)
+    total = 8 * P * item
+    total += kernels.workspace_bytes(kernels.layout(cfg), batch, item)
     total += 3 * 8 * chunk * batch * (L + 2 * T) + 8 * Vin  # data, the sampler's temporaries and its word list
     n_logged = steps // log_every + 2
     total += n_logged * (HISTORY_ROW_BYTES + 8 * (3 + 2 * cfg.heads)) + (steps + 1)

@@ -1,7 +1,8 @@
-"""Public model functions: validate and cast, then call the kernels.
+"""Public model functions for every architecture: validate and cast, then call the kernels.
 
-``init_params``, ``loss_and_grad`` and ``forward`` take the config and a parameter
-dict with the names and shapes of docs/design.md §1.1.
+``init_params``, ``loss_and_grad`` and ``forward`` take a config of any registered
+architecture (`_arch`) and a parameter dict with the names and shapes of its
+``param_shapes()`` (docs/design.md §1.1 for rung 0, §7 for rung 1).
 """
 
 from __future__ import annotations
@@ -11,8 +12,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from . import _kernels as K
-from ._config import GROUP_ORDER, ModelConfig, layout
+from . import _arch
 from ._memory import describe, require
 
 # Spawn keys of the two independent random streams of a seed (see `seed_sequence`).
@@ -26,35 +26,39 @@ def seed_sequence(seed: int, *key: int) -> np.random.SeedSequence:
     return np.random.SeedSequence(int(seed), spawn_key=tuple(int(k) for k in key))
 
 
-def _check_cfg(cfg) -> ModelConfig:
-    if not isinstance(cfg, ModelConfig):
-        raise ValueError(f"cfg must be an attnsim.ModelConfig, got {type(cfg).__name__}")
+def _check_cfg(cfg):
+    _arch.of(cfg)  # a ValueError for anything that is not a registered architecture's config
     return cfg
 
 
-def init_params(cfg: ModelConfig, seed: int = 0, scale: float | Mapping[str, float] = 0.01) -> dict:
-    """Gaussian initial parameters (docs/design.md §3.2).
+def init_params(cfg, seed: int = 0, scale: float | Mapping[str, float] | None = None) -> dict:
+    """Initial parameters (docs/design.md §3.2).
 
-    Each entry is drawn from N(0, scale²) with ``scale`` a float for every group or a
-    mapping ``{group: scale}`` (groups not named start at zero). ``scale=0`` is the
-    exact zero init, the symmetric point where the theory is exact.
+    ``scale=None`` draws the architecture's default init (``cfg.default_init()``; rung 0:
+    N(0, 0.01²) everywhere; rung 1: PyTorch's defaults, §7.3). Otherwise every entry is
+    drawn from N(0, scale²), with ``scale`` a float for every group or a mapping
+    ``{group: scale}`` (groups not named start at zero). ``scale=0`` is the exact zero
+    init, the symmetric point where the theory is exact.
 
     Every group, and every head within a group, draws from its own stream of ``seed``,
     so head ``h`` of an ``H``-head init equals head ``h`` of any other init with the same
     seed and more heads, and changing one group's scale leaves the others unchanged.
     """
-    cfg = _check_cfg(cfg)
+    arch = _arch.of(cfg)
     shapes = cfg.param_shapes()
-    if isinstance(scale, Mapping):
+    if scale is None:
+        laws = cfg.default_init()
+    elif isinstance(scale, Mapping):
         unknown = set(scale) - set(shapes)
         if unknown:
             raise ValueError(
                 f"init_params: scale names unknown parameter(s) {', '.join(sorted(unknown))}; "
                 f"this config has {', '.join(shapes)}"
             )
-        scales = {k: scale.get(k, 0.0) for k in shapes}
+        laws = {k: ("normal", scale.get(k, 0.0)) for k in shapes}
     else:
-        scales = {k: scale for k in shapes}
+        laws = {k: ("normal", scale) for k in shapes}
+    scales = {k: s for k, (_, s) in laws.items()}
     for k, s in scales.items():
         if (
             isinstance(s, bool)
@@ -64,29 +68,37 @@ def init_params(cfg: ModelConfig, seed: int = 0, scale: float | Mapping[str, flo
         ):
             raise ValueError(f"init_params: scale for {k} must be a finite number >= 0, got {s!r}")
     seed_sequence(seed)  # validates
-    largest = max((math.prod(sh[1:]) if name != "b" else math.prod(sh) for name, sh in shapes.items()), default=0)
+    heads = cfg.head_params
+    largest = max((math.prod(sh[1:]) if name in heads else math.prod(sh) for name, sh in shapes.items()), default=0)
     require(cfg.n_params * cfg.np_dtype.itemsize + 8 * largest, f"initialising {describe(cfg)}")
     params = {}
     for name, shape in shapes.items():
-        s = float(scales[name])
-        group = GROUP_ORDER.index(name)
+        law, s = laws[name][0], float(scales[name])
+        group = arch.group_order.index(name)
         value = np.zeros(shape, dtype=cfg.np_dtype)
         if s > 0:
             with np.errstate(over="ignore"):  # an overflow is refused below
-                if name == "b":
+                if name not in heads:
                     rng = np.random.default_rng(seed_sequence(seed, STREAM_INIT, group))
-                    value[:] = s * rng.standard_normal(shape)
+                    value[:] = _draw(rng, law, s, shape)
                 else:
                     for h in range(shape[0]):
                         rng = np.random.default_rng(seed_sequence(seed, STREAM_INIT, group, h))
-                        value[h] = s * rng.standard_normal(shape[1:])
+                        value[h] = _draw(rng, law, s, shape[1:])
         if s > 0 and not np.all(np.isfinite(value)):
             raise ValueError(f"init_params: scale {s:g} for {name} overflows {cfg.dtype}; use a smaller scale")
         params[name] = value
     return params
 
 
-def check_params(cfg: ModelConfig, params: Mapping) -> dict:
+def _draw(rng, law: str, s: float, shape):
+    """N(0, s²) ("normal") or U(−s, s) ("uniform") entries of ``shape``."""
+    if law == "uniform":
+        return rng.uniform(-s, s, shape)
+    return s * rng.standard_normal(shape)
+
+
+def check_params(cfg, params: Mapping) -> dict:
     """Return ``params`` as C-contiguous arrays of the config's dtype, or raise."""
     cfg = _check_cfg(cfg)
     if not isinstance(params, Mapping):
@@ -114,7 +126,7 @@ def check_params(cfg: ModelConfig, params: Mapping) -> dict:
     return out
 
 
-def pack(cfg: ModelConfig, params: Mapping) -> np.ndarray:
+def pack(cfg, params: Mapping) -> np.ndarray:
     """Parameters → the flat vector ``theta`` the kernels read (layout order)."""
     params = check_params(cfg, params)
     if not params:
@@ -122,7 +134,7 @@ def pack(cfg: ModelConfig, params: Mapping) -> np.ndarray:
     return np.concatenate([params[k].ravel() for k in cfg.param_shapes()])
 
 
-def unpack(cfg: ModelConfig, theta: np.ndarray) -> dict:
+def unpack(cfg, theta: np.ndarray) -> dict:
     """The flat vector ``theta`` → a dict of (copied) arrays."""
     out, off = {}, 0
     for k, shape in cfg.param_shapes().items():
@@ -150,7 +162,7 @@ def check_tokens(values, name: str, width: int, vocab: int, what: str) -> np.nda
     return arr
 
 
-def check_batch(cfg: ModelConfig, x, y=None):
+def check_batch(cfg, x, y=None):
     x = check_tokens(x, "x", cfg.src_len, cfg.vocab_in, "src_len")
     if y is None:
         return x, None
@@ -160,27 +172,36 @@ def check_batch(cfg: ModelConfig, x, y=None):
     return x, y
 
 
-def translation_table(cfg: ModelConfig, params: Mapping) -> np.ndarray:
-    """U (H, Vout, Vin): the table itself, or ``W @ E`` for a factored model."""
-    params = check_params(cfg, params)
-    if cfg.d_model is None:
-        return params["U"]
-    return np.matmul(params["W"], params["E"])
+def effective_tables(cfg, params: Mapping) -> dict:
+    """Rung 0's tables of a model (``U`` (H, Vout, Vin), ``S``, ``A`` where it has them, ``b``):
+    rung 0's own parameters (``U = W @ E`` when factored), rung 1's products of factors
+    (docs/design.md §7.1), the tables through which the theory of §4 applies. ValueError
+    for an architecture that has none."""
+    arch = _arch.of(cfg)
+    if arch.effective_tables is None:
+        raise ValueError(f"the model {arch.name!r} has no effective tables (the theory of rung 0 does not apply)")
+    return arch.effective_tables(cfg, check_params(cfg, params))
 
 
-def _require_batch(cfg: ModelConfig, B: int, values: int) -> None:
+def translation_table(cfg, params: Mapping) -> np.ndarray:
+    """U (H, Vout, Vin): the (effective) translation table."""
+    return effective_tables(cfg, params)["U"]
+
+
+def _require_batch(cfg, B: int, values: int) -> None:
     """Refuse, before allocating, a call whose workspace and ``values`` more entries of
     the model's dtype cannot fit."""
-    need = K.workspace_bytes(layout(cfg), B, cfg.np_dtype.itemsize) + values * cfg.np_dtype.itemsize
+    kernels = _arch.of(cfg).kernels
+    need = kernels.workspace_bytes(kernels.layout(cfg), B, cfg.np_dtype.itemsize) + values * cfg.np_dtype.itemsize
     require(need, f"a batch of {B:,} sequences through {describe(cfg)}")
 
 
-def loss_and_grad(cfg: ModelConfig, params: Mapping, x, y, weight_decay: float = 0.0) -> tuple[float, dict]:
-    """Mean cross-entropy of docs/design.md §1.1 and its gradient.
+def loss_and_grad(cfg, params: Mapping, x, y, weight_decay: float = 0.0) -> tuple[float, dict]:
+    """Mean cross-entropy (docs/design.md §1.1) and its gradient, for any architecture.
 
     Parameters
     ----------
-    cfg : ModelConfig
+    cfg : a model config (``ModelConfig``, ``DotConfig``, …)
     params : dict of arrays with the names and shapes of ``cfg.param_shapes()``
     x : int array (B, L), y : int array (B, T)
     weight_decay : float
@@ -190,28 +211,28 @@ def loss_and_grad(cfg: ModelConfig, params: Mapping, x, y, weight_decay: float =
     -------
     (loss, grads) with ``grads`` the same keys, shapes and dtype as ``params``.
     """
-    cfg = _check_cfg(cfg)
+    kernels = _arch.of(cfg).kernels
     x, y = check_batch(cfg, x, y)
     if not np.isfinite(weight_decay) or weight_decay < 0:
         raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
     _require_batch(cfg, x.shape[0], 3 * cfg.n_params)
     theta = pack(cfg, params)
     grad = np.zeros_like(theta)
-    loss = float(K.loss_grad(x, y, theta, layout(cfg), grad))
+    loss = float(kernels.loss_grad(x, y, theta, kernels.layout(cfg), grad))
     if weight_decay:
         loss += 0.5 * weight_decay * float(np.dot(theta.astype(np.float64), theta))
         grad += np.asarray(weight_decay, theta.dtype) * theta
     return loss, unpack(cfg, grad)
 
 
-def forward(cfg: ModelConfig, params: Mapping, x) -> tuple[np.ndarray, np.ndarray]:
+def forward(cfg, params: Mapping, x) -> tuple[np.ndarray, np.ndarray]:
     """Logits ``z`` (B, T, Vout) and attention ``alpha`` (H, B, T, L) for inputs ``x``."""
-    cfg = _check_cfg(cfg)
+    kernels = _arch.of(cfg).kernels
     x, _ = check_batch(cfg, x)
     B = x.shape[0]
     _require_batch(cfg, B, 2 * cfg.n_params + B * cfg.tgt_len * (cfg.vocab_out + cfg.heads * cfg.src_len))
     theta = pack(cfg, params)
     z = np.zeros((B, cfg.tgt_len, cfg.vocab_out), cfg.np_dtype)
     alpha = np.zeros((cfg.heads, B, cfg.tgt_len, cfg.src_len), cfg.np_dtype)
-    K.forward(x, theta, layout(cfg), z, alpha)
+    kernels.forward(x, theta, kernels.layout(cfg), z, alpha)
     return z, alpha

@@ -26,7 +26,10 @@ from collections.abc import Mapping
 import numpy as np
 
 KINDS = {
-    "run": ("history.json", ("history.json", "params.npz", "snapshots.npz", "learning_curves.png", "attention.png")),
+    "run": (
+        "history.json",
+        ("history.json", "params.npz", "state.npz", "snapshots.npz", "learning_curves.png", "attention.png"),
+    ),
     "theory": ("theory.json", ("theory.json", "theory.png")),
     "compare": ("agreement.json", ("agreement.json", "curves.json", "compare.png")),
     "sweep": ("sweep.json", ("sweep.json", "results.csv", "summary.json", "phase.png")),

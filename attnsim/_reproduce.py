@@ -22,11 +22,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import metrics, tasks, theory
-from ._config import ModelConfig
 from ._model import forward, init_params
 from ._progress import interactive
 from ._progress import progress as make_progress
 from ._train import train, train_many
+from .arch.free import ModelConfig
 
 SECTIONS = ("copy", "multihead", "salient", "toy", "text")
 
@@ -166,7 +166,7 @@ def section_copy(sizes: Sizes, say) -> Section:
     final = lambda rs, k: [float(r.final()[k]) for r in rs]  # noqa: E731
 
     # the saddle's verdict on every permutation init
-    proj = np.array([theory.saddle_projection(cfg_p, init_params(cfg_p, s, ADAM["scale"])) for s in range(len(runs_p))])
+    proj = np.array([theory.saddle_projection(cfg_p, r.initial_params) for r in runs_p])
     learned_all = np.array([r.success for r in runs_p])
     saddle_acc = float(np.mean((proj > 0) == learned_all))
     pred_rate = float(np.mean(proj > 0))
@@ -187,9 +187,7 @@ def section_copy(sizes: Sizes, say) -> Section:
         wins = int(sum(r.success for r in adam))
         hard = theory.hardness(task).hard
         if hard:
-            p_theory = float(np.mean(proj[:k] > 0)) if V == 40 and k <= len(proj) else float(np.mean(
-                [theory.saddle_projection(cfg, init_params(cfg, s, 0.01)) > 0 for s in range(k)]
-            ))  # fmt: skip
+            p_theory = float(np.mean([theory.saddle_projection(cfg, r.initial_params) > 0 for r in adam]))
         else:
             p_theory = 1.0
         sgd_steps = 300
@@ -199,8 +197,8 @@ def section_copy(sizes: Sizes, say) -> Section:
         )  # fmt: skip
         sim_t = [_first_at_least(r.history["step"], r.history["gold_mass"], 0.5) for r in sgd]
         own_t = []
-        for s in range(sizes.sgd_seeds):
-            a0, c0 = theory.copy_coordinates(init_params(cfg, s, 0.01))
+        for r in sgd:
+            a0, c0 = theory.copy_coordinates(r.initial_params)
             own_t.append(_reduced_half_time(V, L, SGD_LR, sgd_steps, a0[0], c0[0]))
         vocab_rows.append(
             {
@@ -222,7 +220,7 @@ def section_copy(sizes: Sizes, say) -> Section:
             scale=sc, log_every=2, progress=say.bar,
         )  # fmt: skip
         for s, r in enumerate(rs):
-            start = init_params(cfg_p, s, sc)  # the run's own init
+            start = r.initial_params  # the run's own init
             a0, c0 = theory.copy_coordinates(start)
             scale_rows.append(
                 {

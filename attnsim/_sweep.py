@@ -36,20 +36,20 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from . import _arch
 from . import tasks as _tasks
-from ._config import ModelConfig
 from ._memory import SWEEP_ROW_BYTES, fmt_bytes, require, run_bytes
 from ._progress import progress as make_progress
 
 SECTIONS = ("task", "model", "train", "plot")
-MODEL_KEYS = ("heads", "attention", "d_model", "bias", "dtype")
+DEFAULT_MODEL = "free"  # a spec without [model] name: rung 0, as sweeps before the ladder
 TRAIN_KEYS = ("optimizer", "lr", "steps", "batch", "scale", "log_every", "weight_decay", "beta1", "beta2", "eps")
 TRAIN_DEFAULTS = {
     "optimizer": "adam",
     "lr": 0.05,
     "steps": 300,
     "batch": 128,
-    "scale": 0.01,
+    "scale": None,  # the architecture's default init
     "log_every": 10,
     "weight_decay": 0.0,
     "beta1": 0.9,
@@ -84,14 +84,15 @@ class Point:
     run: int
     values: dict  # column -> value (the parameters as the table shows them)
     task: dict  # task spec for `tasks.from_spec`
-    model: dict  # ModelConfig keywords besides the task's shapes
+    model: dict  # the config's keywords besides the task's shapes
     train: dict  # TRAIN_KEYS -> value
     seed: int
+    model_name: str = DEFAULT_MODEL
 
     def group_key(self) -> str:
         """Runs with equal keys share shapes and schedule and can be trained together."""
         shared = {k: v for k, v in self.train.items() if k not in PER_RUN}
-        return json.dumps([self.task, self.model, shared], sort_keys=True)
+        return json.dumps([self.task, self.model_name, self.model, shared], sort_keys=True)
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,9 @@ class SweepSpec:
     """A parsed sweep spec. Build it with `load_spec` (a TOML file or a dict).
 
     ``seeds`` is a ``range`` for ``seeds = N`` (never expanded) or a tuple of the
-    listed seeds; ``run_bytes`` is the memory one run of the largest group needs.
+    listed seeds; ``model_name`` the architecture (``[model] name``, default rung 0) and
+    ``model`` the other settings of its config; ``run_bytes`` is the memory one run of the
+    largest group needs.
     """
 
     task: dict
@@ -108,12 +111,13 @@ class SweepSpec:
     seeds: Sequence
     plot: dict = field(default_factory=dict)
     run_bytes: int = field(default=0, compare=False, repr=False)
+    model_name: str = DEFAULT_MODEL
 
     def to_dict(self) -> dict:
         """The spec as plain data (also what ``sweep.json`` holds); ``seeds = N`` stays N."""
         return {
             "task": self.task,
-            "model": self.model,
+            "model": {"name": self.model_name, **self.model},
             "train": {**self.train, "seeds": _seeds_json(self.seeds)},
             "plot": self.plot,
         }
@@ -121,7 +125,8 @@ class SweepSpec:
     def _named(self):
         """(section, key, column name, values list, swept) in spec order."""
         out = []
-        train_like = set(TRAIN_KEYS) | set(MODEL_KEYS) | {"seed", "run", "task", *RESULT_COLUMNS}
+        model_keys = {f.name for f in _arch.get(self.model_name).config.options()}
+        train_like = set(TRAIN_KEYS) | model_keys | {"seed", "run", "task", "model", *RESULT_COLUMNS}
         for key, value in self.task.items():
             if key == "name":
                 continue
@@ -133,7 +138,7 @@ class SweepSpec:
 
     @property
     def parameter_columns(self) -> list[str]:
-        return ["task"] + [c for _, _, c, _, _ in self._named()] + ["seed"]
+        return ["task", "model"] + [c for _, _, c, _, _ in self._named()] + ["seed"]
 
     @property
     def columns(self) -> list[str]:
@@ -185,12 +190,12 @@ class Grid(Sequence):
     def _point(self, run: int) -> Point:
         digits = [(run // st) % n for st, n in zip(self.strides, self.sizes, strict=True)]
         task, model, train = {"name": self.spec.task["name"]}, {}, dict(TRAIN_DEFAULTS)
-        values = {"task": self.spec.task["name"]}
+        values = {"task": self.spec.task["name"], "model": self.spec.model_name}
         for (section, key, col, vals, _), d in zip(self.named, digits, strict=False):
             {"task": task, "model": model, "train": train}[section][key] = vals[d]
             values[col] = vals[d]
         seed = int(self.spec.seeds[digits[-1]])
-        return Point(run, {**values, "seed": seed}, task, model, train, seed)
+        return Point(run, {**values, "seed": seed}, task, model, train, seed, self.spec.model_name)
 
     def groups(self):
         """The runs grouped as they are trained: per combination of the settings runs
@@ -268,10 +273,16 @@ def _parse(doc, base_dir) -> SweepSpec:
     if task["name"] == "text" and isinstance(task.get("path"), str):
         task["path"] = os.path.normpath(os.path.join(base_dir, task["path"]))
     model = dict(doc.get("model", {}))
+    name = model.pop("name", DEFAULT_MODEL)
+    if not isinstance(name, str) or name not in _arch.names():
+        raise ValueError(f"[model] name must be one model name ({', '.join(_arch.names())}), got {name!r}")
+    model_keys = [f.name for f in _arch.get(name).config.options()]
     for k in model:
-        if k not in MODEL_KEYS:
-            hint = " (the task sets the shapes)" if k in ("vocab_in", "vocab_out", "src_len", "tgt_len") else ""
-            raise ValueError(f"unknown [model] parameter {k!r}{hint}; known: {', '.join(MODEL_KEYS)}")
+        if k not in model_keys:
+            hint = " (the task sets the shapes)" if k in _arch.SHAPES else ""
+            raise ValueError(
+                f"unknown [model] parameter {k!r} for the model {name!r}{hint}; known: name, {', '.join(model_keys)}"
+            )
     train = dict(doc.get("train", {}))
     seeds = train.pop("seeds", 1)
     for k in train:
@@ -301,7 +312,7 @@ def _parse(doc, base_dir) -> SweepSpec:
                 raise ValueError(f"[{section}] {k} lists a value twice: {v!r}")
             if isinstance(v, Mapping) or (isinstance(v, list) and any(isinstance(x, (list, Mapping)) for x in v)):
                 raise ValueError(f"[{section}] {k} must be a value or a list of values, got {v!r}")
-    spec = SweepSpec(task, model, train, seeds, plot)
+    spec = SweepSpec(task, model, train, seeds, plot, model_name=name)
     columns = spec.parameter_columns
     for k, v in plot.items():
         if v not in columns:
@@ -318,12 +329,13 @@ def _validate(spec: SweepSpec) -> int:
     for key in PER_RUN:  # lr, scale, weight_decay: each value on its own
         values = spec.train.get(key, TRAIN_DEFAULTS[key])
         for v in values if isinstance(values, list) else [values]:
-            _check_number(key, v, 0, strict=key == "lr")
+            if v is not None:  # scale None: the model's default init
+                _check_number(key, v, 0, strict=key == "lr")
     most = 0
     for runs in grid.groups():
         p = grid[next(iter(runs))]
         task = _build_task(p.task)
-        cfg = _build_config(task, p.model)
+        cfg = _build_config(task, p.model_name, p.model)
         t = p.train
         steps, batch, log_every = _check_shared(cfg, task, t["optimizer"], t["steps"], t["batch"], t["log_every"])
         _run_settings(
@@ -346,9 +358,9 @@ def _build_task(spec: dict):
     return _TASK_CACHE[key]
 
 
-def _build_config(task, model: dict) -> ModelConfig:
+def _build_config(task, name: str, model: dict):
     try:
-        return ModelConfig.for_task(task, **model)
+        return _arch.get(name).config.for_task(task, **model)
     except TypeError as err:
         raise ValueError(str(err)) from None
 
@@ -361,13 +373,13 @@ def _build_config(task, model: dict) -> ModelConfig:
 def run_unit(unit: dict, threads: int | None = None, progress=None) -> list[dict]:
     """Train the runs of one unit (same group) and return their result rows.
 
-    ``unit = {"task", "model", "train", "runs": [{"run", "seed", "lr", "scale",
+    ``unit = {"task", "model_name", "model", "train", "runs": [{"run", "seed", "lr", "scale",
     "weight_decay"}, ...]}``. A plain function of plain data, so that Dask can ship it.
     """
     from ._train import train_many
 
     task = _build_task(unit["task"])
-    cfg = _build_config(task, unit["model"])
+    cfg = _build_config(task, unit["model_name"], unit["model"])
     t = unit["train"]
     runs = unit["runs"]
     done = train_many(
@@ -386,7 +398,7 @@ def run_unit(unit: dict, threads: int | None = None, progress=None) -> list[dict
         threads=threads,
         progress=progress or False,
     )
-    projections = _saddle_projections(cfg, task, [r["seed"] for r in runs], [r["scale"] for r in runs])
+    projections = _saddle_projections(cfg, task, done)
     rows = []
     for spec_run, run, proj in zip(runs, done, projections, strict=True):
         s = run.summary()
@@ -409,23 +421,21 @@ def run_unit(unit: dict, threads: int | None = None, progress=None) -> list[dict
     return rows
 
 
-def _saddle_projections(cfg, task, seeds, scales) -> list:
-    """The saddle's verdict on each run's init, where the theory has one (a hard task,
-    positional attention with a free table); None elsewhere."""
+def _saddle_projections(cfg, task, runs) -> list:
+    """The saddle's verdict on each run's init (its effective tables), where the theory
+    has one (a hard task, positional attention alone); None elsewhere."""
     from . import theory
-    from ._model import init_params
 
-    if cfg.attention != "positional" or cfg.d_model is not None:
-        return [None] * len(seeds)
+    none = [None] * len(runs)
+    if _arch.of(cfg).effective_tables is None or getattr(cfg, "attention", None) != "positional":
+        return none
     try:
         if not theory.hardness(task).hard:
-            return [None] * len(seeds)
+            return none
         theory.saddle(task, cfg.heads)
     except ValueError:
-        return [None] * len(seeds)
-    return [
-        float(theory.saddle_projection(cfg, init_params(cfg, s, sc), task)) for s, sc in zip(seeds, scales, strict=True)
-    ]
+        return none
+    return [float(theory.saddle_projection(cfg, run.initial_params, task)) for run in runs]
 
 
 # =============================================================================
@@ -639,19 +649,32 @@ def sweep(
 
 
 def _normal_meta(meta: dict) -> dict:
-    """``sweep.json`` with its seeds in one form (a count N for seeds 0..N-1), so that
-    a sweep started before ``seeds = N`` was stored as N resumes."""
+    """``sweep.json`` in one form, so that older sweeps resume: its seeds as a count N for
+    seeds 0..N-1 (a sweep started before ``seeds = N`` was stored as N), and a sweep
+    started before the model ladder with its model named (rung 0) and its ``model``
+    column."""
     meta = json.loads(json.dumps(meta))
-    train = meta.get("spec", {}).get("train", {}) if isinstance(meta.get("spec"), dict) else {}
+    spec = meta.get("spec") if isinstance(meta.get("spec"), dict) else {}
+    train = spec.get("train", {})
     seeds = train.get("seeds") if isinstance(train, dict) else None
     if isinstance(seeds, list) and seeds == list(range(len(seeds))):
         train["seeds"] = len(seeds)
+    if isinstance(spec.get("model"), dict):
+        spec["model"].setdefault("name", DEFAULT_MODEL)
+    columns = meta.get("columns")
+    if isinstance(columns, list) and "model" not in columns and "task" in columns:
+        columns.insert(columns.index("task") + 1, "model")
     return meta
 
 
+def _without_model(columns) -> list:
+    return [c for c in columns if c != "model"]
+
+
 def _load_previous(meta_path, results_path, meta, columns) -> tuple[dict, bool]:
-    """The finished runs of the sweep being resumed, and whether the last row is torn
-    (it is dropped). Reads only."""
+    """The finished runs of the sweep being resumed, and whether ``results.csv`` must be
+    rewritten before appending (its last row is torn and dropped, or it predates the
+    ``model`` column). Reads only."""
     try:
         with open(meta_path, encoding="utf-8") as fh:
             old = json.load(fh)
@@ -665,7 +688,16 @@ def _load_previous(meta_path, results_path, meta, columns) -> tuple[dict, bool]:
         raise ValueError(f"{meta_path}: written by a different spec; --resume needs the spec that started the sweep")
     if not os.path.exists(results_path):
         return {}, False
-    finished, torn = read_results(results_path, columns)
+    if "model" not in old.get("columns", columns):  # written before the model ladder: rows without the model
+        finished, torn = read_results(results_path, _without_model(columns))
+        at = columns.index("model")
+        for run, line in finished.items():
+            cells = next(csv.reader([line]))
+            row = dict(zip(columns, [*cells[:at], DEFAULT_MODEL, *cells[at:]], strict=True))
+            finished[run] = _lines(columns, [row]).decode()[:-1]
+        torn = True  # rewrite the file in this sweep's columns before appending to it
+    else:
+        finished, torn = read_results(results_path, columns)
     bad = sorted(r for r in finished if not 0 <= r < meta["runs"])
     if bad:
         raise ValueError(f"{results_path}: run {bad[0]} is not in this sweep (runs 0..{meta['runs'] - 1})")
@@ -699,6 +731,7 @@ def _unit(grid: Grid, runs: list[int]) -> dict:
     first = points[0]
     return {
         "task": first.task,
+        "model_name": first.model_name,
         "model": first.model,
         "train": first.train,
         "runs": [{"run": p.run, "seed": p.seed, **{k: p.train[k] for k in PER_RUN}} for p in points],
@@ -850,6 +883,7 @@ def summarize(spec: SweepSpec, table: SweepTable) -> dict:
     pooled = [c for c, _ in spec.swept if c not in (x, y)]
     return {
         "task": spec.task["name"],
+        "model": spec.model_name,
         "optimizer": spec.train.get("optimizer", TRAIN_DEFAULTS["optimizer"]),
         "x": x,
         "y": y,

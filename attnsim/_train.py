@@ -1,9 +1,12 @@
-"""Training (docs/design.md §3): ``train`` and the ``Run`` it returns.
+"""Training (docs/design.md §3), for every architecture: ``train``, ``train_many``, the
+``Run`` they return, and ``Run.extend`` to continue one.
 
-The step loop runs compiled (`_kernels.train_runs`) over chunks of steps; the data of
-a chunk is drawn in bulk from the run's data stream, in chunks whose size depends on
-the shapes and the batch only. So a run is a prefix of any longer run with the same
-seed, and the same seed gives the same bits.
+The step loop runs compiled (the architecture's ``train_runs``) over chunks of steps; the
+data of a chunk is drawn in bulk from the run's data stream, in chunks whose size depends
+on the shapes and the batch only. So a run is a prefix of any longer run with the same
+seed, the same seed gives the same bits, and a run continued from its saved state
+(parameters, Adam's moments, the data stream's position, the divergence threshold) gives
+the bits of one that never stopped.
 
 Step semantics: the metrics logged at step k are those of the parameters after k
 updates, measured on the batch that update k+1 uses (for "gd", the fixed batch); the
@@ -26,8 +29,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import _arch
 from . import _kernels as K
-from ._config import ModelConfig, layout
 from ._memory import describe_runs, require, run_bytes
 from ._model import STREAM_DATA, check_params, init_params, pack, seed_sequence, unpack
 from ._outputs import atomic_npz, atomic_write, jsonable
@@ -53,15 +56,23 @@ def chunk_steps(task: Task, batch: int) -> int:
 
 @dataclass
 class Run:
-    """One training run: its config, task, settings, history, final parameters.
+    """One training run: its config (and so its architecture), task, settings, history,
+    final parameters, initial parameters, and the state that continuing it needs.
 
     ``history`` holds arrays over logged steps: ``step``, ``tau`` (lr·step), ``loss``,
     ``acc`` (token accuracy), ``attn_acc`` and ``gold_mass`` (of the best head: the
     one with the highest attention accuracy), ``ktiw_acc``, and per head
     ``head_attn_acc``, ``head_gold_mass`` (shape (n_logged, H)).
+
+    ``initial_params`` are the parameters at step 0. ``state`` (None for runs saved before
+    runs kept it, and for diverged runs) holds ``updates`` (the number of updates taken),
+    ``limit`` (the divergence threshold, docs/design.md §3.5), ``adam_m``, ``adam_v`` (dicts
+    like ``params``; None unless the optimizer is Adam) and ``data`` (the data stream's
+    position: the generator's state before the chunk holding the last pass, and that
+    chunk's first pass; None for "gd", whose one batch is redrawn).
     """
 
-    cfg: ModelConfig
+    cfg: object
     task: dict
     settings: dict
     history: dict
@@ -71,6 +82,13 @@ class Run:
     elapsed: float = 0.0
     snapshots: dict | None = field(default=None, repr=False)
     stopped_at: int | None = None  # the step a diverged run stopped at
+    initial_params: dict | None = field(default=None, repr=False)
+    state: dict | None = field(default=None, repr=False)
+
+    @property
+    def model(self) -> str:
+        """The architecture's name (``"free"``, ``"dot"``, …)."""
+        return self.cfg.model
 
     def __repr__(self) -> str:
         f = self.final()
@@ -81,7 +99,7 @@ class Run:
             how = f"learned at step {self.time_to_learn}" if self.success else "did not learn"
         acc = "n/a" if f["attn_acc"] is None or math.isnan(f["attn_acc"]) else f"{f['attn_acc']:.3f}"
         return (
-            f"Run({self.task.get('name')}, {self.cfg.heads} head{'s' if self.cfg.heads > 1 else ''}, "
+            f"Run({self.task.get('name')}, {self.model}, {self.cfg.heads} head{'s' if self.cfg.heads > 1 else ''}, "
             f"{st.get('optimizer')} lr {st.get('lr'):g}, seed {st.get('seed')}, {f['step']} steps: {how}; "
             f"loss {f['loss']:.4g}, token acc {f['acc']:.3f}, attention acc {acc})"
         )
@@ -113,10 +131,51 @@ class Run:
             **{f"final_{k}": v for k, v in self.final().items()},
         }
 
+    # --------------------------------------------------------------- continuing
+    def extend(
+        self, steps: int, task: Task | None = None, progress: bool = False, snapshots: bool | None = None
+    ) -> Run:
+        """This run continued for ``steps`` more updates, as a new `Run`: bit for bit the
+        run ``train`` gives with the same settings and ``steps`` more in all (its history
+        and parameters; the data stream, Adam's moments and the divergence threshold go on
+        from where they were). ``task`` is rebuilt from the run's spec unless given (a
+        task of your own arrays must be given: its spec does not hold the data).
+        ``snapshots`` defaults to whether this run recorded them."""
+        if self.status == "diverged":
+            raise ValueError(f"this run diverged at step {self.stopped_at}; a diverged run cannot be continued")
+        if self.state is None:
+            raise ValueError(
+                "this run was saved without its optimizer state and data position (attnsim-run/1, "
+                "before runs kept them): it cannot be continued"
+            )
+        more = _check_number("steps", steps, 0, integer=True)
+        if task is None:
+            task = resume_task(self)
+        elif not isinstance(task, Task) or task.spec() != self.task:
+            raise ValueError(f"extend: the task given is not this run's ({self.task.get('name')!r} with its spec)")
+        st = self.settings
+        snapshots = self.snapshots is not None if snapshots is None else bool(snapshots)
+        total = st["steps"] + more
+        _check_shared(self.cfg, task, st["optimizer"], total, st["batch"], st["log_every"], snapshots=snapshots)
+        settings = dict(st, steps=total)
+        (run,) = _train_group(
+            self.cfg, task, st["optimizer"], total, st["batch"], st["log_every"], [settings], [self.params],
+            snapshots=snapshots, progress=progress, resume=[self.state],
+        )  # fmt: skip
+        keep = self.history["step"] < self.state["updates"]  # the last row is measured again (or not logged)
+        run.history = {k: np.concatenate([v[keep], run.history[k]]) for k, v in self.history.items()}
+        if snapshots and self.snapshots is not None:
+            keep_s = self.snapshots["step"] < self.state["updates"]
+            run.snapshots = {k: np.concatenate([v[keep_s], run.snapshots[k]]) for k, v in self.snapshots.items()}
+        run.initial_params = self.initial_params
+        run.elapsed += self.elapsed
+        return run
+
     # --------------------------------------------------------------- files
     def save(self, directory, force: bool = False) -> None:
-        """Write ``history.json`` (config, task, settings, history, summary) and
-        ``params.npz`` (and ``snapshots.npz`` when recorded) into ``directory``.
+        """Write ``history.json`` (model, config, task, settings, history, summary, state),
+        ``params.npz`` (final parameters), ``state.npz`` (initial parameters and Adam's
+        moments) and, when recorded, ``snapshots.npz`` into ``directory``.
 
         A directory that already holds a run is refused (ValueError) unless ``force``,
         and one holding another kind of result (a sweep, a report) always is, so a
@@ -127,8 +186,19 @@ class Run:
 
         directory = claim(directory, "run", force)
         os.makedirs(directory, exist_ok=True)
+        state = None
+        arrays = {}
+        if self.initial_params is not None:
+            arrays.update({f"initial.{k}": v for k, v in self.initial_params.items()})
+        if self.state is not None:
+            state = {k: self.state[k] for k in ("updates", "limit", "data")}
+            state["limit"] = None if not math.isfinite(state["limit"]) else state["limit"]
+            for moment in ("adam_m", "adam_v"):
+                if self.state[moment] is not None:
+                    arrays.update({f"{moment}.{k}": v for k, v in self.state[moment].items()})
         doc = {
-            "format": "attnsim-run/1",
+            "format": RUN_FORMAT,
+            "model": self.model,
             "config": self.cfg.to_dict(),
             "task": self.task,
             "settings": self.settings,
@@ -139,16 +209,20 @@ class Run:
             "summary": {
                 k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in self.summary().items()
             },
+            "state": state,
             "history": {k: jsonable(v) for k, v in self.history.items()},
         }
         atomic_write(os.path.join(directory, "history.json"), json.dumps(doc, indent=1, allow_nan=False).encode())
         atomic_npz(os.path.join(directory, "params.npz"), self.params)
+        if arrays:
+            atomic_npz(os.path.join(directory, "state.npz"), arrays)
         if self.snapshots is not None:
             atomic_npz(os.path.join(directory, "snapshots.npz"), self.snapshots)
 
     @classmethod
     def load(cls, directory) -> Run:
-        """Read a run written by `save`."""
+        """Read a run written by `save` (this format, or attnsim-run/1 from before the model
+        ladder: a rung-0 run without initial parameters or state)."""
         directory = os.fspath(directory)
         path = os.path.join(directory, "history.json")
         try:
@@ -158,13 +232,36 @@ class Run:
             raise ValueError(f"cannot read {path}: {err.strerror or err}") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise ValueError(f"{path}: not valid JSON ({err})") from None
-        if not isinstance(doc, dict) or doc.get("format") != "attnsim-run/1":
-            raise ValueError(f"{path}: not an attnsim run (no 'format': 'attnsim-run/1')")
+        if not isinstance(doc, dict) or doc.get("format") not in (RUN_FORMAT, "attnsim-run/1"):
+            raise ValueError(f"{path}: not an attnsim run (no 'format': '{RUN_FORMAT}')")
         try:
-            cfg = ModelConfig.from_dict(doc["config"])
+            config = dict(doc["config"])
+            if "model" in doc:
+                config.setdefault("model", doc["model"])
+            cfg = _arch.config_from_dict(config)
             history = {k: _from_json(k, v) for k, v in doc["history"].items()}
             with np.load(os.path.join(directory, "params.npz")) as z:
                 params = check_params(cfg, {k: z[k] for k in z.files})
+            arrays = {}
+            sp = os.path.join(directory, "state.npz")
+            if os.path.exists(sp):
+                with np.load(sp) as z:
+                    arrays = {k: z[k] for k in z.files}
+            initial = _prefixed(arrays, "initial")
+            state = doc.get("state")
+            if state is not None:
+                state = {
+                    "updates": int(state["updates"]),
+                    "limit": math.nan if state["limit"] is None else float(state["limit"]),
+                    "data": state["data"],
+                    "adam_m": _prefixed(arrays, "adam_m"),
+                    "adam_v": _prefixed(arrays, "adam_v"),
+                }
+                for moment in ("adam_m", "adam_v"):
+                    if state[moment] is not None:
+                        state[moment] = check_params(cfg, state[moment])
+            if initial is not None:
+                initial = check_params(cfg, initial)
         except (KeyError, TypeError, OSError) as err:
             raise ValueError(f"{directory}: incomplete or malformed run ({err})") from None
         snaps = None
@@ -183,12 +280,23 @@ class Run:
             stopped_at=doc.get("stopped_at"),
             elapsed=float(doc.get("elapsed_seconds", 0.0)),
             snapshots=snaps,
+            initial_params=initial,
+            state=state,
         )
+
+
+RUN_FORMAT = "attnsim-run/2"
 
 
 def load_run(directory) -> Run:
     """Read a run saved with ``Run.save`` (``attnsim run`` writes one)."""
     return Run.load(directory)
+
+
+def _prefixed(arrays: dict, prefix: str) -> dict | None:
+    """The arrays saved as ``prefix.name``, by name (None when there are none)."""
+    out = {k.split(".", 1)[1]: v for k, v in arrays.items() if k.split(".", 1)[0] == prefix}
+    return out or None
 
 
 def _from_json(key, v):
@@ -218,7 +326,7 @@ def _check_number(name, value, minimum=None, strict=False, integer=False):
     return int(value) if integer else float(value)
 
 
-def check_compatible(cfg: ModelConfig, task: Task) -> None:
+def check_compatible(cfg, task: Task) -> None:
     """Raise ValueError unless the config's shapes are the task's."""
     pairs = [
         ("vocab_in", task.vocab_in),
@@ -231,16 +339,16 @@ def check_compatible(cfg: ModelConfig, task: Task) -> None:
         raise ValueError("model config does not fit the task: " + ", ".join(bad))
 
 
-def kernels_cached(dtype: str = "float64") -> bool:
-    """Whether the step loop for parameters of ``dtype`` is compiled in this process or
-    in Numba's cache on disk (so that a first run can say it is compiling). True when
-    the kernels run as plain Python (``NUMBA_DISABLE_JIT=1``)."""
-    kernel = K.train_runs
+def kernels_cached(cfg) -> bool:
+    """Whether the step loop of ``cfg``'s architecture and dtype is compiled in this
+    process or in Numba's cache on disk (so that a first run can say it is compiling).
+    True when the kernels run as plain Python (``NUMBA_DISABLE_JIT=1``)."""
+    kernel = _arch.of(cfg).kernels.train_runs
     if not hasattr(kernel, "signatures"):
         return True
     import numba
 
-    want = numba.from_dtype(np.dtype(dtype))
+    want = numba.from_dtype(np.dtype(cfg.dtype))
 
     def has(sig):  # argument 3 is theta: (R, P) of the parameters' dtype
         return len(sig) > 3 and getattr(sig[3], "dtype", None) == want
@@ -251,21 +359,21 @@ def kernels_cached(dtype: str = "float64") -> bool:
         index = kernel._cache._cache_file._load_index()  # {(signature, target, code hash): file}
     except Exception:  # pragma: no cover - numba internals changed: fall back to the index file
         try:
-            return bool(glob.glob(os.path.join(kernel._cache._cache_path, "_kernels.train_runs-*.nbi")))
+            return bool(glob.glob(os.path.join(kernel._cache._cache_path, "*train_runs-*.nbi")))
         except AttributeError:
             return True
     return any(has(key[0]) for key in index)
 
 
 def train(
-    cfg: ModelConfig,
+    cfg,
     task: Task,
     optimizer: str = "adam",
     lr: float = 0.05,
     steps: int = 300,
     batch: int = 128,
     seed: int = 0,
-    scale: float | Mapping[str, float] = 0.01,
+    scale: float | Mapping[str, float] | None = None,
     log_every: int = 10,
     weight_decay: float = 0.0,
     betas: tuple[float, float] = (0.9, 0.999),
@@ -274,7 +382,7 @@ def train(
     snapshots: bool = False,
     progress: bool = False,
 ) -> Run:
-    """Train the model ``cfg`` on ``task`` and return the `Run`.
+    """Train the model ``cfg`` (any architecture) on ``task`` and return the `Run`.
 
     Parameters
     ----------
@@ -282,19 +390,20 @@ def train(
     lr, steps, batch : learning rate (> 0), number of updates (>= 0), batch size (>= 1)
     seed : the init is ``init_params(cfg, seed, scale)``; the data come from an
         independent stream of the same seed
+    scale : the init scale (see `init_params`); None: the architecture's default init
     log_every : log metrics every this many steps (and at step 0 and ``steps``)
     weight_decay : adds ``weight_decay/2 · |θ|²`` to the loss (L2, also under Adam)
     params : start from these parameters instead of ``init_params(cfg, seed, scale)``
-    snapshots : also record the table U, the bias b (zeros without one), the attention
-        logits S and/or A, and the mean attention at every logged step
+    snapshots : also record the effective tables U, b (zeros without one), S and/or A
+        (where the architecture has them) and the mean attention at every logged step
     progress : show a progress bar (tqdm)
 
     A run whose loss becomes non-finite stops there with ``status == "diverged"`` and
-    keeps its history up to that point.
+    keeps its history up to that point. ``Run.extend(steps)`` continues a run.
     """
     steps, batch, log_every = _check_shared(cfg, task, optimizer, steps, batch, log_every, snapshots=snapshots)
     settings = _run_settings(optimizer, lr, steps, batch, seed, scale, log_every, weight_decay, betas, eps, params)
-    start = init_params(cfg, seed, scale) if params is None else check_params(cfg, params)
+    start = init_params(cfg, seed, scale) if params is None else _copied(check_params(cfg, params))
     (run,) = _train_group(
         cfg, task, optimizer, steps, batch, log_every, [settings], [start], snapshots=snapshots, progress=progress
     )
@@ -302,14 +411,14 @@ def train(
 
 
 def train_many(
-    cfg: ModelConfig,
+    cfg,
     task: Task,
     seeds,
     optimizer: str = "adam",
     lr=0.05,
     steps: int = 300,
     batch: int = 128,
-    scale=0.01,
+    scale=None,
     log_every: int = 10,
     weight_decay=0.0,
     betas: tuple[float, float] = (0.9, 0.999),
@@ -343,7 +452,7 @@ def train_many(
     seeds = list(seeds)
 
     def per_run(name, value):
-        if isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__len__"):
+        if value is None or isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__len__"):
             return [value] * R
         if len(value) != R:
             raise ValueError(f"{name} has {len(value)} values for {R} seeds")
@@ -353,7 +462,7 @@ def train_many(
     if params is not None:
         if isinstance(params, Mapping) or len(params) != R:
             raise ValueError(f"params must be a sequence of {R} parameter dicts, one per seed")
-        starts = [check_params(cfg, p) for p in params]
+        starts = [_copied(check_params(cfg, p)) for p in params]
     given = [None] * R if params is None else starts
     settings = [
         _run_settings(optimizer, lrs[r], steps, batch, seeds[r], scales[r], log_every, wds[r], betas, eps, given[r])
@@ -366,11 +475,15 @@ def train_many(
     )
 
 
+def _copied(params: dict) -> dict:
+    """Arrays of our own (a run keeps its starting point; the caller may change theirs)."""
+    return {k: np.array(v) for k, v in params.items()}
+
+
 def _check_shared(cfg, task, optimizer, steps, batch, log_every, runs=1, snapshots=False) -> tuple[int, int, int]:
     """Validate what the runs of a group share (their shapes and schedule), and that
     ``runs`` of them fit in this machine's memory (before anything is allocated)."""
-    if not isinstance(cfg, ModelConfig):
-        raise ValueError(f"cfg must be an attnsim.ModelConfig, got {type(cfg).__name__}")
+    _arch.of(cfg)
     if not isinstance(task, Task):
         raise ValueError(f"task must be an attnsim task (see attnsim.tasks), got {type(task).__name__}")
     check_compatible(cfg, task)
@@ -385,7 +498,8 @@ def _check_shared(cfg, task, optimizer, steps, batch, log_every, runs=1, snapsho
 
 
 def _run_settings(optimizer, lr, steps, batch, seed, scale, log_every, weight_decay, betas, eps, params) -> dict:
-    """Validate one run's settings and return them as ``Run.settings``."""
+    """Validate one run's settings and return them as ``Run.settings`` (``scale`` None: the
+    architecture's default init)."""
     lr = _check_number("lr", lr, 0, strict=True)
     weight_decay = _check_number("weight_decay", weight_decay, 0)
     b1 = _check_number("betas[0]", betas[0], 0)
@@ -394,13 +508,15 @@ def _run_settings(optimizer, lr, steps, batch, seed, scale, log_every, weight_de
         raise ValueError(f"betas must lie in [0, 1), got {betas!r}")
     eps = _check_number("eps", eps, 0, strict=True)
     seed_sequence(seed)
+    if scale is not None and not isinstance(scale, Mapping):
+        scale = _check_number("scale", scale, 0)
     return {
         "optimizer": optimizer,
         "lr": lr,
         "steps": int(steps),
         "batch": int(batch),
         "seed": int(seed),
-        "scale": dict(scale) if isinstance(scale, Mapping) else float(scale),
+        "scale": dict(scale) if isinstance(scale, Mapping) else scale,
         "log_every": int(log_every),
         "weight_decay": weight_decay,
         "betas": [b1, b2],
@@ -410,34 +526,52 @@ def _run_settings(optimizer, lr, steps, batch, seed, scale, log_every, weight_de
 
 
 def _train_group(
-    cfg, task, optimizer, steps, batch, log_every, settings, starts, snapshots=False, threads=None, progress=False
-):
-    """Train R runs of the same shapes and schedule together (`_kernels.train_runs`).
+    cfg, task, optimizer, steps, batch, log_every, settings, starts, snapshots=False, threads=None, progress=False,
+    resume=None,
+):  # fmt: skip
+    """Train R runs of the same shapes and schedule together (the architecture's ``train_runs``).
 
     Run r starts from ``starts[r]`` with the lr, weight decay, betas and eps of
     ``settings[r]`` (validated, from `_run_settings`) and draws its data from the data
     stream of its seed, chunk by chunk exactly as a run alone does, so its bits do not
-    depend on the other runs. ``progress`` is a bool (a bar over steps, or lines off a
+    depend on the other runs. ``resume`` (one `Run.state` per run, all after the same
+    number of updates) continues runs from their state instead of step 0: their history
+    starts at that step. ``progress`` is a bool (a bar over steps, or lines off a
     terminal) or a callable given the number of steps each call advanced.
     """
-    if not kernels_cached(cfg.dtype):
+    arch = _arch.of(cfg)
+    if not kernels_cached(cfg):
         # a warning, so that Python users without a logging set-up see it too (a minute of silence otherwise)
-        log.warning(f"compiling the {cfg.dtype} kernels (once per machine, about a minute; later runs start at once)")
+        log.warning(
+            f"compiling the {arch.name} model's {cfg.dtype} kernels (once per machine, about a minute; "
+            "later runs start at once)"
+        )
     t_start = time.perf_counter()
     R = len(settings)
     seeds = [st["seed"] for st in settings]
     hypers = np.array([[st["lr"], st["weight_decay"], *st["betas"], st["eps"]] for st in settings], np.float64)
     if snapshots and R != 1:
         raise ValueError("snapshots are recorded for single runs only")
-    lay = layout(cfg)
+    lay = arch.kernels.layout(cfg)
     flat = [pack(cfg, p) for p in starts]
     thetas, m1s, m2s = (_aligned_rows(R, flat[0].size, flat[0].dtype) for _ in range(3))
     for r, theta in enumerate(flat):
         thetas[r, : theta.size] = theta
-    opts = np.full(R, K.OPT_ADAM if optimizer == "adam" else K.OPT_SGD, dtype=np.int64)
+    adam = optimizer == "adam"
+    opts = np.full(R, K.OPT_ADAM if adam else K.OPT_SGD, dtype=np.int64)
     limits = np.full(R, np.nan)  # divergence thresholds, set by the kernel at step 0
     H = cfg.heads
     rngs = [np.random.default_rng(seed_sequence(s, STREAM_DATA)) for s in seeds]
+    pos = 0  # the pass about to run (= updates taken)
+    if resume is not None:
+        pos = resume[0]["updates"]
+        for r, st in enumerate(resume):
+            limits[r] = st["limit"]
+            if adam:
+                m1s[r, : flat[r].size] = pack(cfg, st["adam_m"])
+                m2s[r, : flat[r].size] = pack(cfg, st["adam_v"])
+            if st["data"] is not None:  # back to where the chunk holding pass `pos` was drawn
+                rngs[r].bit_generator.state = st["data"]["rng"]
 
     n_forward = steps + 1  # the last forward pass measures the final parameters
     chunk = chunk_steps(task, batch)
@@ -450,23 +584,26 @@ def _train_group(
         if task.gold_constant is not None:  # the same gold alignment for every sequence: one copy for all runs
             gs = np.zeros((1, chunk, batch, task.tgt_len), np.int64)
             gs[:] = task.gold_constant
+    drawn = [None] * R  # per run: the generator's state before its last chunk, and that chunk's first pass
 
     active = np.ones(R, dtype=np.bool_)
     rows = [([], [], []) for _ in range(R)]  # per run: steps, losses, metric rows
     status, message, stopped = ["finished"] * R, [""] * R, [None] * R
-    snaps = None
-    if snapshots:
-        snaps = {"step": [], "U": [], "b": [], "alpha": []}
-        snaps.update({"S": []} if cfg.has_S else {}, **({"A": []} if cfg.has_A else {}))
-    bar = make_progress(steps, progress, desc="training" if R == 1 else f"training {R} runs", unit="step", leave=False)
-    pos = 0
+    snaps = {} if snapshots else None
+    bar = make_progress(
+        steps - pos, progress, desc="training" if R == 1 else f"training {R} runs", unit="step", leave=False
+    )
+    first = True
     try:
         while pos < n_forward and active.any():
-            K_ = min(chunk, n_forward - pos)
-            if fixed is None:
+            off = pos % chunk  # 0 except where a continued run starts, inside a chunk
+            K_ = min(chunk - off, n_forward - pos)
+            if fixed is None and (off == 0 or first):
                 for r in np.flatnonzero(active):
+                    drawn[r] = (rngs[r].bit_generator.state, pos - off)
                     x, y, g = task.draw(rngs[r], chunk * batch)  # a whole chunk, always
                     xs, ys, gs = _place(r, R, (chunk, batch), x, y, g, xs, ys, gs)
+            first = False
             logged = _log_flags(pos, pos + K_, log_every, n_forward)
             # with snapshots, calls are split at logged steps, and the snapshot is taken
             # before that step's update; the kernel keeps no state between calls, so
@@ -479,11 +616,11 @@ def _train_group(
                 out_loss = np.zeros((R, n_here))
                 out_met = np.zeros((R, n_here, K.n_metrics(H)))
                 done = np.zeros(R, np.int64)
-                data = fixed or _slice_steps(xs, ys, gs, a, b)
+                data = fixed or _slice_steps(xs, ys, gs, off + a, off + b)
                 if snaps is not None and flags[0]:
                     _snapshot(snaps, cfg, thetas[0], data[0][0, 0], pos + a)
                 with _KERNEL_LOCK, _numba_threads(threads):
-                    K.train_runs(
+                    arch.kernels.train_runs(
                         *data, thetas, m1s, m2s, lay, hypers, opts, pos + a, not last_call, flags, active, limits,
                         out_loss, out_met, done,
                     )  # fmt: skip
@@ -513,21 +650,35 @@ def _train_group(
     if snaps is not None:  # one per logged step of the history (a diverged run's last one is not)
         keep = np.isin(snaps["step"], rows[0][0])
         snaps = {k: np.array(v)[keep] for k, v in snaps.items()}
-    return [
-        Run(
-            cfg=cfg,
-            task=task.spec(),
-            settings=settings[r],
-            history=_history(rows[r], hypers[r, 0], H),
-            params=unpack(cfg, thetas[r]),  # the padding is not read
-            status=status[r],
-            message=message[r],
-            elapsed=elapsed,
-            snapshots=snaps,
-            stopped_at=stopped[r],
+    runs = []
+    for r in range(R):
+        params = unpack(cfg, thetas[r])  # the padding is not read
+        state = None
+        if status[r] == "finished":
+            state = {
+                "updates": steps,
+                "limit": float(limits[r]),
+                "adam_m": unpack(cfg, m1s[r]) if adam else None,
+                "adam_v": unpack(cfg, m2s[r]) if adam else None,
+                "data": None if drawn[r] is None else {"rng": drawn[r][0], "chunk_start": int(drawn[r][1])},
+            }
+        runs.append(
+            Run(
+                cfg=cfg,
+                task=task.spec(),
+                settings=settings[r],
+                history=_history(rows[r], hypers[r, 0], H),
+                params=params,
+                status=status[r],
+                message=message[r],
+                elapsed=elapsed,
+                snapshots=snaps,
+                stopped_at=stopped[r],
+                initial_params=starts[r] if resume is None else None,
+                state=state,
+            )
         )
-        for r in range(R)
-    ]
+    return runs
 
 
 def _log_flags(lo: int, hi: int, log_every: int, n_forward: int) -> np.ndarray:
@@ -655,24 +806,25 @@ def _best_head(acc: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 
 def _snapshot(snaps, cfg, theta, x, step):
-    """Record the parameters ``theta`` at ``step`` and the attention on the batch ``x``,
-    through the kernel itself: the parameters of a run about to diverge need not be
-    finite, which the public `forward` refuses."""
+    """Record the effective tables at ``step`` (where the architecture has them) and the
+    attention on the batch ``x``, through the kernel itself: the parameters of a run about
+    to diverge need not be finite, which the public `forward` refuses."""
+    arch = _arch.of(cfg)
     params = unpack(cfg, theta)
     n = cfg.n_params
     alpha = np.zeros((cfg.heads, x.shape[0], cfg.tgt_len, cfg.src_len), cfg.np_dtype)
     z = np.zeros((x.shape[0], cfg.tgt_len, cfg.vocab_out), cfg.np_dtype)
-    K.forward(np.ascontiguousarray(x), np.ascontiguousarray(theta[:n]), layout(cfg), z, alpha)
-    U = params["U"] if cfg.d_model is None else np.einsum("hod,hdi->hoi", params["W"], params["E"])
-    snaps["step"].append(step)
-    snaps["U"].append(U)
-    snaps["b"].append(params["b"] if cfg.bias else np.zeros(cfg.vocab_out, cfg.np_dtype))
-    snaps["alpha"].append(alpha.mean(axis=1))
-    for name in ("S", "A"):
-        if name in snaps:
-            snaps[name].append(params[name])
+    arch.kernels.forward(np.ascontiguousarray(x), np.ascontiguousarray(theta[:n]), arch.kernels.layout(cfg), z, alpha)
+    record = {"step": step}
+    if arch.effective_tables is not None:
+        record.update(arch.effective_tables(cfg, params))
+    record["alpha"] = alpha.mean(axis=1)
+    for k, v in record.items():
+        snaps.setdefault(k, []).append(v)
 
 
 def resume_task(run: Run) -> Task:
     """The task of a saved run, rebuilt from its spec."""
+    if run.task.get("name") == "arrays":
+        raise ValueError("this run's task holds your own arrays, which its spec does not keep: pass task=")
     return from_spec(run.task)

@@ -71,6 +71,65 @@ def _add_out_args(p, what) -> None:
     p.add_argument("--force", action="store_true", help=f"replace an earlier {what} in DIR (never another kind)")
 
 
+def _add_model_args(p, attention_choices=None) -> None:
+    """--model and every registered architecture's options (its config's fields besides the
+    task's shapes: --heads, --attention, --dtype, and each model's own, e.g. --dim)."""
+    from . import _arch
+
+    archs = [_arch.get(n) for n in _arch.names()]
+    p.add_argument(
+        "--model", choices=[a.name for a in archs], default="free", metavar="MODEL",
+        help="; ".join(f"{a.name}: {a.title}" for a in archs) + " [free]",
+    )  # fmt: skip
+    seen = set()
+    for arch in archs:
+        for f in arch.config.options():
+            if f.name in seen or "help" not in f.metadata or str(f.type) == "bool":
+                continue
+            seen.add(f.name)
+            owners = [a.name for a in archs if f.name in {g.name for g in a.config.options()}]
+            only = "" if len(owners) == len(archs) else f" ({', '.join(owners)})"
+            kind = str(f.type)
+            conv = _number if "float" in kind else _int if "int" in kind else str
+            choices = f.metadata.get("choices")
+            if f.name == "attention" and attention_choices is not None:
+                choices = attention_choices
+            p.add_argument(
+                "--" + f.name.replace("_", "-"), type=conv, default=None, choices=choices,
+                help=f.metadata["help"] + only,
+            )  # fmt: skip
+
+
+def _model_config(args, task):
+    """The config of ``--model`` for ``task`` from the options given; an option of another
+    model is refused (it would be ignored)."""
+    from . import _arch
+
+    arch = _arch.get(args.model)
+    own = {f.name for f in arch.config.options()}
+    given = {}
+    for name in _model_option_names():
+        value = getattr(args, name, None)
+        if value is None:
+            continue
+        if name not in own:
+            flag = "--" + name.replace("_", "-")
+            raise BadInput(f"attnsim {args.command}: {flag} does not apply to the model '{arch.name}'")
+        given[name] = value
+    return arch.config.for_task(task, **given)
+
+
+def _model_option_names() -> list[str]:
+    from . import _arch
+
+    names = []
+    for n in _arch.names():
+        for f in _arch.get(n).config.options():
+            if "help" in f.metadata and str(f.type) != "bool" and f.name not in names:
+                names.append(f.name)
+    return names
+
+
 def _add_theory_setting_args(p, what) -> None:
     """Task, output directory, heads and learned attention (shared by theory and compare)."""
     _add_task_args(p)
@@ -80,13 +139,16 @@ def _add_theory_setting_args(p, what) -> None:
 
 
 def _add_training_args(p, optimizer, lr, steps, steps_default, batch, scale) -> None:
-    """The training options (shared by run and compare), with their defaults."""
-    p.add_argument("--optimizer", choices=("gd", "sgd", "adam"), default=optimizer, help=f"[{optimizer}]")
-    p.add_argument("--lr", type=_number, default=lr, help=f"learning rate [{lr:g}]")
+    """The training options (shared by run and compare), with their defaults (None: the
+    model's own, shown as given in the help)."""
+    p.add_argument(
+        "--optimizer", choices=("gd", "sgd", "adam"), default=optimizer, help=f"[{optimizer or 'sgd for free'}]"
+    )
+    p.add_argument("--lr", type=_number, default=lr, help=f"learning rate [{lr or '10 for free'}]")
     p.add_argument("--steps", type=_int, default=steps, help=f"number of updates [{steps_default}]")
-    p.add_argument("--batch", type=_int, default=batch, help=f"batch size [{batch}]")
+    p.add_argument("--batch", type=_int, default=batch, help=f"batch size [{batch or '256 for free'}]")
     p.add_argument("--seed", type=_int, default=0, help="seed of the init and of the data [0]")
-    p.add_argument("--scale", type=_number, default=scale, help=f"init scale, 0 = the exact zero init [{scale:g}]")
+    p.add_argument("--scale", type=_number, default=None, help=f"init scale, 0 = the exact zero init [{scale}]")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -106,16 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_task_args(r)
     _add_out_args(r, "run")
-    r.add_argument("--heads", type=_int, default=1, help="number of heads [1]")
-    r.add_argument(
-        "--attention",
-        choices=("positional", "content", "both", "uniform"),
-        default=None,
-        help="attention logits to learn [positional; content for keyword]",
-    )
-    r.add_argument("--d-model", type=_int, default=None, help="factor U = W·E with this inner size")
-    r.add_argument("--dtype", choices=("float64", "float32"), default="float64")
-    _add_training_args(r, "adam", 0.05, 300, "300", 128, 0.01)
+    _add_model_args(r)
+    _add_training_args(r, "adam", 0.05, 300, "300", 128, "the model's default init; free: 0.01")
     r.add_argument(
         "--log-every", type=_int, default=10, help="log metrics every K steps (times to learn are multiples of K) [10]"
     )
@@ -139,8 +193,18 @@ def build_parser() -> argparse.ArgumentParser:
         "the exact reduced dynamics: gold attention mass and KTIW against τ = lr·steps. Writes "
         "DIR/compare.png, DIR/agreement.json (numbers) and DIR/curves.json (the arrays).",
     )
-    _add_theory_setting_args(c, "comparison")
-    _add_training_args(c, "sgd", 10.0, None, "1.5× the predicted time to attend", 256, 0.0)
+    _add_task_args(c)
+    _add_out_args(c, "comparison")
+    _add_model_args(c, attention_choices=("positional", "content", "both"))
+    _add_training_args(
+        c,
+        None,
+        None,
+        None,
+        "1.5× the predicted time to attend",
+        None,
+        "the model's comparison init; free: 0, the zero init",
+    )
 
     sw = sub.add_parser(
         "sweep",
@@ -182,11 +246,12 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser(
         "gradcheck",
         help="finite-difference check of every gradient, as a table",
-        description="Compare every gradient of every parameterization with central finite "
-        "differences and with the independent NumPy oracle.",
+        description="Compare every gradient of every parameterization of every model with central finite "
+        "differences and with the model's independent NumPy oracle.",
     )
-    g.add_argument("--trials", type=_int, default=16, help="random configurations [16]")
+    g.add_argument("--trials", type=_int, default=16, help="random configurations per model [16]")
     g.add_argument("--seed", type=_int, default=0)
+    g.add_argument("--model", action="append", default=None, metavar="MODEL", help="only this model (repeatable) [all]")
     return p
 
 
@@ -250,27 +315,28 @@ def cmd_run(args) -> int:
     import numpy as np
 
     from . import _plots
-    from ._config import ModelConfig
     from ._outputs import claim, write_dir
     from ._train import check_compatible, kernels_cached, train
 
     task = _make_task(args)
-    cfg = ModelConfig.for_task(task, heads=args.heads, attention=args.attention, d_model=args.d_model, dtype=args.dtype)
+    cfg = _model_config(args, task)
     check_compatible(cfg, task)
     if args.lr <= 0:
         raise BadInput(f"attnsim run: --lr must be > 0, got {args.lr:g}")
     for name, minimum in (("steps", 0), ("batch", 1), ("log_every", 1), ("seed", 0)):
         if getattr(args, name) < minimum:
             raise BadInput(f"attnsim run: --{name.replace('_', '-')} must be >= {minimum}, got {getattr(args, name)}")
-    if args.scale < 0 or args.weight_decay < 0:
-        which = "--scale" if args.scale < 0 else "--weight-decay"
+    if (args.scale is not None and args.scale < 0) or args.weight_decay < 0:
+        which = "--scale" if args.scale is not None and args.scale < 0 else "--weight-decay"
         raise BadInput(f"attnsim run: {which} must be >= 0")
     out = claim(args.out, "run", args.force)
 
-    compiles = not kernels_cached(cfg.dtype)
+    compiles = not kernels_cached(cfg)
     run = train(cfg, task, log_every=args.log_every, weight_decay=args.weight_decay, **_training(args))
 
-    title = f"{task!r}, {cfg.heads} head{'s' if cfg.heads > 1 else ''}, {args.optimizer} lr {args.lr:g}"
+    title = (
+        f"{task!r}, {cfg.describe()}, {cfg.heads} head{'s' if cfg.heads > 1 else ''}, {args.optimizer} lr {args.lr:g}"
+    )
     x, _, gold = task.sample(np.random.default_rng(12345), 256)
     write_dir(
         out,
@@ -303,9 +369,9 @@ def cmd_run(args) -> int:
 
 
 def _check_common(args, name) -> None:
-    if args.heads < 1:
+    if args.heads is not None and args.heads < 1:
         raise BadInput(f"attnsim {name}: --heads must be >= 1, got {args.heads}")
-    if args.scale < 0:
+    if args.scale is not None and args.scale < 0:
         raise BadInput(f"attnsim {name}: --scale must be >= 0, got {args.scale:g}")
 
 
@@ -440,12 +506,16 @@ def cmd_compare(args) -> int:
 
     task = _make_task(args)
     _check_common(args, "compare")
-    if args.lr <= 0:
+    if args.lr is not None and args.lr <= 0:
         raise BadInput(f"attnsim compare: --lr must be > 0, got {args.lr:g}")
-    if args.batch < 1 or args.seed < 0 or (args.steps is not None and args.steps < 1):
+    if (args.batch is not None and args.batch < 1) or args.seed < 0 or (args.steps is not None and args.steps < 1):
         raise BadInput("attnsim compare: --batch and --steps must be >= 1 and --seed >= 0")
+    cfg = _model_config(args, task)  # checks the model's options before any work
+    options = {f: getattr(args, f) for f in _model_option_names() if getattr(args, f, None) is not None}
+    options.pop("heads", None)
+    options.pop("attention", None)
     out = claim(args.out, "compare", args.force)
-    result = compare(task, heads=args.heads, attention=args.attention, **_training(args))
+    result = compare(task, heads=cfg.heads, attention=args.attention, model=args.model, **_training(args), **options)
     curves = {k: result[k] for k in ("simulation", "two_stage", "reduced") if result[k] is not None}
     agreement = {
         "format": "attnsim-compare/1",
@@ -537,7 +607,12 @@ def cmd_gradcheck(args) -> int:
 
     if args.trials < 1:
         raise BadInput(f"attnsim gradcheck: --trials must be >= 1, got {args.trials}")
-    rows = _gradcheck.run(args.trials, args.seed)
+    from . import _arch
+
+    for name in args.model or []:
+        if name not in _arch.names():
+            raise BadInput(f"attnsim gradcheck: unknown model {name!r}; the models are {', '.join(_arch.names())}")
+    rows = _gradcheck.run(args.trials, args.seed, args.model)
     print(_gradcheck.format_table(rows))
     return 0 if all(r["ok"] for r in rows) else 1
 

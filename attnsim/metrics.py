@@ -17,7 +17,8 @@ import math
 
 import numpy as np
 
-from ._model import check_batch, check_params, forward, translation_table
+from . import _arch
+from ._model import check_batch, check_params, effective_tables, forward
 
 __all__ = [
     "ktiw_table",
@@ -41,30 +42,50 @@ def _logsumexp(a, axis):
     return np.squeeze(m, axis) + np.log(np.sum(np.exp(a - m), axis=axis))
 
 
+def _log_odds(z, axis):
+    """log-odds of every entry of ``z`` along ``axis`` (softmax's logit against the rest)."""
+    z = np.moveaxis(np.asarray(z, np.float64), axis, 0)
+    if z.shape[0] == 1:
+        return np.moveaxis(np.full_like(z, np.inf), 0, axis)
+    out = np.empty_like(z)
+    for o in range(z.shape[0]):
+        out[o] = z[o] - _logsumexp(np.delete(z, o, axis=0), axis=0)
+    return np.moveaxis(out, 0, axis)
+
+
+def _word_probe(cfg, params) -> bool:
+    """Whether what a position votes for depends on its word alone (rung 0, and rung 1
+    without context or position values): then the probe is a (Vout, Vin) table."""
+    return _arch.of(cfg).effective_tables is not None and cfg.exact_tables
+
+
 def ktiw_table(cfg, params, table=None) -> np.ndarray:
     """K[o, i]: log-odds of output o when every head attends to one position holding
-    input word i: with ``z = b + mean_h U[h, :, i]``, ``K[o, i] = z_o − log Σ_{o'≠o} e^{z_o'}``.
+    input word i: with ``z = b + mean_h U[h, :, i]``, ``K[o, i] = z_o − log Σ_{o'≠o} e^{z_o'}``
+    (``U`` the model's effective table, docs/design.md §7.1).
 
     ``table`` (Vout, Vin) replaces ``mean_h U`` (e.g. a bag-of-words proxy).
     """
     params = check_params(cfg, params)
-    Ubar = translation_table(cfg, params).mean(axis=0) if table is None else np.asarray(table, np.float64)
-    z = Ubar.astype(np.float64) + (params["b"][:, None] if cfg.bias else 0.0)  # (Vout, Vin)
-    Vout = z.shape[0]
-    if Vout == 1:
-        return np.full_like(z, np.inf)
-    out = np.empty_like(z)
-    for o in range(Vout):
-        others = np.delete(z, o, axis=0)
-        out[o] = z[o] - _logsumexp(others, axis=0)
-    return out
+    tables = effective_tables(cfg, params)
+    Ubar = tables["U"].mean(axis=0) if table is None else np.asarray(table, np.float64)
+    z = Ubar.astype(np.float64) + tables["b"][:, None].astype(np.float64)  # (Vout, Vin)
+    return _log_odds(z, axis=0)
 
 
 def ktiw_probe(cfg, params, x, y, table=None) -> np.ndarray:
-    """β (B, T, L): the KTIW probe of docs/design.md §3.4 (log-odds of y_t when attending to l alone)."""
+    """β (B, T, L): the KTIW probe of docs/design.md §3.4 (log-odds of y_t when every head
+    attends to position l alone). For a model whose positions carry more than their word
+    (rung 1 with context or position values) it is read off each position's own column."""
     x, y = check_batch(cfg, x, y)
-    Kt = ktiw_table(cfg, params, table)
-    return Kt[y[:, :, None], x[:, None, :]]
+    params = check_params(cfg, params)
+    if table is not None or _word_probe(cfg, params):
+        Kt = ktiw_table(cfg, params, table)
+        return Kt[y[:, :, None], x[:, None, :]]
+    cols = _arch.of(cfg).value_columns(cfg, params, x).astype(np.float64).mean(axis=0)  # (B, L, Vout)
+    bias = params["b"].astype(np.float64) if "b" in params else 0.0
+    lo = _log_odds(cols + bias, axis=-1)  # (B, L, Vout)
+    return np.take_along_axis(lo[:, None, :, :], y[:, :, None, None], axis=-1)[..., 0]
 
 
 def ktiw_accuracy(beta, gold) -> float:
@@ -145,7 +166,8 @@ def saliency(cfg, params, x, y) -> np.ndarray:
     """Δ (B, T, L) = −∂loss_bt/∂s[b,t,l], summed over heads: the first-step gradient on
     the attention logits of each example (per token, without the 1/(B·T) of the mean).
 
-    Uses the backward lines of docs/design.md §1.2: δ = softmax(z) − onehot(y), g = (1/H) δ·U[:, x_l],
+    Uses the backward lines of docs/design.md §1.2: δ = softmax(z) − onehot(y), g = (1/H) δ·col_h[l]
+    with col_h[l] what position l votes for through head h (U[:, x_l] for rung 0),
     ∂s = α (g − Σ_l' α g).
     """
     x, y = check_batch(cfg, x, y)
@@ -156,8 +178,8 @@ def saliency(cfg, params, x, y) -> np.ndarray:
     delta = p.copy()
     B, T = y.shape
     delta[np.arange(B)[:, None], np.arange(T)[None, :], y] -= 1.0
-    U = translation_table(cfg, params).astype(np.float64)  # (H, Vout, Vin)
-    UX = U[:, :, x]  # (H, Vout, B, L)
+    cols = _arch.of(cfg).value_columns(cfg, params, x).astype(np.float64)  # (H, B, L, Vout)
+    UX = np.ascontiguousarray(np.moveaxis(cols, -1, 1))  # (H, Vout, B, L): for rung 0, U[:, :, x]
     g = np.einsum("bto,hobl->hbtl", delta, UX) / cfg.heads
     ds = alpha * (g - (alpha * g).sum(axis=-1, keepdims=True))
     return -ds.sum(axis=0)

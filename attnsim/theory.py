@@ -725,15 +725,17 @@ def saddle_projection(cfg, params, task=None, per_head: bool = False):
     config's sizes. With several heads each head has its own direction: the result is
     the largest projection over heads (positive when some head is on the learning
     side), or all of them with ``per_head``.
-    """
-    from ._config import ModelConfig  # a plain dataclass: no kernels behind it
 
-    if not isinstance(cfg, ModelConfig):
-        raise ValueError(f"cfg must be an attnsim.ModelConfig, got {type(cfg).__name__}")
-    if cfg.d_model is not None or not cfg.has_S:
+    Any model with effective tables (docs/design.md §7.1) is projected through them: for
+    rung 0 with a free table they are its parameters, for a factored table or rung 1
+    the products of its factors (whose own dynamics near zero are of higher order).
+    """
+    from ._model import effective_tables  # a plain module: validation and views, no kernels run
+
+    tables = effective_tables(cfg, params)
+    if "S" not in tables or "A" in tables:
         raise ValueError(
-            "saddle_projection: needs a free table U and positional attention S (the saddle of a factored "
-            "table or of content attention is of higher order)"
+            "saddle_projection: needs positional attention alone (the saddle of content attention is of higher order)"
         )
     if task is None:
         V, L = cfg.vocab_in, cfg.src_len
@@ -752,9 +754,7 @@ def saddle_projection(cfg, params, task=None, per_head: bool = False):
     ):
         raise ValueError("saddle_projection: the task's sizes do not match the config's")
     sad = saddle(task, heads=cfg.heads)
-    U, S = np.asarray(params["U"], dtype=np.float64), np.asarray(params["S"], dtype=np.float64)
-    if U.shape != (cfg.heads, cfg.vocab_out, cfg.vocab_in) or S.shape != (cfg.heads, cfg.tgt_len, cfg.src_len):
-        raise ValueError("saddle_projection: params['U'] and params['S'] do not have the config's shapes")
+    U, S = np.asarray(tables["U"], dtype=np.float64), np.asarray(tables["S"], dtype=np.float64)
     proj = np.array([sad.projection(U[h], S[h]) for h in range(cfg.heads)])
     return proj if per_head else float(proj.max())
 

@@ -1,36 +1,44 @@
-"""Hypothesis strategies that draw models and batches, and error measures."""
+"""Hypothesis strategies that draw models and batches, and error measures.
+
+Every architecture's oracle module declares ``SPACE``, the space its random configs come
+from (``("int", lo, hi)`` or ``("choice", values)`` per field); `configs` draws from the
+same space with hypothesis, so registering an architecture is enough for the tests of
+``tests/test_architectures.py`` to draw it.
+"""
 
 import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import attnsim as at
+from attnsim import _arch
 
 ATTENTION = ("positional", "content", "both", "uniform")
 
 
 @st.composite
-def configs(draw, max_vocab=12, max_len=8, attention=None, factored=None, dtype="float64"):
-    """Every parameterization of docs/design.md §1.1: H 1–3, vocabularies 2–12, lengths 1–8."""
-    if factored is None:
-        factored = draw(st.booleans())
-    return at.ModelConfig(
-        vocab_in=draw(st.integers(2, max_vocab)),
-        vocab_out=draw(st.integers(2, max_vocab)),
-        src_len=draw(st.integers(1, max_len)),
-        tgt_len=draw(st.integers(1, max_len)),
-        heads=draw(st.integers(1, 3)),
-        attention=attention or draw(st.sampled_from(ATTENTION)),
-        d_model=draw(st.integers(1, 4)) if factored else None,
-        bias=draw(st.booleans()),
-        dtype=dtype,
-    )
+def configs(draw, model="free", dtype="float64", factored=None, **fixed):
+    """A config of ``model`` drawn from its oracle's ``SPACE``; ``fixed`` pins fields.
+    For rung 0, ``factored`` True / False asks for a factored table (``d_model`` 1–4) or a
+    free one."""
+    arch = _arch.get(model)
+    kw = {}
+    for name, (kind, *args) in arch.reference.SPACE.items():
+        if name in fixed:
+            kw[name] = fixed[name]
+        elif kind == "int":
+            kw[name] = draw(st.integers(args[0], args[1]))
+        else:
+            kw[name] = draw(st.sampled_from(args[0]))
+    if factored is not None:
+        kw["d_model"] = draw(st.integers(1, 4)) if factored else None
+    return arch.config(**kw, dtype=dtype)
 
 
 @st.composite
-def cases(draw, max_batch=4, value_bound=3.0, **cfg_kw):
+def cases(draw, max_batch=4, value_bound=3.0, model="free", **cfg_kw):
     """(cfg, params, x, y): a config, parameter values and a batch, all drawn."""
-    cfg = draw(configs(**cfg_kw))
+    cfg = draw(configs(model=model, **cfg_kw))
     elems = st.floats(-value_bound, value_bound, allow_nan=False, allow_infinity=False, width=64)
     params = {k: draw(hnp.arrays(np.float64, shape, elements=elems)) for k, shape in cfg.param_shapes().items()}
     B = draw(st.integers(1, max_batch))
@@ -45,6 +53,13 @@ def rel_err(got: dict, want: dict, floor: float = 1e-4) -> float:
     relative to themselves, and a gradient that vanishes is checked to rtol·floor."""
     scale = max(max(float(np.max(np.abs(v))) for v in want.values()), floor)
     return max(float(np.max(np.abs(np.asarray(got[k], np.float64) - want[k]))) for k in want) / scale
+
+
+def mean_rel_err(got: dict, want: dict, floor: float = 1e-4) -> float:
+    """`rel_err` with the mean absolute difference over all entries instead of the largest."""
+    scale = max(max(float(np.max(np.abs(v))) for v in want.values()), floor)
+    diffs = np.concatenate([np.abs(np.asarray(got[k], np.float64) - want[k]).ravel() for k in want])
+    return float(diffs.mean()) / scale
 
 
 def rounding_err(got: dict, want: dict) -> float:

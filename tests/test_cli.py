@@ -17,7 +17,7 @@ SMALL = ["--vocab", "12", "--length", "6", "--steps", "40", "--batch", "16", "--
 def test_run_writes_history_params_and_figures(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["run", "copy", "--out", str(out), *SMALL]) == 0
-    assert sorted(os.listdir(out)) == ["attention.png", "history.json", "learning_curves.png", "params.npz"]
+    assert sorted(os.listdir(out)) == ["attention.png", "history.json", "learning_curves.png", "params.npz", "state.npz"]
     line = capsys.readouterr().out.strip()
     assert line.startswith("copy(vocab=12, length=6, replace=False): ") and "token acc" in line
     run = at.load_run(out)
@@ -65,7 +65,7 @@ BAD = [
     (["theory", "copy", "--threshold", "2"], "--threshold must lie in (0, 1)"),
     (["theory", "copy", "--scale", "-0.1"], "--scale must be >= 0"),
     # sizes that cannot fit this machine: refused before anything is allocated
-    (["run", "copy", "--vocab", "1000000000"], "needs about 76.3 EiB of memory, and this machine has"),
+    (["run", "copy", "--vocab", "1000000000"], "needs about 90.2 EiB of memory, and this machine has"),
     (["run", "copy", "--batch", "1000000000"], "at batch 1,000,000,000 for 300 steps: needs about"),
     (["run", "translate", "--vocab", "100000000000"], "word tables: needs about"),
     (["theory", "copy", "--vocab", "1000000000"], "the theory of copy(vocab=1000000000"),

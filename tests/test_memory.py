@@ -1,32 +1,15 @@
 """Memory estimates: they bound what is allocated, and sizes that cannot fit are refused
-before anything is allocated, with one line that says how much they would need."""
+before anything is allocated, with one line that says how much they would need. (Every
+architecture's workspace estimate against its allocation: ``tests/test_architectures.py``.)"""
 
 import gc
 import tracemalloc
 
-import numpy as np
 import pytest
 
 import attnsim as at
-from attnsim import _kernels as K
 from attnsim import _memory
-from attnsim._config import layout
-
-
-@pytest.mark.parametrize("B", [1, 7, 300])
-def test_workspace_estimate_is_what_the_kernel_allocates(B):
-    """`workspace_bytes` mirrors `_alloc_ws` exactly (both group plans, both dtypes)."""
-    rng = np.random.default_rng(B)
-    for attention in ("positional", "content", "both", "uniform"):
-        for d_model in (None, 3):
-            for dtype in ("float64", "float32"):
-                V = int(rng.integers(2, 40))
-                cfg = at.ModelConfig(V, V + 1, 5, 4, heads=2, attention=attention, d_model=d_model, dtype=dtype)
-                theta = np.zeros(cfg.n_params, cfg.np_dtype)
-                ws = K._alloc_ws(layout(cfg), theta, B)
-                buffers = {a.ctypes.data: a.nbytes for a in ws}  # k_bits is a view of k: count it once
-                allocated = sum(buffers.values())
-                assert K.workspace_bytes(layout(cfg), B, cfg.np_dtype.itemsize) == allocated
+from attnsim.arch.free import _kernels as K
 
 
 @pytest.mark.parametrize("snapshots", [False, True])
@@ -48,7 +31,7 @@ def test_run_estimate_bounds_what_training_allocates_in_python(snapshots):
     from attnsim._train import chunk_steps
 
     estimate = _memory.run_bytes(cfg, task, 120, 64, 3, chunk_steps(task, 64), snapshots)
-    workspace = K.workspace_bytes(layout(cfg), 64, 8)
+    workspace = K.workspace_bytes(K.layout(cfg), 64, 8)
     assert peak + workspace <= estimate
     assert estimate <= 20 * (peak + workspace)  # an upper bound, not a wild one
 

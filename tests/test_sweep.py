@@ -109,7 +109,7 @@ def test_train_many_rejects_bad_input():
 
 def test_spec_grid_columns_and_order(tmp_path):
     spec = at.load_spec(_spec(tmp_path))
-    assert spec.parameter_columns == ["task", "vocab", "length", "heads", "optimizer", "lr", "steps", "batch", "seed"]
+    assert spec.parameter_columns == ["task", "model", "vocab", "length", "heads", "optimizer", "lr", "steps", "batch", "seed"]
     assert spec.swept == [("vocab", [8, 10]), ("heads", [1, 2]), ("lr", [0.05, 0.2])]
     points = spec.points()
     assert len(points) == 2 * 2 * 2 * 3

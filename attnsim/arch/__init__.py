@@ -1,0 +1,7 @@
+"""The model ladder (docs/design.md §7): one package per architecture. Each package
+registers an `attnsim._arch.Architecture` with its rung; nothing else in the engine names
+an architecture, and adding one is adding its package here."""
+
+from . import dot, free  # noqa: F401 - rung 1 (a dot-product head) and rung 0 (the paper's approximation)
+
+__all__ = ["free", "dot"]

@@ -1,0 +1,51 @@
+"""Rung 1's probes: its effective tables (docs/design.md §7.1) and what each position votes for."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def effective_tables(cfg, params: dict) -> dict:
+    """Rung 0's tables of the head: ``U = WO (E WV)ᵀ`` (H, Vout, Vin), ``S = (R WQ)(P WK)ᵀ/√k``
+    and ``A = (R WQ)(E WK)ᵀ/√k`` where the keys see positions or words, and ``b`` (zeros
+    without a bias). With context 0 and word values the model *is* rung 0 at these tables
+    (``cfg.exact_tables``); otherwise they are its word-and-position part (docs/design.md §7.1)."""
+    E, WV, WO = params["E"], params["WV"], params["WO"]
+    out = {"U": np.matmul(WO, np.swapaxes(np.matmul(E, WV), 1, 2))}
+    if cfg.has_query:
+        Q = np.matmul(params["R"], params["WQ"])
+        c = 1.0 / np.sqrt(cfg.k)
+        if cfg.has_S:
+            out["S"] = c * np.matmul(Q, np.swapaxes(np.matmul(params["P"], params["WK"]), 1, 2))
+        if cfg.has_A:
+            out["A"] = c * np.matmul(Q, np.swapaxes(np.matmul(E, params["WK"]), 1, 2))
+    out["b"] = params["b"] if cfg.bias else np.zeros(cfg.vocab_out, cfg.np_dtype)
+    return {k: np.asarray(v, cfg.np_dtype) for k, v in out.items()}
+
+
+def states(cfg, params: dict, x, with_position: bool, h: int) -> np.ndarray:
+    """(B, L, d): head ``h``'s source states ``e[x_l] (+ P[l]) + ρ/2 (e[x_{l−1}] + e[x_{l+1}])``."""
+    e = np.asarray(params["E"][h], np.float64)[np.asarray(x)]
+    s = e.copy()
+    if with_position:
+        s += np.asarray(params["P"][h], np.float64)[None]
+    if cfg.context:
+        nb = np.zeros_like(e)
+        nb[:, 1:] += e[:, :-1]
+        nb[:, :-1] += e[:, 1:]
+        s += 0.5 * cfg.context * nb
+    return s
+
+
+def value_columns(cfg, params: dict, x) -> np.ndarray:
+    """(H, B, L, Vout): ``WO (v[b, l])``, the logits head h adds when it attends to position
+    l alone (v the value: the word's embedding, or the whole state, through WV)."""
+    x = np.asarray(x)
+    out = np.empty((cfg.heads, x.shape[0], cfg.src_len, cfg.vocab_out))
+    for h in range(cfg.heads):
+        if cfg.position_values:
+            vin = states(cfg, params, x, True, h)
+        else:
+            vin = np.asarray(params["E"][h], np.float64)[x]
+        out[h] = vin @ np.asarray(params["WV"][h], np.float64) @ np.asarray(params["WO"][h], np.float64).T
+    return out

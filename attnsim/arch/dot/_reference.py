@@ -1,0 +1,222 @@
+"""Rung 1's plain-NumPy oracle, written by a different method than its kernels.
+
+The kernels build effective tables and run the table model's pass; the oracle computes the
+head the direct way of docs/design.md §7.1 — per example the source states, keys, the
+query of every target step, scores, attention, values and contexts — and writes the
+backward pass through that graph by hand, one line per node. It is slow and obviously
+right, and it is what the tests, ``attnsim gradcheck`` and the benchmarks compare the
+kernels with.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ... import _reference as common
+from ..._model import pack as flat
+from ..._model import unpack as unflat
+from . import _kernels as K
+from ._config import ATTENTION_MODES, VALUE_MODES, DotConfig
+
+# =============================================================================
+# the model
+# =============================================================================
+
+
+def _shift_sum(a):
+    """``a[:, l−1] + a[:, l+1]`` (missing neighbours 0) along axis 1; its own adjoint."""
+    out = np.zeros_like(a)
+    out[:, 1:] += a[:, :-1]
+    out[:, :-1] += a[:, 1:]
+    return out
+
+
+def _head(cfg: DotConfig, params: dict, x, h: int) -> dict:
+    """Every intermediate of head ``h`` on the batch ``x`` (float64)."""
+    p = {k: np.asarray(v, np.float64) for k, v in params.items()}
+    e = p["E"][h][x]  # (B, L, d): e[b, l] = E[x[b, l]]
+    nb = 0.5 * cfg.context * _shift_sum(e)  # ρ/2 (e[l−1] + e[l+1])
+    P = p["P"][h][None] if cfg.has_P else 0.0  # (1, L, d)
+    out = {"e": e}
+    key_in = {"positional": np.broadcast_to(P, e.shape) if cfg.has_P else None, "content": e + nb, "both": e + P + nb}
+    out["val_in"] = e + P + nb if cfg.position_values else e  # what the values see
+    out["v"] = out["val_in"] @ p["WV"][h]  # (B, L, d)
+    B, L = x.shape
+    if cfg.has_query:
+        out["key_in"] = key_in[cfg.attention]
+        out["q"] = p["R"][h] @ p["WQ"][h]  # (T, k)
+        out["keys"] = out["key_in"] @ p["WK"][h]  # (B, L, k)
+        s = np.einsum("tk,blk->btl", out["q"], out["keys"]) / np.sqrt(cfg.k)
+        s = s - s.max(axis=-1, keepdims=True)
+        out["alpha"] = np.exp(s) / np.exp(s).sum(axis=-1, keepdims=True)
+    else:
+        out["alpha"] = np.full((B, cfg.tgt_len, L), 1.0 / L)
+    out["ctx"] = np.einsum("btl,bld->btd", out["alpha"], out["v"])  # (B, T, d)
+    out["o"] = out["ctx"] @ p["WO"][h].T  # (B, T, Vout)
+    return out
+
+
+def forward(cfg: DotConfig, params: dict, x) -> tuple[np.ndarray, np.ndarray]:
+    """Logits z (B, T, Vout) and attention alpha (H, B, T, L), docs/design.md §7.1."""
+    x = np.asarray(x)
+    heads = [_head(cfg, params, x, h) for h in range(cfg.heads)]
+    z = sum(hd["o"] for hd in heads) / cfg.heads
+    if cfg.bias:
+        z = z + np.asarray(params["b"], np.float64)
+    return z, np.stack([hd["alpha"] for hd in heads])
+
+
+def loss(cfg: DotConfig, params: dict, x, y, weight_decay: float = 0.0) -> float:
+    z, _ = forward(cfg, params, x)
+    Y = common.onehot(y, cfg.vocab_out)
+    value = -(Y * common.log_softmax(z)).sum() / (Y.shape[0] * Y.shape[1])
+    if weight_decay:
+        value += 0.5 * weight_decay * sum(float((np.asarray(v, np.float64) ** 2).sum()) for v in params.values())
+    return float(value)
+
+
+def loss_and_grad(cfg: DotConfig, params: dict, x, y, weight_decay: float = 0.0):
+    """The backward pass through the direct graph, node by node."""
+    x = np.asarray(x)
+    p = {k: np.asarray(v, np.float64) for k, v in params.items()}
+    H = cfg.heads
+    z, _ = forward(cfg, params, x)
+    Y = common.onehot(y, cfg.vocab_out)
+    B, T = Y.shape[0], Y.shape[1]
+    delta = (np.exp(common.log_softmax(z)) - Y) / (B * T)  # δ = (softmax(z) − onehot(y)) / (B·T)
+    grads = {k: np.zeros_like(v) for k, v in p.items()}
+    X = common.onehot(x, cfg.vocab_in)  # (B, L, Vin)
+    rho2 = 0.5 * cfg.context
+    for h in range(H):
+        hd = _head(cfg, params, x, h)
+        d_o = delta / H  # ∂o_h = δ / H
+        grads["WO"][h] = np.einsum("bto,btd->od", d_o, hd["ctx"])  # ∂WO = Σ ∂oᵀ ctx
+        d_ctx = d_o @ p["WO"][h]  # ∂ctx = ∂o WO
+        d_v = np.einsum("btl,btd->bld", hd["alpha"], d_ctx)  # ∂v = αᵀ ∂ctx
+        grads["WV"][h] = np.einsum("bld,blf->df", hd["val_in"], d_v)  # ∂WV = val_inᵀ ∂v
+        d_val_in = d_v @ p["WV"][h].T
+        d_e = d_val_in.copy()  # the value sees e …
+        if cfg.position_values:  # … and P and the neighbours
+            d_e += rho2 * _shift_sum(d_val_in)
+            grads["P"][h] += d_val_in.sum(axis=0)
+        if cfg.has_query:
+            d_alpha = np.einsum("btd,bld->btl", d_ctx, hd["v"])  # ∂α = ∂ctx · v
+            a = hd["alpha"]
+            d_s = a * (d_alpha - (a * d_alpha).sum(axis=-1, keepdims=True))  # ∂s = α (∂α − Σ α ∂α)
+            c = 1.0 / np.sqrt(cfg.k)
+            d_q = c * np.einsum("btl,blk->tk", d_s, hd["keys"])  # ∂q = c Σ ∂s keys
+            d_keys = c * np.einsum("btl,tk->blk", d_s, hd["q"])  # ∂keys = c ∂sᵀ q
+            grads["WQ"][h] = p["R"][h].T @ d_q  # ∂WQ = Rᵀ ∂q
+            grads["R"][h] = d_q @ p["WQ"][h].T  # ∂R = ∂q WQᵀ
+            grads["WK"][h] = np.einsum("bld,blk->dk", hd["key_in"], d_keys)  # ∂WK = key_inᵀ ∂keys
+            d_key_in = d_keys @ p["WK"][h].T
+            if cfg.has_S:  # the key sees P
+                grads["P"][h] += d_key_in.sum(axis=0)
+            if cfg.has_A:  # … and e and the neighbours
+                d_e += d_key_in + rho2 * _shift_sum(d_key_in)
+        grads["E"][h] = np.einsum("bli,bld->id", X, d_e)  # ∂E[i] = Σ_{b,l: x=i} ∂e
+    if cfg.bias:
+        grads["b"] = delta.sum(axis=(0, 1))  # ∂b = Σ δ
+    value = -(Y * common.log_softmax(z)).sum() / (B * T)
+    if weight_decay:
+        for name in grads:
+            grads[name] = grads[name] + weight_decay * p[name]
+        value += 0.5 * weight_decay * sum(float((v**2).sum()) for v in p.values())
+    return float(value), {name: grads[name] for name in cfg.param_shapes()}
+
+
+def batch_metrics(cfg: DotConfig, params: dict, x, y, gold) -> dict:
+    """Token accuracy, KTIW accuracy, per-head attention accuracy and gold mass."""
+    from . import _probes
+
+    z, alpha = forward(cfg, params, x)
+    y, gold, x = np.asarray(y), np.asarray(gold), np.asarray(x)
+    out = {"loss": loss(cfg, params, x, y), "acc": float((z.argmax(-1) == y).mean())}
+    has = gold >= 0
+    cols = _probes.value_columns(cfg, params, x).mean(axis=0)  # (B, L, Vout): every head attends to l
+    if cfg.bias:
+        cols = cols + np.asarray(params["b"], np.float64)
+    P = np.exp(cols - cols.max(axis=-1, keepdims=True))
+    P /= P.sum(axis=-1, keepdims=True)
+    probe = np.take_along_axis(P[:, None, :, :], y[:, :, None, None], axis=-1)[..., 0]  # (B, T, L)
+    if has.any():
+        out["ktiw_acc"] = float((probe.argmax(-1) == gold)[has].mean())
+        out["head_attn_acc"] = np.array([(alpha[h].argmax(-1) == gold)[has].mean() for h in range(cfg.heads)])
+        g = np.where(has, gold, 0)
+        mass = np.take_along_axis(alpha, np.broadcast_to(g[None, :, :, None], alpha.shape[:3] + (1,)), -1)[..., 0]
+        out["head_gold_mass"] = np.array([mass[h][has].mean() for h in range(cfg.heads)])
+    else:
+        out["ktiw_acc"] = np.nan
+        out["head_attn_acc"] = np.full(cfg.heads, np.nan)
+        out["head_gold_mass"] = np.full(cfg.heads, np.nan)
+    return out
+
+
+# =============================================================================
+# registry: kernel ↔ oracle ↔ input maker
+# =============================================================================
+
+# what `attnsim gradcheck` cycles through: every attention mode × value mode, with and
+# without context
+KINDS = [
+    {"attention": a, "values": v, "context": rho}
+    for a in ATTENTION_MODES
+    for v in VALUE_MODES
+    for rho in (0.0, 0.5, 1.0)
+]
+
+# the space random configs are drawn from (the tests draw from the same with hypothesis)
+SPACE = {
+    "vocab_in": ("int", 2, 8),
+    "vocab_out": ("int", 2, 8),
+    "src_len": ("int", 1, 6),
+    "tgt_len": ("int", 1, 5),
+    "heads": ("int", 1, 2),
+    "dim": ("int", 1, 4),
+    "key_dim": ("choice", (None, 1, 2, 3)),
+    "attention": ("choice", ATTENTION_MODES),
+    "values": ("choice", VALUE_MODES),
+    "context": ("choice", (0.0, 0.5, 1.0)),
+    "bias": ("choice", (True, True, True, False)),
+}
+
+
+def random_config(rng: np.random.Generator, **fixed) -> DotConfig:
+    """A random small config (every option reachable)."""
+    return DotConfig(**{**common.draw_space(SPACE, rng), **fixed})
+
+
+def random_params(cfg: DotConfig, rng: np.random.Generator, scale: float = 1.0) -> dict:
+    return {k: scale * rng.standard_normal(s) for k, s in cfg.param_shapes().items()}
+
+
+def _case(rng):
+    cfg = random_config(rng)
+    params = random_params(cfg, rng, 0.7)
+    x, y, gold = common.random_batch(cfg, rng, int(rng.integers(1, 6)))
+    return cfg, params, x, y, gold
+
+
+def _check_loss_grad(rng):
+    cfg, params, x, y, _ = _case(rng)
+    grad = np.zeros(cfg.n_params)
+    got_loss = K.loss_grad(x, y, flat(cfg, params), K.layout(cfg), grad)
+    want_loss, want = loss_and_grad(cfg, params, x, y)
+    return [(got_loss, want_loss)] + [(unflat(cfg, grad)[k], want[k]) for k in want]
+
+
+def _check_forward(rng):
+    cfg, params, x, _, _ = _case(rng)
+    z = np.zeros((x.shape[0], cfg.tgt_len, cfg.vocab_out))
+    alpha = np.zeros((cfg.heads, x.shape[0], cfg.tgt_len, cfg.src_len))
+    K.forward(x, flat(cfg, params), K.layout(cfg), z, alpha)
+    z_ref, alpha_ref = forward(cfg, params, x)
+    return [(z, z_ref), (alpha, alpha_ref)]
+
+
+# name of the public kernel -> function(rng) returning [(kernel result, oracle result), ...]
+REGISTRY = {
+    "loss_grad": _check_loss_grad,
+    "forward": _check_forward,
+    "train_runs": lambda rng: common.check_train_runs("dot", rng),
+}
