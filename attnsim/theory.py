@@ -440,6 +440,44 @@ def reduced_copy_rhs(a, c, vocab: int, length: int):
     return da, dc
 
 
+def _integrate(rhs, state0, tau, lr, name: str) -> np.ndarray:
+    """States of ``d state/dτ = rhs(state)`` at every τ of ``tau``: gradient flow
+    (``solve_ivp``, LSODA, rtol 1e-10) when ``lr`` is None, else gradient descent with step
+    ``lr`` (every τ a multiple of it)."""
+    if lr is None:
+        if tau[-1] > 0:
+            from scipy.integrate import solve_ivp  # imported here: scipy is slow to import
+
+            sol = solve_ivp(
+                lambda _t, s: rhs(s), (0.0, float(tau[-1])), state0, t_eval=tau, method="LSODA", rtol=1e-10, atol=1e-12
+            )
+            if not sol.success:  # pragma: no cover - LSODA does not fail on these smooth systems
+                raise RuntimeError(f"{name}: integration failed: {sol.message}")
+            return sol.y.T
+        return np.tile(state0, (tau.shape[0], 1))
+    if isinstance(lr, bool) or not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+        raise ValueError(f"{name}: lr must be a number > 0 or None, got {lr!r}")
+    steps = np.rint(tau / lr).astype(np.int64)
+    if np.any(np.abs(steps * lr - tau) > 1e-9 * np.maximum(1.0, tau)):
+        raise ValueError(f"{name}: with lr given, every tau must be a multiple of lr")
+    states = np.empty((tau.shape[0], state0.shape[0]))
+    s = state0.copy()
+    k = 0
+    for j, n in enumerate(steps):
+        while k < n:
+            s = s + lr * rhs(s)
+            k += 1
+        states[j] = s
+    return states
+
+
+def _check_tau(tau, name: str) -> np.ndarray:
+    tau = np.atleast_1d(np.asarray(tau, dtype=np.float64))
+    if tau.ndim != 1 or np.any(~np.isfinite(tau)) or np.any(tau < 0) or np.any(np.diff(tau) < 0):
+        raise ValueError(f"{name}: tau must be a non-decreasing 1-D array of numbers >= 0")
+    return tau
+
+
 def reduced_copy(vocab: int, length: int, tau, lr: float | None = None, a0=0.0, c0=0.0) -> dict:
     """Exact reduced dynamics of ``copy(vocab, length)`` from U_h = a0_h·I, S_h = c0_h·I.
 
@@ -462,9 +500,7 @@ def reduced_copy(vocab: int, length: int, tau, lr: float | None = None, a0=0.0, 
     with the largest c (the best-attending head, as a run logs it).
     """
     V, L = _check_copy(vocab, length)
-    tau = np.atleast_1d(np.asarray(tau, dtype=np.float64))
-    if tau.ndim != 1 or np.any(~np.isfinite(tau)) or np.any(tau < 0) or np.any(np.diff(tau) < 0):
-        raise ValueError("reduced_copy: tau must be a non-decreasing 1-D array of numbers >= 0")
+    tau = _check_tau(tau, "reduced_copy")
     multi = np.ndim(a0) > 0 or np.ndim(c0) > 0
     try:
         a0, c0 = np.broadcast_arrays(
@@ -477,44 +513,12 @@ def reduced_copy(vocab: int, length: int, tau, lr: float | None = None, a0=0.0, 
     if a0.ndim != 1 or not np.all(np.isfinite(a0)) or not np.all(np.isfinite(c0)):
         raise ValueError("reduced_copy: a0 and c0 must be finite numbers or 1-D arrays (one entry per head)")
     H = a0.shape[0]
-    state0 = np.concatenate([a0, c0])
 
     def rhs(s):
         da, dc = reduced_copy_rhs(s[:H], s[H:], V, L)
         return np.concatenate([da, dc])
 
-    if lr is None:
-        if tau[-1] > 0:
-            from scipy.integrate import solve_ivp  # imported here: scipy is slow to import
-
-            sol = solve_ivp(
-                lambda _t, s: rhs(s),
-                (0.0, float(tau[-1])),
-                state0,
-                t_eval=tau,
-                method="LSODA",
-                rtol=1e-10,
-                atol=1e-12,
-            )
-            if not sol.success:  # pragma: no cover - LSODA does not fail on this smooth system
-                raise RuntimeError(f"reduced_copy: integration failed: {sol.message}")
-            states = sol.y.T
-        else:
-            states = np.tile(state0, (tau.shape[0], 1))
-    else:
-        if isinstance(lr, bool) or not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-            raise ValueError(f"reduced_copy: lr must be a number > 0 or None, got {lr!r}")
-        steps = np.rint(tau / lr).astype(np.int64)
-        if np.any(np.abs(steps * lr - tau) > 1e-9 * np.maximum(1.0, tau)):
-            raise ValueError("reduced_copy: with lr given, every tau must be a multiple of lr")
-        states = np.empty((tau.shape[0], 2 * H))
-        s = state0.copy()
-        k = 0
-        for j, n in enumerate(steps):
-            while k < n:
-                s = s + lr * rhs(s)
-                k += 1
-            states[j] = s
+    states = _integrate(rhs, np.concatenate([a0, c0]), tau, lr, "reduced_copy")
     a, c = states[:, :H], states[:, H:]
     head_gold = np.array([[_attention(ci, L)[0] for ci in row] for row in c])
     loss = np.array([reduced_copy_loss(ai, ci, V, L) for ai, ci in zip(a, c, strict=True)])
@@ -524,6 +528,93 @@ def reduced_copy(vocab: int, length: int, tau, lr: float | None = None, a0=0.0, 
     else:
         out.update(a=a[:, 0], c=c[:, 0], gold_mass=head_gold[:, 0])
     return out
+
+
+def reduced_copy_dot(vocab: int, length: int, tau, key_dim: int, lr: float | None = None, w0=0.1, u0=0.1) -> dict:
+    """Exact reduced dynamics of the dot-product head (rung 1, docs/design.md §7.6) on
+    ``copy(vocab, length)`` from an aligned, balanced init (`dot_aligned_params`).
+
+    Positional attention, word values, no context, ``dim`` at least ``vocab`` and
+    ``length``, ``key_dim`` at least ``length``: the factors stay aligned and balanced, the
+    effective tables are ``U_h = a_h·I``, ``S_h = c_h·I`` (up to shifts that change
+    nothing), with ``a_h = w_h³`` (the chain ``WO (E WV)ᵀ``) and ``c_h = u_h⁴/√k`` (the
+    chain ``(R WQ)(P WK)ᵀ/√k``), and gradient flow on the factors is
+
+        dw/dτ = −w² ∂ℓ/∂a / (V − 1),     du/dτ = −(u³/√k) ∂ℓ/∂c / (L − 1)
+
+    with ℓ(a, c) the loss of `reduced_copy_loss` (rung 0's: the head *is* rung 0 at its
+    tables). So ``da/dτ = 3 a^{4/3}`` and ``dc/dτ = 4 (√k c)^{3/2}/√k`` times rung 0's
+    rates: from a small init the tables grow like those of a deep linear network (Saxe et
+    al. 2014), with a finite-time escape whose time grows like 1/w0 for U and 1/u0² for S.
+
+    ``w0``, ``u0``: scalars for one head, arrays (H,) for H heads; ``lr``: None for gradient
+    flow, a step for gradient descent with that step (the reduced map is then exact).
+
+    Returns ``tau``, ``w``, ``u``, ``a``, ``c``, ``gold_mass`` (the best-attending head's,
+    per head ``head_gold_mass`` with several heads) and ``loss``.
+    """
+    V, L = _check_copy(vocab, length)
+    tau = _check_tau(tau, "reduced_copy_dot")
+    if isinstance(key_dim, bool) or not isinstance(key_dim, (int, np.integer)) or key_dim < 1:
+        raise ValueError(f"reduced_copy_dot: key_dim must be a positive integer, got {key_dim!r}")
+    multi = np.ndim(w0) > 0 or np.ndim(u0) > 0
+    w0, u0 = np.broadcast_arrays(np.atleast_1d(np.asarray(w0, np.float64)), np.atleast_1d(np.asarray(u0, np.float64)))
+    if w0.ndim != 1 or not (np.all(np.isfinite(w0)) and np.all(np.isfinite(u0))):
+        raise ValueError("reduced_copy_dot: w0 and u0 must be finite numbers or 1-D arrays (one entry per head)")
+    H = w0.shape[0]
+    ck = 1.0 / math.sqrt(key_dim)
+
+    def tables(state):
+        return state[:H] ** 3, ck * state[H:] ** 4
+
+    def rhs(state):
+        w, u = state[:H], state[H:]
+        a, c = tables(state)
+        da, dc = reduced_copy_rhs(a, c, V, L)  # rung 0's rates: −∂ℓ/∂a/(V−1), −∂ℓ/∂c/(L−1)
+        return np.concatenate([w * w * da, ck * u**3 * dc])
+
+    states = _integrate(rhs, np.concatenate([w0, u0]), tau, lr, "reduced_copy_dot")
+    a, c = states[:, :H] ** 3, ck * states[:, H:] ** 4
+    head_gold = np.array([[_attention(ci, L)[0] for ci in row] for row in c])
+    loss = np.array([reduced_copy_loss(ai, ci, V, L) for ai, ci in zip(a, c, strict=True)])
+    out = {"tau": tau, "loss": loss}
+    if multi:
+        out.update(
+            w=states[:, :H], u=states[:, H:], a=a, c=c, head_gold_mass=head_gold,
+            gold_mass=head_gold[np.arange(len(tau)), np.argmax(c, axis=1)],
+        )  # fmt: skip
+    else:
+        out.update(w=states[:, 0], u=states[:, 1], a=a[:, 0], c=c[:, 0], gold_mass=head_gold[:, 0])
+    return out
+
+
+def dot_aligned_params(cfg, w0=0.1, u0=0.1) -> dict:
+    """Parameters of a rung-1 config in the aligned, balanced family of `reduced_copy_dot`:
+    ``E = w [I 0]``, ``WV = w I``, ``WO = w [I 0]``, ``R = P = u [I 0]``, ``WQ = WK = u [I 0]``,
+    ``b = 0`` (per head, ``w0``, ``u0`` scalars or one per head). Needs positional
+    attention, word values and no context, on a copy task's shapes with ``dim`` at least
+    the vocabulary and the length, and ``key_dim`` at least the length."""
+    V, L, d, k, H = cfg.vocab_in, cfg.src_len, getattr(cfg, "dim", 0), getattr(cfg, "k", 0), cfg.heads
+    if getattr(cfg, "model", None) != "dot" or cfg.attention != "positional" or cfg.values != "word" or cfg.context:
+        raise ValueError("dot_aligned_params: needs a DotConfig with positional attention, word values and no context")
+    if not (cfg.vocab_out == V and cfg.tgt_len == L and d >= V and d >= L and k >= L):
+        raise ValueError(
+            f"dot_aligned_params: needs a copy task's shapes with dim >= vocab, length and key_dim >= length "
+            f"(vocab {V}, length {L}, dim {d}, key_dim {k})"
+        )
+    w0 = np.broadcast_to(np.asarray(w0, np.float64), (H,))
+    u0 = np.broadcast_to(np.asarray(u0, np.float64), (H,))
+
+    def eye(n, m, scale):  # (H, n, m): scale_h·[I 0]
+        return scale[:, None, None] * np.eye(n, m)[None]
+
+    params = {
+        "E": eye(V, d, w0), "P": eye(L, d, u0), "R": eye(L, d, u0), "WQ": eye(d, k, u0), "WK": eye(d, k, u0),
+        "WV": eye(d, d, w0), "WO": eye(V, d, w0),
+    }  # fmt: skip
+    if cfg.bias:
+        params["b"] = np.zeros(V)
+    return {name: params[name].astype(cfg.np_dtype) for name in cfg.param_shapes()}
 
 
 # =============================================================================

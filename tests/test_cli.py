@@ -17,7 +17,13 @@ SMALL = ["--vocab", "12", "--length", "6", "--steps", "40", "--batch", "16", "--
 def test_run_writes_history_params_and_figures(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["run", "copy", "--out", str(out), *SMALL]) == 0
-    assert sorted(os.listdir(out)) == ["attention.png", "history.json", "learning_curves.png", "params.npz", "state.npz"]
+    assert sorted(os.listdir(out)) == [
+        "attention.png",
+        "history.json",
+        "learning_curves.png",
+        "params.npz",
+        "state.npz",
+    ]
     line = capsys.readouterr().out.strip()
     assert line.startswith("copy(vocab=12, length=6, replace=False): ") and "token acc" in line
     run = at.load_run(out)
@@ -26,6 +32,19 @@ def test_run_writes_history_params_and_figures(tmp_path, capsys):
     assert set(doc["summary"]) >= {"success", "time_to_learn", "final_acc", "final_attn_acc"}
     for png in ("attention.png", "learning_curves.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_run_the_dot_head_with_its_options(tmp_path, capsys):
+    out = tmp_path / "dot"
+    argv = ["run", "copy", "--model", "dot", "--dim", "8", "--key-dim", "4", "--values", "word+position"]
+    assert main([*argv, "--context", "0.5", "--attention", "both", "--out", str(out), *SMALL]) == 0
+    run = at.load_run(out)
+    assert run.cfg == at.DotConfig(
+        12, 12, 6, 6, dim=8, key_dim=4, attention="both", values="word+position", context=0.5
+    )
+    assert json.loads((out / "history.json").read_text())["model"] == "dot"
+    assert run.settings["scale"] is None  # the model's default init
+    assert "token acc" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("task", ["reorder", "translate", "keyword"])
@@ -69,6 +88,15 @@ BAD = [
     (["run", "copy", "--batch", "1000000000"], "at batch 1,000,000,000 for 300 steps: needs about"),
     (["run", "translate", "--vocab", "100000000000"], "word tables: needs about"),
     (["theory", "copy", "--vocab", "1000000000"], "the theory of copy(vocab=1000000000"),
+    # the model and its own options
+    (["run", "copy", "--model", "lstm"], "argument --model: invalid choice: 'lstm'"),
+    (["run", "copy", "--model", "dot", "--d-model", "3"], "attnsim run: --d-model does not apply to the model 'dot'"),
+    (["run", "copy", "--dim", "3"], "attnsim run: --dim does not apply to the model 'free'"),
+    (["run", "copy", "--model", "dot", "--context", "-1"], "DotConfig: context must be a finite number >= 0"),
+    (["run", "copy", "--model", "dot", "--dim", "0"], "DotConfig: dim must be a positive integer, got 0"),
+    (["run", "copy", "--model", "dot", "--values", "all"], "argument --values: invalid choice: 'all'"),
+    (["compare", "copy", "--model", "dot", "--key-dim", "-2"], "DotConfig: key_dim must be None or a positive integer"),
+    (["run", "copy", "--model", "dot", "--dim", "100000000000"], "needs about"),
 ]
 
 

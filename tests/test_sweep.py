@@ -3,6 +3,7 @@ the same serially, in parallel, in other unit sizes, after SIGKILL and resume, a
 Dask cluster; bad specs end with one line and exit code 2, writing nothing."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -109,7 +110,18 @@ def test_train_many_rejects_bad_input():
 
 def test_spec_grid_columns_and_order(tmp_path):
     spec = at.load_spec(_spec(tmp_path))
-    assert spec.parameter_columns == ["task", "model", "vocab", "length", "heads", "optimizer", "lr", "steps", "batch", "seed"]
+    assert spec.parameter_columns == [
+        "task",
+        "model",
+        "vocab",
+        "length",
+        "heads",
+        "optimizer",
+        "lr",
+        "steps",
+        "batch",
+        "seed",
+    ]
     assert spec.swept == [("vocab", [8, 10]), ("heads", [1, 2]), ("lr", [0.05, 0.2])]
     points = spec.points()
     assert len(points) == 2 * 2 * 2 * 3
@@ -420,3 +432,42 @@ def test_a_malformed_scheduler_address_is_called_malformed_with_or_without_dask(
     assert main(["sweep", str(spec), "--out", str(out), "--scheduler", "tcp://127.0.0.1:9", "--quiet"]) == 2
     assert "needs Dask's distributed scheduler: pip install 'attnsim[dask]'" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_sweep_started_before_the_model_ladder_resumes_and_finishes_in_the_new_form(tmp_path):
+    """tests/data/sweep_v1 is a 4-run sweep written by attnsim 0.1 and cut after 2 runs (no
+    model name, no model column). --resume finishes it; the file it leaves is the bytes of
+    the same sweep run from scratch now."""
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(os.path.join(os.path.dirname(__file__), "data", "sweep_v1"), old)
+    spec = str(old / "spec.toml")
+    table = at.sweep(spec, old, resume=True, progress=False)
+    assert len(table) == 4 and table.column("model") == ["free"] * 4
+    fresh = at.sweep(spec, tmp_path / "fresh", progress=False)
+    assert (old / "results.csv").read_bytes() == (tmp_path / "fresh" / "results.csv").read_bytes()
+    assert fresh.column("run") == [0, 1, 2, 3]
+
+
+def test_a_sweep_of_the_dot_head(tmp_path):
+    """[model] name = "dot" with its options swept; each row is the run train_many gives."""
+    spec = {
+        "task": {"name": "copy", "vocab": 8, "length": 6},
+        "model": {"name": "dot", "dim": [4, 8], "context": 0.5, "values": "word+position"},
+        "train": {"steps": 30, "batch": 16, "seeds": 2},
+    }
+    table = at.sweep(spec, tmp_path / "s", progress=False)
+    assert table.columns[:8] == ["run", "task", "model", "vocab", "length", "dim", "context", "values"]
+    assert table.column("model") == ["dot"] * 4 and table.column("dim") == [4, 4, 8, 8]
+    task = at.tasks.copy(8, 6)
+    cfg = at.DotConfig.for_task(task, dim=8, context=0.5, values="word+position")
+    runs = at.train_many(cfg, task, seeds=[0, 1], steps=30, batch=16)
+    assert table.column("final_loss")[2:] == [r.final()["loss"] for r in runs]
+    assert table.column("saddle_projection") == [None] * 4  # a learnable task: no saddle
+    doc = json.loads((tmp_path / "s" / "sweep.json").read_text())
+    assert doc["spec"]["model"]["name"] == "dot"
+    with pytest.raises(ValueError, match="unknown \\[model\\] parameter 'd_model' for the model 'dot'"):
+        at.load_spec({**spec, "model": {"name": "dot", "d_model": 3}})
+    with pytest.raises(ValueError, match="\\[model\\] name must be one model name"):
+        at.load_spec({**spec, "model": {"name": "lstm"}})

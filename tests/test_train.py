@@ -263,3 +263,34 @@ def test_bad_batches_and_params_are_rejected():
         at.loss_and_grad(CFG, {k: v for k, v in params.items() if k != "S"}, x, x)
     with pytest.raises(ValueError, match=r"params\['U'\] has shape"):
         at.loss_and_grad(CFG, {**params, "U": np.zeros((1, 3, 3))}, x, x)
+
+
+DATA = os.path.join(os.path.dirname(__file__), "data")
+
+
+def test_a_run_saved_before_the_model_ladder_still_loads(tmp_path):
+    """tests/data/run_v1 was written by attnsim 0.1 (`attnsim run copy --vocab 6 --length 4
+    --steps 30 --batch 8 --log-every 7`): format attnsim-run/1, no model name, no state."""
+    run = at.load_run(os.path.join(DATA, "run_v1"))
+    assert run.model == "free" and run.cfg == at.ModelConfig(6, 6, 4, 4)
+    assert run.history["step"].tolist() == [0, 7, 14, 21, 28, 30] and run.success
+    assert run.initial_params is None and run.state is None
+    with pytest.raises(ValueError, match="saved without its optimizer state"):
+        run.extend(10)
+    # it trains again to the same bits: the code moved, the arithmetic did not
+    again = at.train(run.cfg, at.tasks.copy(6, 4), steps=30, batch=8, log_every=7)
+    _same_run(run, again)
+    run.save(tmp_path / "v2")  # and is written in the current format
+    assert json.loads((tmp_path / "v2" / "history.json").read_text())["format"] == "attnsim-run/2"
+
+
+def test_extend_refuses_a_diverged_run_and_another_task():
+    run = at.train(CFG, TASK, steps=10, batch=8)
+    with pytest.raises(ValueError, match="not this run's"):
+        run.extend(5, task=at.tasks.copy(12, 8, replace=True))
+    with pytest.raises(ValueError, match="steps must be an integer >= 0"):
+        run.extend(-1)
+    bad = at.train(CFG, TASK, optimizer="adam", lr=1e6, steps=50, batch=8, log_every=5)
+    assert bad.status == "diverged" and bad.state is None
+    with pytest.raises(ValueError, match="diverged at step 5; a diverged run cannot be continued"):
+        bad.extend(5)

@@ -127,13 +127,13 @@ def loss_and_grad(cfg: DotConfig, params: dict, x, y, weight_decay: float = 0.0)
 
 def batch_metrics(cfg: DotConfig, params: dict, x, y, gold) -> dict:
     """Token accuracy, KTIW accuracy, per-head attention accuracy and gold mass."""
-    from . import _probes
-
-    z, alpha = forward(cfg, params, x)
     y, gold, x = np.asarray(y), np.asarray(gold), np.asarray(x)
+    z, alpha = forward(cfg, params, x)
     out = {"loss": loss(cfg, params, x, y), "acc": float((z.argmax(-1) == y).mean())}
     has = gold >= 0
-    cols = _probes.value_columns(cfg, params, x).mean(axis=0)  # (B, L, Vout): every head attends to l
+    # every head attends to position l alone: its context is the value v[b, l]
+    cols = sum(_head(cfg, params, x, h)["v"] @ np.asarray(params["WO"][h], np.float64).T for h in range(cfg.heads))
+    cols = cols / cfg.heads  # (B, L, Vout)
     if cfg.bias:
         cols = cols + np.asarray(params["b"], np.float64)
     P = np.exp(cols - cols.max(axis=-1, keepdims=True))
