@@ -20,6 +20,24 @@ def model_flops(V, L, B, H=1, T=None):
     return 3 * 2 * B * (L if T is None else T) * L * V * H
 
 
+def dot_flops(cfg, B) -> int:
+    """Multiply-adds ×2 of one step of the dot head (docs/design.md §7.2): the table pass's
+    three contractions, and per head the products that build the tables (Q, KP, KE, VE, S, A,
+    U; VP, Up with position values) and chain their gradients back (about twice as many)."""
+    V, Vo, L, T, d, k, H = cfg.vocab_in, cfg.vocab_out, cfg.src_len, cfg.tgt_len, cfg.dim, cfg.k, cfg.heads
+    table = 3 * B * T * L * Vo * H
+    build = V * d * d + Vo * d * V
+    if cfg.position_values:
+        build += L * d * d + Vo * d * L
+    if cfg.has_query:
+        build += T * d * k
+        if cfg.has_S:
+            build += L * d * k + T * k * L
+        if cfg.has_A:
+            build += V * d * k + T * k * V
+    return 2 * (table + 3 * build * H)
+
+
 def numpy_matmul_gflops(sizes=(256, 512, 1024)) -> dict:
     """Single-thread float64 matrix multiply, best of repeats, at a few sizes; the
     largest figure is the reference a kernel is compared with."""
