@@ -456,13 +456,6 @@ else:  # elsewhere (or as plain Python under NUMBA_DISABLE_JIT) subnormals are k
 # the step, after an architecture's forward and backward pass
 # =============================================================================
 @jit()
-def _update_after(k, K, update_last):
-    """Whether pass ``k`` of a call of ``K`` passes is followed by an update (all but a
-    final evaluation)."""
-    return (k != K - 1) or update_last
-
-
-@jit()
 def _finish_step(loss, k, want, do_update, theta, grad, m1, m2, hyper, opt, t, limit, out_loss):
     """Everything a step does after the model's pass: returns True when the run stops here.
 

@@ -36,7 +36,7 @@ SEEDS = 20
 ADAM = dict(optimizer="adam", lr=0.05, batch=128, steps=300)
 WIDTH_RUNS = [(16, 0.05), (32, 0.05), (64, 0.05), (64, 0.01)]
 DIMS = [8, 16, 32, 64, 128]
-RHOS = [0.0, 0.25, 0.5, 1.0, 2.0]
+RHOS = [0.0, 0.5, 1.0, 1.5, 1.8, 2.0, 3.0]
 SCALES = [0.2, 0.14, 0.1, 0.07, 0.05, 0.035]
 
 
@@ -121,7 +121,7 @@ def width_experiment(two_stage):
     for d in DIMS:
         lr = 32.0 / d
         cfg = at.DotConfig.for_task(task, dim=d)
-        rows = _attend_runs(cfg, task, lr, steps=int(600 / lr))
+        rows = _attend_runs(cfg, task, lr, steps=int((12800 / d + 200) / lr))
         for row in rows:
             row["reduced_own_init"] = _reduced_from(row["a0"], row["c0"], lr, 12000.0)
         out.append({"dim": d, "lr": lr, "runs": rows, "two_stage": two_stage})
@@ -134,7 +134,7 @@ def context_experiment(two_stage):
     out = []
     for rho in RHOS:
         cfg = at.DotConfig.for_task(task, dim=32, attention="both", values="word+position", context=rho)
-        rows = _attend_runs(cfg, task, 1.0, steps=1200)
+        rows = _attend_runs(cfg, task, 1.0, steps=1000)
         out.append({"context": rho, "runs": rows, "two_stage": two_stage})
         say(f"context: ρ {rho}: attend at τ {[r['time_to_attend'] for r in rows]}, final attention accuracy "
             f"{[round(r['final_attn_acc'], 3) for r in rows]}")  # fmt: skip
@@ -150,7 +150,7 @@ def small_init_experiment():
     cfg = at.DotConfig.for_task(task, dim=d)
     lr = 0.5
     run = at.train(
-        cfg, task, optimizer="sgd", lr=lr, steps=3000, batch=512, params=at.theory.dot_aligned_params(cfg, 0.3, 0.3),
+        cfg, task, optimizer="sgd", lr=lr, steps=3000, batch=1024, params=at.theory.dot_aligned_params(cfg, 0.3, 0.3),
         log_every=10,
     )  # fmt: skip
     tau = run.history["tau"]
@@ -211,7 +211,7 @@ def draw(doc):
     a.set_xticks(range(len(labels)), labels, fontsize=8)
     a.set_ylim(0, 1.12)
     a.set_ylabel(f"success over {SEEDS} seeds (95 % interval)")
-    a.set_title("copy, Adam (attnsim run's defaults but lr)", fontsize=10)
+    a.set_title("copy(V, 40), Adam, 300 steps, the default init", fontsize=10)
     a.legend(fontsize=8, loc="upper right")
 
     # (b) time to attend against d
@@ -255,7 +255,7 @@ def draw(doc):
     d = ax[1, 0]
     al = doc["small_init"]["aligned"]
     tau = np.array(al["tau"])
-    d.plot(tau, al["simulated"], "o", ms=2.5, color="C0", label="simulation (SGD, batch 512)")
+    d.plot(tau, al["simulated"], "o", ms=2.5, color="C0", label="simulation (SGD, batch 1024)")
     d.plot(tau, al["same_step"], color="C1", label=f"reduced map, same step (gap {al['max_gap_same_step']:.1e})")
     d.plot(tau, al["flow"], color="C2", ls="--", label=f"reduced gradient flow (gap {al['max_gap_flow']:.2f})")
     d.set_xlabel("τ = lr·steps")

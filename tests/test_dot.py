@@ -160,15 +160,33 @@ def test_bad_dot_config(kw, match):
         at.DotConfig(5, 5, 3, 3, **kw)
 
 
-def test_kernel_and_oracle_agree_on_a_wide_head_with_every_option():
-    """Shapes random small configs do not reach: d 40, k 24, three heads, a batch of 70."""
+@pytest.mark.parametrize(
+    "shape",
+    [
+        dict(vocab_in=26, vocab_out=30, src_len=12, tgt_len=9, B=70),  # one example per group (Vout >= 24)
+        dict(vocab_in=11, vocab_out=10, src_len=30, tgt_len=28, B=40),  # batched groups of 13, the last partial
+    ],
+    ids=["per-example", "batched"],
+)
+def test_kernel_and_oracle_agree_on_a_wide_head_with_every_option(shape):
+    """Shapes random small configs do not reach: d 40, k 24, three heads, long sequences,
+    several groups of examples."""
+    from attnsim.arch import _table_kernels
+    from attnsim.arch.dot import _kernels
+
+    shape = dict(shape)
+    B = shape.pop("B")
     rng = np.random.default_rng(4)
-    cfg = at.DotConfig(26, 30, 12, 9, heads=3, dim=40, key_dim=24, attention="both", values="word+position",
-                       context=0.7)  # fmt: skip
+    cfg = at.DotConfig(**shape, heads=3, dim=40, key_dim=24, attention="both", values="word+position", context=0.7)
+    G, _ = _table_kernels._plan(_kernels.layout(cfg)[0], B, True)
+    assert (G > 1) == (cfg.vocab_out < _table_kernels.WORD_MAJOR_BELOW) and (G == 1 or B % G)
     params = D.random_params(cfg, rng, scale=0.3)
-    x = rng.integers(0, 26, size=(70, 12))
-    y = rng.integers(0, 30, size=(70, 9))
+    x = rng.integers(0, cfg.vocab_in, size=(B, cfg.src_len))
+    y = rng.integers(0, cfg.vocab_out, size=(B, cfg.tgt_len))
     loss, grads = at.loss_and_grad(cfg, params, x, y)
     want_loss, want = D.loss_and_grad(cfg, params, x, y)
     assert loss == pytest.approx(want_loss, rel=1e-12)
     assert rounding_err(grads, want) <= 1e-12
+    z, alpha = at.forward(cfg, params, x)
+    z_ref, alpha_ref = D.forward(cfg, params, x)
+    assert np.max(np.abs(z - z_ref)) <= 1e-12 * np.max(np.abs(z_ref)) and np.max(np.abs(alpha - alpha_ref)) <= 1e-14

@@ -71,7 +71,7 @@ def test_large_shapes_match_oracle(spec):
     rng = np.random.default_rng(7)
     params = F.random_params(cfg, rng, scale=0.7)
     x, y, _ = R.random_batch(cfg, rng, B)
-    G, word_major = T._plan(layout(cfg), B)
+    G, word_major = T._plan(layout(cfg), B, False)
     if cfg.has_A:  # attention differs per example: one example per group
         assert G == 1
     else:
@@ -91,7 +91,7 @@ def test_large_shapes_cover_both_layouts_and_several_groups():
     for spec in LARGE:
         spec = dict(spec)
         B = spec.pop("B")
-        G, wm = T._plan(layout(at.ModelConfig(**spec)), B)
+        G, wm = T._plan(layout(at.ModelConfig(**spec)), B, False)
         plans.append((B > G, bool(wm)))
     assert (True, True) in plans and (True, False) in plans
 

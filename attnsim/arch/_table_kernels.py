@@ -76,34 +76,45 @@ TableWS = namedtuple(
         "Pk",  # (Vout, Vin): KTIW probabilities per word
         "psum",  # (G*L,) or (1,): per-position KTIW normalizers (values that depend on the position)
         "hsum",  # (max(2H, 1),): per-head metric sums
+        "alphaG",  # (H, T, L, G): a batched content group's attention, alphaG[h, t, l, j]
+        "alphaSG",  # (H, T, L, G): alphaG / H
+        "gG",  # (T, L, G): g of the group's examples
     ],
 )
 
 
 @jit(fastmath=False)
-def _plan(lay, B):
+def _plan(lay, B, batch_content):
     """(examples per group G, word-major layout?) for batches of B examples.
 
-    Content attention differs per example, so its groups hold one example. Otherwise
-    a group holds about GROUP_ELEMS (word, position) entries, so that its arrays stay
-    in the L2 cache.
+    A group holds about GROUP_ELEMS (word, position) entries, so that its arrays stay in
+    the L2 cache. Content attention differs per example: its groups hold one example,
+    unless ``batch_content`` and the vocabulary is small (word-major), where a group's
+    examples are computed side by side, every loop vectorized across them (rung 1; rung 0
+    keeps one example per group, whose results are recorded bit for bit).
     """
-    if lay[T_HAS_A] == 1:
-        return 1, False
     per = lay[T_VOUT] * max(lay[T_L], lay[T_T])
+    if lay[T_HAS_A] == 1:
+        if not batch_content or lay[T_VOUT] >= WORD_MAJOR_BELOW:
+            return 1, False
+        per += lay[T_T] * lay[T_L]  # and the group's attention
     G = max(1, min(B, GROUP_ELEMS // per))
     return G, lay[T_VOUT] < WORD_MAJOR_BELOW
 
 
 @jit(fastmath=False)
-def _alloc_table_ws(lay, theta, B, per_position):
+def _alloc_table_ws(lay, theta, B, per_position, batch_content):
     """The workspace of `_table_pass` for batches of B examples, in the dtype of ``theta``;
-    ``per_position``: the values depend on the position (the KTIW probe then too)."""
+    ``per_position``: the values depend on the position (the KTIW probe then too);
+    ``batch_content``: see `_plan`."""
     H, Vin, Vout, L, T = lay[T_H], lay[T_VIN], lay[T_VOUT], lay[T_L], lay[T_T]
     dt = theta.dtype
-    G, _ = _plan(lay, B)
+    G, wm = _plan(lay, B, batch_content)
+    batched = lay[T_HAS_A] == 1 and G > 1
+    Gb = G if batched else 1
+    Hb, Tb, Lb = (H, T, L) if batched else (1, 1, 1)
     GV = G * Vout
-    n = max(GV * T, T * L, Vin, Vout)
+    n = max(GV * T, T * L * Gb, Vin, Vout)  # exponentials of the logits, or of a group's attention
     if per_position:
         n = max(n, L * GV)
     e = np.zeros(n, np.float64)
@@ -130,23 +141,28 @@ def _alloc_table_ws(lay, theta, B, per_position):
         np.zeros((Vout, Vin), np.float64),
         np.zeros(G * L if per_position else 1, np.float64),
         np.zeros(max(2 * H, 1), np.float64),
+        np.zeros((Hb, Tb, Lb, Gb), dt),
+        np.zeros((Hb, Tb, Lb, Gb), dt),
+        np.zeros((Tb, Lb, Gb), dt),
     )
 
 
-def _table_ws_bytes(lay, B: int, itemsize: int, per_position: bool) -> int:
+def _table_ws_bytes(lay, B: int, itemsize: int, per_position: bool, batch_content: bool) -> int:
     """Bytes `_alloc_table_ws` allocates (plain Python, exact integers: sizes are checked
-    before anything is allocated). `tests/test_memory.py` holds the two together."""
+    before anything is allocated). `tests/test_architectures.py` holds the two together."""
     H, Vin, Vout, L, T = (int(lay[i]) for i in (T_H, T_VIN, T_VOUT, T_L, T_T))
     plan = getattr(_plan, "py_func", _plan)
-    G, _ = plan(lay, B)
+    G, _ = plan(lay, B, batch_content)
     G = int(G)
+    batched = int(lay[T_HAS_A]) == 1 and G > 1
+    group_attention = (2 * H * T * L * G + T * L * G) if batched else 3
     GV = G * Vout
-    n = max(GV * T, T * L, Vin, Vout)
+    n = max(GV * T, T * L * (G if batched else 1), Vin, Vout)
     if per_position:
         n = max(n, L * GV)
     in_dtype = 2 * H * Vin * Vout + 4 * H * T * L + H * L * GV + 2 * T * GV + L * GV + T * L + GV
     in_8 = 2 * n + 2 * G * T + L * G + Vout * Vin + (G * L if per_position else 1) + max(2 * H, 1)
-    return in_dtype * itemsize + 8 * in_8
+    return (in_dtype + group_attention) * itemsize + 8 * in_8
 
 
 # =============================================================================
@@ -202,13 +218,14 @@ def _attention(S, A, x, b, lay, rho_k, alpha, alphaS, alphaST, e, k, k_bits):
 
 
 @jit()
-def _group_logits(x, b0, nG, wm, U, Ut, bias, Up, lay, has_Up, rho_v, alphaS, UX, z, xg):
+def _group_logits(x, b0, nG, wm, U, Ut, bias, Up, lay, has_Up, rho_v, alphaS, UX, z, xg, batched, alphaSG):
     """Logits of examples b0..b0+nG-1 (docs/design.md §1.1, §7.2):
 
         z[0, t, c(j, o)] = b[o] + (1/H) sum_h sum_l alpha[h,t,l] col_h[b0+j, l][o]
 
     ``UX[h]`` (the gathered columns, col_h = U[h, :, x_l] plus the context terms) is kept
-    for the backward pass.
+    for the backward pass. The attention is ``alphaS`` (shared by the group), or per
+    example ``alphaSG`` for a batched content group (``batched``).
     """
     H, L, T, Vout = lay[T_H], lay[T_L], lay[T_T], lay[T_VOUT]
     GV = nG * Vout
@@ -242,7 +259,131 @@ def _group_logits(x, b0, nG, wm, U, Ut, bias, Up, lay, has_Up, rho_v, alphaS, UX
                         UX[h, l, zj + o] = Ut[h, i, o]
         if has_Up or rho_v != 0.0:
             _add_context(xg, nG, wm, Vout, L, Ut, Up, h, has_Up, rho_v, UX)
-        _gemm_acc(alphaS, h, UX, h, z, 0, T, L, GV)
+        if batched:
+            _batched_logits(alphaSG, UX, z, h, nG, T, L, Vout)
+        else:
+            _gemm_acc(alphaS, h, UX, h, z, 0, T, L, GV)
+
+
+# =============================================================================
+# a batched content group: its examples side by side (word-major, j contiguous)
+# =============================================================================
+@jit()
+def _attention_group(S, A, x, b0, nG, lay, rho_k, alphaG, alphaSG, e, k, k_bits, colmax, colsum):
+    """Every head's attention for examples b0..b0+nG-1 of a batched content group:
+    s[h,t,l] = S[h,t,l] + A[h,t,x_jl] (+ ρk/2 of the neighbours'), softmax over l for every
+    (t, j), into alphaG[h,t,l,j] (and alphaSG = alphaG / H). Scratch: e[(t*L + l)*nG + j],
+    colmax and colsum[t*nG + j]."""
+    H, L, T = lay[T_H], lay[T_L], lay[T_T]
+    has_S = lay[T_HAS_S] == 1
+    half = 0.5 * rho_k
+    invH = 1.0 / H
+    uG, uL = _u(nG), _u(L)
+    for h in range(H):
+        for t in range(T):
+            for l in range(L):  # noqa: E741
+                base = (_u(t) * uL + _u(l)) * uG
+                sv = np.float64(S[h, t, l]) if has_S else 0.0
+                for j in range(uG):
+                    v = sv + A[h, t, x[b0 + j, l]]
+                    if rho_k != 0.0:
+                        nb = 0.0
+                        if l > 0:
+                            nb = nb + A[h, t, x[b0 + j, l - 1]]
+                        if l < L - 1:
+                            nb = nb + A[h, t, x[b0 + j, l + 1]]
+                        v = v + half * nb
+                    e[base + j] = v
+        for t in range(T):  # max over l of every (t, j), subtracted
+            ct = _u(t) * uG
+            row = _u(t) * uL * uG
+            for j in range(uG):
+                colmax[ct + j] = e[row + j]
+            for l in range(1, L):  # noqa: E741
+                base = row + _u(l) * uG
+                for j in range(uG):
+                    v = e[base + j]
+                    m = colmax[ct + j]
+                    colmax[ct + j] = v if v > m else m
+            for l in range(L):  # noqa: E741
+                base = row + _u(l) * uG
+                for j in range(uG):
+                    e[base + j] = e[base + j] - colmax[ct + j]
+        _exp_inplace(e, k, k_bits, T * L * nG)
+        for t in range(T):
+            ct = _u(t) * uG
+            row = _u(t) * uL * uG
+            for j in range(uG):
+                colsum[ct + j] = 0.0
+            for l in range(L):  # noqa: E741
+                base = row + _u(l) * uG
+                for j in range(uG):
+                    colsum[ct + j] += e[base + j]
+            for l in range(L):  # noqa: E741
+                base = row + _u(l) * uG
+                for j in range(uG):
+                    a = e[base + j] / colsum[ct + j]
+                    alphaG[h, t, l, j] = a
+                    alphaSG[h, t, l, j] = a * invH
+
+
+@jit()
+def _batched_logits(alphaSG, UX, z, h, nG, T, L, Vout):
+    """z[0, t, o*nG + j] += sum_l alphaSG[h,t,l,j] UX[h, l, o*nG + j]."""
+    uG = _u(nG)
+    for t in range(T):
+        for l in range(L):  # noqa: E741
+            for o in range(Vout):
+                zo = _u(o) * uG
+                for j in range(uG):
+                    z[0, t, zo + j] += alphaSG[h, t, l, j] * UX[h, l, zo + j]
+
+
+@jit()
+def _batched_backward(x, b0, nG, lay, rho_k, h, alphaG, alphaSG, UX, delta, dUX, gG, gS, gA, r_):
+    """One head's backward through a batched content group: dUX (what each position
+    receives, docs/design.md §1.2), g = δ·col per example, and ∂s = α (g − Σ α g)/H into
+    ∂S and ∂A (ρk/2 of it to the neighbours' words). ``r_`` (nG,) is scratch."""
+    L, T, Vout = lay[T_L], lay[T_T], lay[T_VOUT]
+    has_S = lay[T_HAS_S] == 1
+    H = lay[T_H]
+    invH = 1.0 / H
+    half = 0.5 * rho_k
+    uG = _u(nG)
+    for l in range(L):  # noqa: E741
+        for c in range(uG * _u(Vout)):
+            dUX[0, l, c] = 0.0
+        for t in range(T):
+            for o in range(Vout):
+                zo = _u(o) * uG
+                for j in range(uG):
+                    dUX[0, l, zo + j] += alphaSG[h, t, l, j] * delta[0, t, zo + j]
+    for t in range(T):
+        for l in range(L):  # noqa: E741
+            for j in range(uG):
+                gG[t, l, j] = 0.0
+            for o in range(Vout):
+                zo = _u(o) * uG
+                for j in range(uG):
+                    gG[t, l, j] += delta[0, t, zo + j] * UX[h, l, zo + j]
+        for j in range(uG):
+            r_[j] = 0.0
+        for l in range(L):  # noqa: E741
+            for j in range(uG):
+                r_[j] += alphaG[h, t, l, j] * gG[t, l, j]
+        for l in range(L):  # noqa: E741
+            acc = 0.0
+            for j in range(uG):
+                ds = alphaG[h, t, l, j] * (gG[t, l, j] - r_[j]) * invH
+                acc += ds
+                gA[h, t, x[b0 + j, l]] += ds
+                if rho_k != 0.0:
+                    if l > 0:
+                        gA[h, t, x[b0 + j, l - 1]] += half * ds
+                    if l < L - 1:
+                        gA[h, t, x[b0 + j, l + 1]] += half * ds
+            if has_S:
+                gS[h, t, l] += acc
 
 
 @jit()
@@ -515,15 +656,17 @@ def _group_probe(UX, bias, nG, wm, lay, e, k, k_bits, psum):
 # =============================================================================
 @jit()
 def _table_pass(
-    x, y, gold, U, S, A, bias, Up, lay, rho_k, rho_v, has_Up, ws, gS, gA, gb, gUp, want_grad, want_metrics, metrics,
-    want_loss,
+    x, y, gold, U, S, A, bias, Up, lay, rho_k, rho_v, has_Up, batch_content, ws, gS, gA, gb, gUp, want_grad,
+    want_metrics, metrics, want_loss,
 ):  # fmt: skip
     """Loss of one batch through the tables; their gradients when ``want_grad``.
 
     Tables: ``U`` (H, Vout, Vin), ``S`` (H, T, L), ``A`` (H, T, Vin), ``bias`` (Vout,), ``Up``
     (H, Vout, L) (absent ones are 1×1×1 dummies, as the flags in ``lay`` and ``has_Up``
-    say); ``rho_k``, ``rho_v`` the context of keys and values. Gradients: ∂U transposed into
-    ``ws.dUt``; ∂S, ∂A, ∂b, ∂Up into ``gS``, ``gA``, ``gb``, ``gUp`` (overwritten).
+    say); ``rho_k``, ``rho_v`` the context of keys and values; ``batch_content``: content
+    attention on a small vocabulary runs a group's examples side by side (`_plan`).
+    Gradients: ∂U transposed into ``ws.dUt``; ∂S, ∂A, ∂b, ∂Up into ``gS``, ``gA``, ``gb``,
+    ``gUp`` (overwritten).
 
     Returns the mean cross-entropy (docs/design.md §1.1, no weight decay) when
     ``want_loss``; otherwise 0.0 if it is finite and NaN if not (the logarithms are
@@ -544,6 +687,7 @@ def _table_pass(
     )
     dUX, g, Gbar, dbv, e, k, k_bits = ws.dUX, ws.g, ws.Gbar, ws.dbv, ws.e, ws.k, ws.k_bits
     colmax, colsum, xg, Pk, psum, hsum = ws.colmax, ws.colsum, ws.xg, ws.Pk, ws.psum, ws.hsum
+    alphaG, alphaSG, gG = ws.alphaG, ws.alphaSG, ws.gG
     H, L, T, Vout = lay[T_H], lay[T_L], lay[T_T], lay[T_VOUT]
     has_S = lay[T_HAS_S] == 1
     has_A = lay[T_HAS_A] == 1
@@ -552,7 +696,8 @@ def _table_pass(
     per_position = has_Up or rho_v != 0.0  # values, and so the KTIW probe, depend on the position
     half_k = 0.5 * rho_k
     B = x.shape[0]
-    G, wm = _plan(lay, B)
+    G, wm = _plan(lay, B, batch_content)
+    batched = has_A and G > 1
     invH = 1.0 / H
     scale = 1.0 / (B * T)
 
@@ -581,9 +726,11 @@ def _table_pass(
     for b0 in range(0, B, G):
         nG = min(G, B - b0)
         GV = nG * Vout
-        if has_A:  # groups hold one example
+        if batched:  # a group of examples side by side, each with its attention
+            _attention_group(S, A, x, b0, nG, lay, rho_k, alphaG, alphaSG, e, k, k_bits, colmax, colsum)
+        elif has_A:  # groups hold one example
             _attention(S, A, x, b0, lay, rho_k, alpha, alphaS, alphaST, e, k, k_bits)
-        _group_logits(x, b0, nG, wm, U, Ut, bias, Up, lay, has_Up, rho_v, alphaS, UX, z, xg)
+        _group_logits(x, b0, nG, wm, U, Ut, bias, Up, lay, has_Up, rho_v, alphaS, UX, z, xg, batched, alphaSG)
 
         # ---- loss, accuracy, delta = (softmax(z) - onehot(y)) / (B T)
         _group_softmax(z, nG, wm, Vout, T, e, k, k_bits, colmax, colsum)
@@ -605,15 +752,24 @@ def _table_pass(
                         continue
                     n_gold += 1
                     for h in range(H):
-                        best = alpha[h, t, 0]
-                        arg = 0
-                        for l in range(1, L):  # noqa: E741
-                            if alpha[h, t, l] > best:
-                                best = alpha[h, t, l]
-                                arg = l
+                        if batched:
+                            best = alphaG[h, t, 0, j]
+                            arg = 0
+                            for l in range(1, L):  # noqa: E741
+                                if alphaG[h, t, l, j] > best:
+                                    best = alphaG[h, t, l, j]
+                                    arg = l
+                            hsum[H + h] += alphaG[h, t, gt, j]
+                        else:
+                            best = alpha[h, t, 0]
+                            arg = 0
+                            for l in range(1, L):  # noqa: E741
+                                if alpha[h, t, l] > best:
+                                    best = alpha[h, t, l]
+                                    arg = l
+                            hsum[H + h] += alpha[h, t, gt]
                         if arg == gt:
                             hsum[h] += 1.0
-                        hsum[H + h] += alpha[h, t, gt]
                     # KTIW: argmax_l of p(y_t | attend to l alone) hits gold
                     yt = y[b, t]
                     if per_position:
@@ -643,6 +799,12 @@ def _table_pass(
         if has_b:
             _add_bias_grad(dbv, nG, wm, Vout, gb)
         for h in range(H):
+            if batched:  # dUX, g and ∂s per example, side by side
+                _batched_backward(x, b0, nG, lay, rho_k, h, alphaG, alphaSG, UX, delta, dUX, gG, gS, gA, colmax)
+                _scatter_rows(dUX, xg, nG, wm, Vout, L, dUt, h)
+                if per_position:
+                    _scatter_context(dUX, xg, nG, wm, Vout, L, dUt, gUp, h, has_Up, rho_v)
+                continue
             # dU[h,:,i] = (1/H) sum_{t,l: x_l = i} alpha[h,t,l] delta[t,:]
             for l in range(L):  # noqa: E741
                 for c in range(GV):
@@ -703,24 +865,33 @@ def _table_pass(
 
 
 @jit()
-def _table_forward(x, U, S, A, bias, Up, lay, rho_k, rho_v, has_Up, ws, z_out, alpha_out):
+def _table_forward(x, U, S, A, bias, Up, lay, rho_k, rho_v, has_Up, batch_content, ws, z_out, alpha_out):
     """Logits ``z_out`` (B, T, Vout) and attention ``alpha_out`` (H, B, T, L) through the tables."""
     Ut, alpha, alphaS, alphaST, UX, z = ws.Ut, ws.alpha, ws.alphaS, ws.alphaST, ws.UX, ws.z
     e, k, k_bits, xg = ws.e, ws.k, ws.k_bits, ws.xg
-    H, T, Vout = lay[T_H], lay[T_T], lay[T_VOUT]
+    H, T, L, Vout = lay[T_H], lay[T_T], lay[T_L], lay[T_VOUT]
     B = x.shape[0]
-    G, wm = _plan(lay, B)
+    G, wm = _plan(lay, B, batch_content)
+    batched = lay[T_HAS_A] == 1 and G > 1
     for h in range(H):
         _transpose(U, h, Ut, h)
     for b0 in range(0, B, G):
         nG = min(G, B - b0)
         so = nG if wm else 1
         sj = 1 if wm else Vout
-        if b0 == 0 or lay[T_HAS_A] == 1:
+        if batched:
+            _attention_group(S, A, x, b0, nG, lay, rho_k, ws.alphaG, ws.alphaSG, e, k, k_bits, ws.colmax, ws.colsum)
+        elif b0 == 0 or lay[T_HAS_A] == 1:
             _attention(S, A, x, b0, lay, rho_k, alpha, alphaS, alphaST, e, k, k_bits)
-        _group_logits(x, b0, nG, wm, U, Ut, bias, Up, lay, has_Up, rho_v, alphaS, UX, z, xg)
+        _group_logits(x, b0, nG, wm, U, Ut, bias, Up, lay, has_Up, rho_v, alphaS, UX, z, xg, batched, ws.alphaSG)
         for j in range(nG):
             for t in range(T):
                 for o in range(Vout):
                     z_out[b0 + j, t, o] = z[0, t, j * sj + o * so]
-            alpha_out[:, b0 + j] = alpha
+            if batched:
+                for h in range(H):
+                    for t in range(T):
+                        for l in range(L):  # noqa: E741
+                            alpha_out[h, b0 + j, t, l] = ws.alphaG[h, t, l, j]
+            else:
+                alpha_out[:, b0 + j] = alpha

@@ -36,7 +36,6 @@ from ..._kernels import (
     _gemm_acc_nt,
     _gemm_acc_tn,
     _restore_fp,
-    _update_after,
     _view1,
     _view3,
 )
@@ -144,7 +143,7 @@ def _alloc_ws(lay, theta, B):
     per_position = ints[LAY_HAS_UP] == 1 or lay[1][FLT_RHO_V] != 0.0
     dt = theta.dtype
     return DotWS(
-        _alloc_table_ws(ints, theta, B, per_position),
+        _alloc_table_ws(ints, theta, B, per_position, True),
         np.zeros((H, Vout, Vin), dt),
         np.zeros((H, T, L), dt),
         np.zeros((H, T, Vin), dt),
@@ -172,7 +171,7 @@ def workspace_bytes(lay, B: int, itemsize: int) -> int:
     ints, flt = lay
     per_position = int(ints[LAY_HAS_UP]) == 1 or float(flt[FLT_RHO_V]) != 0.0
     own = sum(int(np.prod(s, dtype=object)) for s in _ws_shapes(lay))
-    return _table_ws_bytes(ints, B, itemsize, per_position) + itemsize * own
+    return _table_ws_bytes(ints, B, itemsize, per_position, True) + itemsize * own
 
 
 # =============================================================================
@@ -325,7 +324,7 @@ def _core(x, y, gold, theta, lay, grad, ws, want_grad, want_metrics, metrics, wa
     bias = _view1(theta, ints[LAY_OFF_B], Vout)
     gb = _view1(grad, ints[LAY_OFF_B], Vout)
     loss = _table_pass(
-        x, y, gold, ws.U, ws.S, ws.A, bias, ws.Up, ints, flt[FLT_RHO_K], flt[FLT_RHO_V], ints[LAY_HAS_UP] == 1,
+        x, y, gold, ws.U, ws.S, ws.A, bias, ws.Up, ints, flt[FLT_RHO_K], flt[FLT_RHO_V], ints[LAY_HAS_UP] == 1, True,
         ws.table, ws.gS, ws.gA, gb, ws.gUp, want_grad, want_metrics, metrics, want_loss,
     )  # fmt: skip
     if want_grad:
@@ -357,8 +356,8 @@ def forward(x, theta, lay, z_out, alpha_out):
     _tables(theta, lay, ws)
     bias = _view1(theta, ints[LAY_OFF_B], ints[LAY_VOUT])
     _table_forward(
-        x, ws.U, ws.S, ws.A, bias, ws.Up, ints, flt[FLT_RHO_K], flt[FLT_RHO_V], ints[LAY_HAS_UP] == 1, ws.table,
-        z_out, alpha_out,
+        x, ws.U, ws.S, ws.A, bias, ws.Up, ints, flt[FLT_RHO_K], flt[FLT_RHO_V], ints[LAY_HAS_UP] == 1, True,
+        ws.table, z_out, alpha_out,
     )  # fmt: skip
     _restore_fp(fp)
 
@@ -377,22 +376,19 @@ def train_runs(
         done[r] = 0
         if not active[r]:
             continue
-        ws = _alloc_ws(lay, thetas[r], B)
+        # the run's own rows, taken once (a view made in the step loop costs reference counting every step)
+        theta, m1, m2, hyper, limit = thetas[r], m1s[r], m2s[r], hypers[r], limits[r : r + 1]
+        xr, yr, gr, loss_r, met_r = xs[r], ys[r], golds[r % golds.shape[0]], out_loss[r], out_metrics[r]
+        ws = _alloc_ws(lay, theta, B)
         grad = np.zeros(thetas.shape[1], thetas.dtype)
         done[r] = K
         fp = _flush_subnormals()
         for k in range(K):
-            kk = k if xs.shape[1] > 1 else 0
-            update = _update_after(k, K, update_last)
+            kk = k if xr.shape[0] > 1 else 0
+            update = (k != K - 1) or update_last  # all but a final evaluation
             want = log_flags[k]
-            loss = _core(
-                xs[r, kk], ys[r, kk], golds[r % golds.shape[0], kk], thetas[r], lay, grad, ws, update, want,
-                out_metrics[r, k], want,
-            )  # fmt: skip
-            if _finish_step(
-                loss, k, want, update, thetas[r], grad, m1s[r], m2s[r], hypers[r], opts[r], step0 + k + 1,
-                limits[r : r + 1], out_loss[r],
-            ):  # fmt: skip
+            loss = _core(xr[kk], yr[kk], gr[kk], theta, lay, grad, ws, update, want, met_r[k], want)
+            if _finish_step(loss, k, want, update, theta, grad, m1, m2, hyper, opts[r], step0 + k + 1, limit, loss_r):
                 done[r] = k
                 break
         _restore_fp(fp)

@@ -20,7 +20,6 @@ from ..._kernels import (
     _gemm_acc,
     _restore_fp,
     _transpose,
-    _update_after,
     _view1,
     _view3,
 )
@@ -80,6 +79,7 @@ FreeWS = namedtuple(
         "ET",  # (1, Vin, d)
         "WT",  # (1, d, Vout)
         "dU",  # (1, Vout, Vin): dU of one head (factored)
+        "no_Up",  # (1, 1, 1): rung 0 has no per-position values (a dummy for the pass)
     ],
 )
 
@@ -91,11 +91,12 @@ def _alloc_ws(lay, theta, B):
     dt = theta.dtype
     dd = max(d, 1)
     return FreeWS(
-        _alloc_table_ws(lay, theta, B, False),
+        _alloc_table_ws(lay, theta, B, False, False),
         np.zeros((H, Vout, Vin), dt),
         np.zeros((1, Vin, dd), dt),
         np.zeros((1, dd, Vout), dt),
         np.zeros((1, Vout, Vin), dt),
+        np.zeros((1, 1, 1), dt),
     )
 
 
@@ -105,7 +106,9 @@ def workspace_bytes(lay, B: int, itemsize: int) -> int:
     `tests/test_memory.py` holds the two together."""
     H, Vin, Vout, d = (int(lay[i]) for i in (LAY_H, LAY_VIN, LAY_VOUT, LAY_D))
     dd = max(d, 1)
-    return _table_ws_bytes(lay, B, itemsize, False) + itemsize * (H * Vout * Vin + Vin * dd + dd * Vout + Vout * Vin)
+    return _table_ws_bytes(lay, B, itemsize, False, False) + itemsize * (
+        H * Vout * Vin + Vin * dd + dd * Vout + Vout * Vin + 1
+    )
 
 
 @jit()
@@ -138,9 +141,8 @@ def _core(x, y, gold, theta, lay, grad, ws, want_grad, want_metrics, metrics, wa
     gS = _view3(grad, lay[LAY_OFF_S], H, T, L)
     gA = _view3(grad, lay[LAY_OFF_A], H, T, Vin)
     gb = _view1(grad, lay[LAY_OFF_B], Vout)
-    no_Up = _view3(theta, -1, 1, 1, 1)  # rung 0 has no per-position values and no context
     loss = _table_pass(
-        x, y, gold, U, S, A, bias, no_Up, lay, 0.0, 0.0, False, ws.table, gS, gA, gb, no_Up, want_grad,
+        x, y, gold, U, S, A, bias, ws.no_Up, lay, 0.0, 0.0, False, False, ws.table, gS, gA, gb, ws.no_Up, want_grad,
         want_metrics, metrics, want_loss,
     )  # fmt: skip
     if want_grad:
@@ -187,9 +189,8 @@ def forward(x, theta, lay, z_out, alpha_out):
     S = _view3(theta, lay[LAY_OFF_S], H, T, L)
     A = _view3(theta, lay[LAY_OFF_A], H, T, Vin)
     bias = _view1(theta, lay[LAY_OFF_B], Vout)
-    no_Up = _view3(theta, -1, 1, 1, 1)
     fp = _flush_subnormals()
-    _table_forward(x, U, S, A, bias, no_Up, lay, 0.0, 0.0, False, ws.table, z_out, alpha_out)
+    _table_forward(x, U, S, A, bias, ws.no_Up, lay, 0.0, 0.0, False, False, ws.table, z_out, alpha_out)
     _restore_fp(fp)
 
 
@@ -222,22 +223,19 @@ def train_runs(
         done[r] = 0
         if not active[r]:
             continue
-        ws = _alloc_ws(lay, thetas[r], B)
+        # the run's own rows, taken once (a view made in the step loop costs reference counting every step)
+        theta, m1, m2, hyper, limit = thetas[r], m1s[r], m2s[r], hypers[r], limits[r : r + 1]
+        xr, yr, gr, loss_r, met_r = xs[r], ys[r], golds[r % golds.shape[0]], out_loss[r], out_metrics[r]
+        ws = _alloc_ws(lay, theta, B)
         grad = np.zeros(thetas.shape[1], thetas.dtype)
         done[r] = K
         fp = _flush_subnormals()
         for k in range(K):
-            kk = k if xs.shape[1] > 1 else 0
-            update = _update_after(k, K, update_last)
+            kk = k if xr.shape[0] > 1 else 0
+            update = (k != K - 1) or update_last  # all but a final evaluation
             want = log_flags[k]
-            loss = _core(
-                xs[r, kk], ys[r, kk], golds[r % golds.shape[0], kk], thetas[r], lay, grad, ws, update, want,
-                out_metrics[r, k], want,
-            )  # fmt: skip
-            if _finish_step(
-                loss, k, want, update, thetas[r], grad, m1s[r], m2s[r], hypers[r], opts[r], step0 + k + 1,
-                limits[r : r + 1], out_loss[r],
-            ):  # fmt: skip
+            loss = _core(xr[kk], yr[kk], gr[kk], theta, lay, grad, ws, update, want, met_r[k], want)
+            if _finish_step(loss, k, want, update, theta, grad, m1, m2, hyper, opts[r], step0 + k + 1, limit, loss_r):
                 done[r] = k
                 break
         _restore_fp(fp)
