@@ -198,6 +198,20 @@ def of(cfg) -> Architecture:
     return arch
 
 
+def config_for_task(name: str, task, **options):
+    """``name``'s config for ``task`` with ``options`` (its config's fields besides the task's
+    shapes); an option the model does not have is a ValueError naming the ones it has."""
+    arch = get(name)
+    known = [f.name for f in arch.config.options()]
+    unknown = [k for k in options if k not in known]
+    if unknown:
+        raise ValueError(
+            f"{', '.join(map(repr, unknown))} {'is not an option' if len(unknown) == 1 else 'are not options'} "
+            f"of the model {name!r} (its options: {', '.join(known)})"
+        )
+    return arch.config.for_task(task, **options)
+
+
 def config_from_dict(d: Mapping):
     """A config from its ``to_dict()`` (``model`` names the architecture; none: rung 0,
     as files written before the ladder)."""

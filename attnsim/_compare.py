@@ -107,7 +107,7 @@ def compare(
     arch = _arch.get(model)
     if arch.effective_tables is None:
         raise ValueError(f"compare: the model {model!r} has no effective tables: the theory of rung 0 cannot read it")
-    cfg = arch.config.for_task(task, heads=heads, attention=attention, **options)
+    cfg = _arch.config_for_task(model, task, heads=heads, attention=attention, **options)
     given = {"optimizer": optimizer, "lr": lr, "batch": batch, "scale": scale}
     optimizer, lr, batch, scale = (arch.compare_defaults[k] if v is None else v for k, v in given.items())
     if steps is None:

@@ -166,11 +166,12 @@ def comparison(result: dict) -> Figure:
     # one grid for all: τ = lr·step, or the step itself when lr·step is too large to draw
     huge = not np.max(sim["tau"], initial=0.0) < 1e200
     x, xlabel = (sim["step"], "training step (τ = lr·step is too large to draw)") if huge else (sim["tau"], None)
+    rung0 = "" if result["settings"].get("model", "free") == "free" else "rung 0's "  # read through effective tables
     for key, label, ax in panels:
         ax.plot(x, sim[key], color="k", lw=2.4, alpha=0.75, label="simulation")
         if red is not None:
-            ax.plot(x, red[key], color="C0", lw=1.3, label=f"exact reduced dynamics ({red['steps']})")
-        ax.plot(x, two[key], color="C1", lw=1.5, ls="--", label="two-stage closed form")
+            ax.plot(x, red[key], color="C0", lw=1.3, label=f"{rung0}exact reduced dynamics ({red['steps']})")
+        ax.plot(x, two[key], color="C1", lw=1.5, ls="--", label=f"{rung0}two-stage closed form")
         ax.set_xlabel(xlabel or "τ = learning rate × steps")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
@@ -205,9 +206,10 @@ def comparison(result: dict) -> Figure:
         title="   ·   ".join(lines) or None, title_fontsize=8,
     )  # fmt: skip
     st = result["settings"]
+    init = "the default init" if st["scale"] is None else f"init scale {st['scale']:g}"
+    model = f"{result['run'].cfg.describe()}, " if run is not None and st.get("model", "free") != "free" else ""
     fig.suptitle(
-        f"{result['task_object']!r}: {st['optimizer']} lr {st['lr']:g}, batch {st['batch']}, "
-        f"init scale {st['scale']:g}, "
+        f"{result['task_object']!r}: {model}{st['optimizer']} lr {st['lr']:g}, batch {st['batch']}, {init}, "
         f"{st['heads']} head{'s' if st['heads'] > 1 else ''}"
     )
     return fig

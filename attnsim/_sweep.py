@@ -359,10 +359,7 @@ def _build_task(spec: dict):
 
 
 def _build_config(task, name: str, model: dict):
-    try:
-        return _arch.get(name).config.for_task(task, **model)
-    except TypeError as err:
-        raise ValueError(str(err)) from None
+    return _arch.config_for_task(name, task, **model)
 
 
 # =============================================================================

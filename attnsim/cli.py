@@ -130,14 +130,6 @@ def _model_option_names() -> list[str]:
     return names
 
 
-def _add_theory_setting_args(p, what) -> None:
-    """Task, output directory, heads and learned attention (shared by theory and compare)."""
-    _add_task_args(p)
-    _add_out_args(p, what)
-    p.add_argument("--heads", type=_int, default=1, help="number of heads [1]")
-    p.add_argument("--attention", choices=("positional", "content", "both"), default=None, help="[the task's own]")
-
-
 def _add_training_args(p, optimizer, lr, steps, steps_default, batch, scale) -> None:
     """The training options (shared by run and compare), with their defaults (None: the
     model's own, shown as given in the help)."""
@@ -180,10 +172,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="the theory's predictions for a task, no training: verdict, rates, curves",
         description="Closed-form predictions for a task (docs/design.md §4): whether it is hard, the stage-1 and "
         "stage-2 rates, the predicted gold attention mass and KTIW against τ = lr·steps, the time to attend, "
-        "the order of attention and, for a hard task, its saddle. Writes DIR/theory.json and DIR/theory.png.",
+        "the order of attention and, for a hard task, its saddle; for the dot head (--model dot), its exact "
+        "reduced dynamics from an aligned init of scale --scale where they exist (docs/design.md §7.6). "
+        "Writes DIR/theory.json and DIR/theory.png.",
     )
-    _add_theory_setting_args(th, "theory result")
-    th.add_argument("--scale", type=_number, default=0.01, help="init scale, for the saddle's escape time [0.01]")
+    _add_task_args(th)
+    _add_out_args(th, "theory result")
+    _add_model_args(th, attention_choices=("positional", "content", "both"))
+    th.add_argument(
+        "--scale", type=_number, default=0.01, help="init scale, for the saddle's escape time and the dot head [0.01]"
+    )
     th.add_argument("--threshold", type=_number, default=0.5, help="gold mass that counts as attending [0.5]")
 
     c = sub.add_parser(
@@ -385,6 +383,8 @@ def cmd_theory(args) -> int:
     _check_common(args, "theory")
     if not 0 < args.threshold < 1:
         raise BadInput(f"attnsim theory: --threshold must lie in (0, 1), got {args.threshold:g}")
+    cfg = _model_config(args, task)
+    args.heads = cfg.heads
     out = claim(args.out, "theory", args.force)
     mode = args.attention or task.default_attention
     verdict = theory.hardness(task)
@@ -392,6 +392,7 @@ def cmd_theory(args) -> int:
     M = theory.stage2_rate(task) if mode in ("positional", "both") else None
     N = theory.stage2_content_rate(task) if mode in ("content", "both") else None
     report = {"format": "attnsim-theory/1", "task": task.spec(), "heads": args.heads, "attention": mode}
+    report["model"] = {"name": cfg.model, "config": cfg.to_dict(), "exact_tables": cfg.exact_tables}
     report["verdict"] = verdict.to_dict()
     report["stage1"] = {"G_max": float(np.max(np.abs(G))), "bias_rate": theory.bias_rate(task)}
     target = "gold" if task.has_gold else "top"  # user data: the position stage 2 ranks first
@@ -438,6 +439,11 @@ def cmd_theory(args) -> int:
             f" (init +{args.scale:g} along the unstable direction)" if sad is not None and args.scale > 0 else ""
         )
         curves.append((label, red, "C0-"))
+    dot = _dot_theory(cfg, task, args, tau) if cfg.model == "dot" else None
+    if dot is not None:
+        report["model"].update({k: v for k, v in dot.items() if k != "curve"})
+        if dot.get("curve") is not None:
+            curves.append(("dot head, exact reduced dynamics (aligned init, §7.6)", dot["curve"], "C2-"))
     order = theory.attention_order(task, attention=mode)
     report["stage2"] = {
         "time_to_attend": t_attend,
@@ -459,6 +465,8 @@ def cmd_theory(args) -> int:
     if not verdict.hard and no_signal and len(no_signal) == (M is not None) + (N is not None):
         verdict_word = f"KTIW learnable, but {mode} attention gets no stage-2 signal ({' = '.join(no_signal)} = 0)"
     title = f"theory of {task!r}, {heads}, {mode} attention — {verdict_word}"
+    if cfg.model != "free":
+        title += f"\nbeside {cfg.describe()}"
     if sad is not None:  # G and M are zero: show where the saddle sends the model instead
         panels = [
             (sad.U, "unstable direction, U part (per unit projection)", "input word i", "output word o"),
@@ -495,8 +503,53 @@ def cmd_theory(args) -> int:
             f"saddle: growth rate {sad.rate:.4g} per unit τ; from init scale {args.scale:g} "
             f"escape after τ ≈ {report['saddle']['escape_tau_linear']:.4g}"
         )
+    if dot is not None:
+        print(f"dot head: {dot['note']}")
     print(f"→ {args.out}")
     return 0
+
+
+def _dot_theory(cfg, task, args, tau) -> dict:
+    """What the theory says of the dot head beside rung 0's: whether rung 0's theory reads its
+    effective tables exactly, and its exact reduced dynamics from an aligned init of scale
+    ``--scale`` where they exist (copy, positional attention, word values, no context,
+    d >= V, L, k >= L; docs/design.md §7.6)."""
+    import numpy as np
+
+    from . import theory
+
+    out = {}
+    exact = "rung 0's theory reads its effective tables exactly" if cfg.exact_tables else (
+        "with context or position values its positions carry more than their word: rung 0's theory reads "
+        "only the word-and-position part of its tables"
+    )  # fmt: skip
+    is_copy = task.spec().get("name") == "copy" and not task.spec().get("replace")
+    V, L = task.vocab_in, task.src_len
+    fits = cfg.attention == "positional" and cfg.exact_tables and cfg.dim >= max(V, L) and cfg.k >= L
+    if not (is_copy and fits):
+        out["note"] = f"{exact}; the exact reduced dynamics of §7.6 need a copy task, positional attention, word " \
+            f"values, no context, dim >= {max(V, L)} and key_dim >= {L}"  # fmt: skip
+        return out
+    s = args.scale
+    if s <= 0:
+        out["note"] = f"{exact}; from the zero init every factor's gradient vanishes: the head never moves"
+        out["reduced_time_to_attend"] = None
+        return out
+    long = np.concatenate([[0.0], np.geomspace(1e-2, 1e9, 2000)])
+    probe = theory.reduced_copy_dot(V, L, long, key_dim=cfg.k, w0=np.full(cfg.heads, s), u0=np.full(cfg.heads, s))
+    hit = np.flatnonzero(probe["gold_mass"] >= args.threshold)
+    t = float(long[hit[0]]) if hit.size else None
+    out["reduced_time_to_attend"] = t
+    out["aligned_init_scale"] = s
+    if t is not None:  # on its own τ grid: it may attend long after rung 0's curves
+        grid = np.linspace(0, max(1.3 * t, tau[-1]), 301)
+        curve = theory.reduced_copy_dot(V, L, grid, key_dim=cfg.k, w0=np.full(cfg.heads, s), u0=np.full(cfg.heads, s))
+        curve["ktiw_gold"] = np.asarray(curve["a"]).mean(axis=1) - np.log(V - 1)
+        out["curve"] = curve
+    when = f"τ ≈ {t:.4g}" if t is not None else "no τ below 1e9"
+    out["note"] = f"{exact}; from the aligned init w = u = {s:g} its exact reduced dynamics reach gold mass " \
+        f"{args.threshold:g} at {when} (tables grow as products of factors, §7.6)"  # fmt: skip
+    return out
 
 
 def cmd_compare(args) -> int:

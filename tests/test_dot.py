@@ -2,6 +2,7 @@
 kernels, gradients, invariants and the engine's promises are checked, as every
 architecture's, in ``tests/test_architectures.py``."""
 
+import json
 import math
 
 import numpy as np
@@ -190,3 +191,37 @@ def test_kernel_and_oracle_agree_on_a_wide_head_with_every_option(shape):
     z, alpha = at.forward(cfg, params, x)
     z_ref, alpha_ref = D.forward(cfg, params, x)
     assert np.max(np.abs(z - z_ref)) <= 1e-12 * np.max(np.abs(z_ref)) and np.max(np.abs(alpha - alpha_ref)) <= 1e-14
+
+
+def test_compare_reads_the_dot_head_through_its_effective_tables():
+    """`compare` on rung 1: the simulated KTIW comes from the snapshots' effective tables, the
+    reduced dynamics start at the coordinates of the run's own initial tables, and on the
+    permutation copy the saddle's verdict is the projection of those tables."""
+    task = at.tasks.copy(10, 10)
+    r = at.compare(task, model="dot", dim=12, optimizer="sgd", lr=1.0, steps=60, batch=64, seed=3)
+    run = r["run"]
+    assert r["settings"]["model"] == "dot" and run.cfg == at.DotConfig.for_task(task, dim=12)
+    tables = at.effective_tables(run.cfg, run.initial_params)
+    assert np.array_equal(run.snapshots["U"][0], tables["U"])
+    a0, _ = at.theory.copy_coordinates(tables)
+    assert r["reduced"]["ktiw_gold"][0] == pytest.approx(a0[0] - math.log(9), rel=1e-12)
+    proj = at.theory.saddle_projection(run.cfg, run.initial_params, task)
+    assert r["saddle"]["projection"] == pytest.approx([proj], rel=1e-12)
+    assert r["agreement"]["saddle"]["learned"] == run.success
+    with pytest.raises(ValueError, match="'dim' is not an option of the model 'free' \\(its options: heads, "):
+        at.compare(task, model="free", dim=12, steps=5)
+
+
+def test_theory_of_the_dot_head_on_the_command_line(tmp_path, capsys):
+    from attnsim.cli import main
+
+    out = tmp_path / "th"
+    assert main(["theory", "copy", "--vocab", "12", "--length", "8", "--model", "dot", "--dim", "16", "--scale", "0.3",
+                 "--out", str(out)]) == 0  # fmt: skip
+    doc = json.loads((out / "theory.json").read_text())
+    want = at.theory.reduced_copy_dot(12, 8, np.linspace(0, 2000, 20001), key_dim=16, w0=0.3, u0=0.3)
+    t = want["tau"][np.flatnonzero(want["gold_mass"] >= 0.5)[0]]
+    assert doc["model"]["name"] == "dot" and doc["model"]["reduced_time_to_attend"] == pytest.approx(t, rel=0.01)
+    assert "dot head: rung 0's theory reads its effective tables exactly" in capsys.readouterr().out
+    assert main(["theory", "copy", "--model", "dot", "--dim", "8", "--out", str(tmp_path / "th2")]) == 0
+    assert "need a copy task, positional attention" in capsys.readouterr().out
