@@ -127,7 +127,6 @@ def time_numpy(case, repeats):
 def time_torch_dot(case, repeats):
     """Rung 1 in torch eager (`_torch_models.dot_logits`) with torch's Adam."""
     import torch
-
     from _torch_models import loss, tensors
 
     torch.set_num_threads(1)

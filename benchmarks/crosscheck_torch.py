@@ -41,7 +41,6 @@ def kinds():
 
 def check(model: str, kind: dict, rng: np.random.Generator) -> dict:
     import torch
-
     from _torch_models import loss, tensors
 
     oracle = _arch.get(model).reference
@@ -62,7 +61,8 @@ def check(model: str, kind: dict, rng: np.random.Generator) -> dict:
     loss_err = abs(ours - float(value)) / max(abs(float(value)), 1e-12)
     return {
         "model": model,
-        "config": cfg.describe() + f", H {cfg.heads}, V {cfg.vocab_in}→{cfg.vocab_out}, L {cfg.src_len}, T {cfg.tgt_len}",
+        "config": cfg.describe()
+        + f", H {cfg.heads}, V {cfg.vocab_in}→{cfg.vocab_out}, L {cfg.src_len}, T {cfg.tgt_len}",
         "params": len(grads),
         "loss_rel": loss_err,
         "grad_rel": worst,

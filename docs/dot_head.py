@@ -76,7 +76,8 @@ def copy_experiment():
                 "model": model, "dim": d, "lr": lr, "vocab": V, "runs": SEEDS, "learned": int(sum(ok)), "success": ok,
                 "interval": wilson(sum(ok), SEEDS),
                 "time_to_learn": [r.time_to_learn for r in runs if r.success],
-                "stuck_acc": [r.final()["acc"] for r in stuck], "stuck_attn_acc": [r.final()["attn_acc"] for r in stuck],
+                "stuck_acc": [r.final()["acc"] for r in stuck],
+                "stuck_attn_acc": [r.final()["attn_acc"] for r in stuck],
                 "stuck_first_attn_acc": [float(np.nanmax(r.history["attn_acc"])) for r in stuck],
             }  # fmt: skip
             if V == 40:
@@ -197,7 +198,9 @@ def draw(doc):
     a = ax[0, 0]
     rows = doc["copy"]
     labels = []
-    for i, kind in enumerate(sorted({(r["model"], r["dim"], r["lr"]) for r in rows}, key=lambda k: (k[0] != "free", k[1] or 0, -k[2]))):
+    for i, kind in enumerate(
+        sorted({(r["model"], r["dim"], r["lr"]) for r in rows}, key=lambda k: (k[0] != "free", k[1] or 0, -k[2]))
+    ):
         model, d, lr = kind
         labels.append("rung 0" if model == "free" else f"dot d {d}\nlr {lr:g}")
         for j, V in enumerate((40, 60)):
@@ -205,7 +208,13 @@ def draw(doc):
             p = r["learned"] / r["runs"]
             lo, hi = r["interval"]
             x = i + (j - 0.5) * 0.36
-            a.bar(x, p, width=0.34, color="C3" if V == 40 else "C0", label=("permutation of 40" if V == 40 else "40 of 60") if i == 0 else None)
+            a.bar(
+                x,
+                p,
+                width=0.34,
+                color="C3" if V == 40 else "C0",
+                label=("permutation of 40" if V == 40 else "40 of 60") if i == 0 else None,
+            )
             a.errorbar(x, p, yerr=[[p - lo], [hi - p]], color="k", capsize=3, lw=1)
             a.text(x, min(p, 0.9) + 0.03, f"{r['learned']}", ha="center", fontsize=8)
     a.set_xticks(range(len(labels)), labels, fontsize=8)
@@ -218,9 +227,22 @@ def draw(doc):
     b = ax[0, 1]
     for row in doc["width"]:
         t = [r["time_to_attend"] for r in row["runs"] if r["time_to_attend"] is not None]
-        b.scatter([row["dim"]] * len(t), t, color="C0", s=18, label="dot head (SGD, default init)" if row["dim"] == DIMS[0] else None)
+        b.scatter(
+            [row["dim"]] * len(t),
+            t,
+            color="C0",
+            s=18,
+            label="dot head (SGD, default init)" if row["dim"] == DIMS[0] else None,
+        )
         own = [r["reduced_own_init"] for r in row["runs"] if r["reduced_own_init"] is not None]
-        b.scatter([row["dim"] * 1.08] * len(own), own, color="C2", marker="x", s=22, label="rung 0's reduced dynamics from the init's tables" if row["dim"] == DIMS[0] else None)
+        b.scatter(
+            [row["dim"] * 1.08] * len(own),
+            own,
+            color="C2",
+            marker="x",
+            s=22,
+            label="rung 0's reduced dynamics from the init's tables" if row["dim"] == DIMS[0] else None,
+        )
     b.axhline(doc["width"][0]["two_stage"], color="C1", ls="--", label="two-stage closed form (rung 0, zero init)")
     b.set_xscale("log", base=2)
     b.set_yscale("log")
@@ -232,7 +254,10 @@ def draw(doc):
     # (c) against context
     c = ax[0, 2]
     rhos = [row["context"] for row in doc["context"]]
-    med = [np.median([r["time_to_attend"] if r["time_to_attend"] is not None else np.nan for r in row["runs"]]) for row in doc["context"]]
+    med = [
+        np.median([r["time_to_attend"] if r["time_to_attend"] is not None else np.nan for r in row["runs"]])
+        for row in doc["context"]
+    ]
     acc = [np.mean([r["final_attn_acc"] for r in row["runs"]]) for row in doc["context"]]
     for row in doc["context"]:
         t = [r["time_to_attend"] for r in row["runs"] if r["time_to_attend"] is not None]
@@ -295,7 +320,15 @@ def draw(doc):
         f.scatter(i + jitter[ok], proj[ok], color="C0", s=12, label="learned" if i == 0 else None)
         f.scatter(i + jitter[~ok], proj[~ok], color="C3", s=12, marker="x", label="stuck" if i == 0 else None)
     f.axhline(0, color="0.5", lw=0.8)
-    f.set_xticks(range(len(rows)), [("rung 0" if r["model"] == "free" else f"dot d {r['dim']}\nlr {r['lr']:g}") + f"\n{r['projection_right']}/{r['runs']} right" for r in rows], fontsize=8)
+    f.set_xticks(
+        range(len(rows)),
+        [
+            ("rung 0" if r["model"] == "free" else f"dot d {r['dim']}\nlr {r['lr']:g}")
+            + f"\n{r['projection_right']}/{r['runs']} right"
+            for r in rows
+        ],
+        fontsize=8,
+    )
     f.set_yscale("symlog", linthresh=1e-4)
     f.set_ylabel("saddle projection of the init's tables")
     f.set_title("permutation of 40: does the init's sign decide?", fontsize=10)
