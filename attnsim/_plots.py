@@ -342,7 +342,8 @@ def phase_diagram(summary: dict) -> Figure:
     )
     ax_time.set_title("time to learn (token and attention accuracy ≥ 0.95)")
     pooled = f"; pooled over {', '.join(summary['pooled'])} and seeds" if summary["pooled"] else "; pooled over seeds"
-    fig.suptitle(f"sweep of {summary['task']} ({summary['optimizer']}), {summary['runs']} runs{pooled}")
+    model = "" if summary.get("model", "free") == "free" else f" on the {summary['model']} model"
+    fig.suptitle(f"sweep of {summary['task']}{model} ({summary['optimizer']}), {summary['runs']} runs{pooled}")
     return fig
 
 

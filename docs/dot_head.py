@@ -246,7 +246,7 @@ def draw(doc):
     b.axhline(doc["width"][0]["two_stage"], color="C1", ls="--", label="two-stage closed form (rung 0, zero init)")
     b.set_xscale("log", base=2)
     b.set_yscale("log")
-    b.set_xlabel("width d")
+    b.set_xlabel("width d (SGD lr 32/d, so every width takes steps of the same size in its tables)")
     b.set_ylabel("τ = lr·steps to gold mass 0.5")
     b.set_title("copy(60, 40): time to attend against the width", fontsize=10)
     b.legend(fontsize=7)

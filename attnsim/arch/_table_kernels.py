@@ -353,19 +353,17 @@ def _batched_backward(x, b0, nG, lay, rho_k, h, alphaG, alphaSG, UX, delta, dUX,
     for l in range(L):  # noqa: E741
         for c in range(uG * _u(Vout)):
             dUX[0, l, c] = 0.0
-        for t in range(T):
-            for o in range(Vout):
-                zo = _u(o) * uG
-                for j in range(uG):
-                    dUX[0, l, zo + j] += alphaSG[h, t, l, j] * delta[0, t, zo + j]
     for t in range(T):
+        # one pass over (l, o) gives both products: dUX[l] += alphaS[t, l] δ[t], g[t, l] += δ[t]·UX[l]
         for l in range(L):  # noqa: E741
             for j in range(uG):
                 gG[t, l, j] = 0.0
             for o in range(Vout):
                 zo = _u(o) * uG
                 for j in range(uG):
-                    gG[t, l, j] += delta[0, t, zo + j] * UX[h, l, zo + j]
+                    d = delta[0, t, zo + j]
+                    dUX[0, l, zo + j] += alphaSG[h, t, l, j] * d
+                    gG[t, l, j] += d * UX[h, l, zo + j]
         for j in range(uG):
             r_[j] = 0.0
         for l in range(L):  # noqa: E741
