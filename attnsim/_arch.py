@@ -171,18 +171,16 @@ def register(arch: Architecture) -> Architecture:
     return arch
 
 
-def _load() -> None:
-    from . import arch  # noqa: F401 - registers the ladder
+# The ladder registers itself when the package is imported (``attnsim/__init__`` imports
+# ``attnsim.arch``, whose packages call `register`), which importing this module implies.
 
 
 def names() -> list[str]:
     """The registered architectures, in ladder order (by rung)."""
-    _load()
     return sorted(REGISTRY, key=lambda n: REGISTRY[n].rung)
 
 
 def get(name: str) -> Architecture:
-    _load()
     if name not in REGISTRY:
         raise ValueError(f"unknown model {name!r}; the models are {', '.join(names())}")
     return REGISTRY[name]
@@ -190,7 +188,6 @@ def get(name: str) -> Architecture:
 
 def of(cfg) -> Architecture:
     """The architecture of a config, or ValueError for anything that is not one."""
-    _load()
     arch = REGISTRY.get(getattr(type(cfg), "model", None))
     if arch is None or not isinstance(cfg, arch.config):
         kinds = ", ".join(a.config.__name__ for a in REGISTRY.values())
