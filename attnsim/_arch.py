@@ -100,6 +100,17 @@ class ArchConfig:
         """The config's fields besides the task's shapes, in order (what a user chooses)."""
         return [f for f in dataclasses.fields(cls) if f.name not in SHAPES]
 
+    @classmethod
+    def _refuse_unknown(cls, options) -> None:
+        """ValueError naming the model's options when ``options`` holds one it does not have."""
+        known = [f.name for f in cls.options()]
+        unknown = [k for k in options if k not in known]
+        if unknown:
+            raise ValueError(
+                f"{', '.join(map(repr, unknown))} {'is not an option' if len(unknown) == 1 else 'are not options'} "
+                f"of the model {cls.model!r} (its options: {', '.join(known)})"
+            )
+
     def to_dict(self) -> dict:
         """The fields, and the architecture's name under ``model``."""
         return {"model": self.model, **dataclasses.asdict(self)}
@@ -141,7 +152,8 @@ class Architecture:
         applies; None where no such tables exist
     zero_output : the parameters that, at zero, make every logit zero (the output layer)
     compare_defaults : ``optimizer``, ``lr``, ``batch``, ``scale`` of `attnsim.compare`
-        when not given (the setting in which its theory is best compared)
+        when not given (the setting in which its theory is best compared), and optionally
+        ``tau``, the span of τ it trains over (else rung 0's predicted time to attend sets it)
     """
 
     name: str
@@ -198,15 +210,7 @@ def of(cfg) -> Architecture:
 def config_for_task(name: str, task, **options):
     """``name``'s config for ``task`` with ``options`` (its config's fields besides the task's
     shapes); an option the model does not have is a ValueError naming the ones it has."""
-    arch = get(name)
-    known = [f.name for f in arch.config.options()]
-    unknown = [k for k in options if k not in known]
-    if unknown:
-        raise ValueError(
-            f"{', '.join(map(repr, unknown))} {'is not an option' if len(unknown) == 1 else 'are not options'} "
-            f"of the model {name!r} (its options: {', '.join(known)})"
-        )
-    return arch.config.for_task(task, **options)
+    return get(name).config.for_task(task, **options)
 
 
 def config_from_dict(d: Mapping):

@@ -110,8 +110,9 @@ def compare(
     cfg = _arch.config_for_task(model, task, heads=heads, attention=attention, **options)
     given = {"optimizer": optimizer, "lr": lr, "batch": batch, "scale": scale}
     optimizer, lr, batch, scale = (arch.compare_defaults[k] if v is None else v for k, v in given.items())
-    if steps is None:
-        steps = default_steps(task, optimizer, lr, heads, scale)
+    if steps is None:  # rung 0's theory's clock, or the model's own span of τ where the two differ
+        span = arch.compare_defaults.get("tau")
+        steps = default_steps(task, optimizer, lr, heads, scale) if span is None else max(1, math.ceil(span / lr))
     if log_every is None:
         log_every = max(1, steps // 200)
     run = train(
@@ -182,6 +183,10 @@ def compare(
             "ktiw_gold": abar - math.log(V - 1),
             "steps": "same step as the simulation" if gd else "gradient flow",
         }
+        if not np.any(r["gold_mass"] >= ATTEND_MASS):  # when it attends after the simulated span
+            far = np.linspace(0.0, 50 * tau[-1], 2001)
+            rf = theory.reduced_copy(V, L, far, a0=a0, c0=c0)
+            reduced["time_to_attend_flow"] = _first_crossing(far, rf["gold_mass"], ATTEND_MASS)
 
     saddle = None
     if verdict.hard and has_S and not has_A:
@@ -248,6 +253,8 @@ def agreement(result: dict) -> dict:
         gap = np.abs(pred[key] - sim[key])
         kgap = np.abs(pred["ktiw_gold"] - sim["ktiw_gold"])
         t_pred = _first_crossing(tau, pred[key], ATTEND_MASS)
+        if t_pred is None and pred.get("time_to_attend_flow") is not None:  # beyond the simulated span
+            t_pred = pred["time_to_attend_flow"]
         entry = {
             f"max_{key}_gap": float(np.nanmax(gap)) if np.any(np.isfinite(gap)) else None,
             "max_ktiw_gap": float(np.nanmax(kgap)) if np.any(np.isfinite(kgap)) else None,

@@ -73,11 +73,13 @@ def run(trials: int = 16, seed: int = 0, models=None) -> list[dict]:
 
 def format_table(rows: list[dict]) -> str:
     width = max(len(r["config"]) for r in rows)
-    head = f"{'configuration':{width}s} {'param':5s} {'shape':9s} {'vs finite diff':>14s} {'vs oracle':>10s}  ok"
+    pw = max(5, *(len(r["param"]) for r in rows))
+    sw = max(5, *(len(r["shape"]) for r in rows))
+    head = f"{'configuration':{width}s} {'param':{pw}s} {'shape':{sw}s} {'vs finite diff':>14s} {'vs oracle':>10s}  ok"
     lines = [head, "-" * len(head)]
     for r in rows:
         lines.append(
-            f"{r['config']:{width}s} {r['param']:5s} {r['shape']:9s} {r['fd_rel']:14.2e} "
+            f"{r['config']:{width}s} {r['param']:{pw}s} {r['shape']:{sw}s} {r['fd_rel']:14.2e} "
             f"{r['oracle_rel']:10.2e}  {'yes' if r['ok'] else 'NO'}"
         )
     worst_fd = max(r["fd_rel"] for r in rows)

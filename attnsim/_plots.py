@@ -49,6 +49,9 @@ def learning_curves(history: dict, title: str = "", heads: int = 1, stopped: int
                 ax.plot(step, per[:, h], color="0.75", lw=0.8, label="single heads" if h == 0 else None, **style)
             ax.plot(step, y, color="C0", lw=1.8, label="best head", **style)
             ax.legend(loc="lower right", fontsize=8)
+        elif y.size == 0:  # nothing was logged: the loss was not finite at the start
+            why = f"diverged at step {stopped}:\nnothing was logged" if stopped is not None else "nothing was logged"
+            ax.text(0.5, 0.5, why, ha="center", va="center", transform=ax.transAxes, color="C3")
         elif np.all(np.isnan(y)):
             ax.text(0.5, 0.5, "no gold alignment\nfor this task", ha="center", va="center", transform=ax.transAxes)
         else:
@@ -133,8 +136,20 @@ def attention_map(cfg, params, x, gold=None, title: str = "") -> Figure:
     if handles:  # one legend, below the maps
         fig.legend(handles, labels, loc="outside lower center", fontsize=8)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(_wrap(title), fontsize=10)
     return fig
+
+
+def _wrap(title: str, width: int = 70) -> str:
+    """A long title on lines of about ``width`` characters, broken at its commas."""
+    lines, line = [], ""
+    for part in title.split(", "):
+        if line and len(line) + len(part) + 2 > width:
+            lines.append(line + ",")
+            line = part
+        else:
+            line = f"{line}, {part}" if line else part
+    return "\n".join([*lines, line])
 
 
 def comparison(result: dict) -> Figure:
@@ -180,9 +195,13 @@ def comparison(result: dict) -> Figure:
     lines = []
     if "reduced" in ag and ag["reduced"].get("max_gold_mass_gap") is not None:
         lines.append(f"reduced: largest gold-mass gap {ag['reduced']['max_gold_mass_gap']:.2g}")
+        if ag["reduced"].get("time_ratio") is not None and abs(ag["reduced"]["time_ratio"] - 1) > 0.1:
+            lines.append(f"reduced: time to attend ×{ag['reduced']['time_ratio']:.3g} of simulated")
     t2 = ag.get("two_stage", {})
     if t2.get("early_rel_error") is not None:
-        lines.append(f"two-stage: rise {100 * t2['early_rel_error']:.1f} % off at τ = {t2['early_tau']:.3g}")
+        lines.append(
+            f"two-stage: its early rise off by {100 * t2['early_rel_error']:.1f} % (at τ = {t2['early_tau']:.3g})"
+        )
     if t2.get("time_ratio") is not None:
         lines.append(f"two-stage: time to attend ×{t2['time_ratio']:.3g} of simulated")
     if result.get("saddle") is not None:
@@ -203,14 +222,17 @@ def comparison(result: dict) -> Figure:
     more = axes[1].get_legend_handles_labels() if target == "top" else ([], [])
     fig.legend(
         handles + more[0], labels + more[1], loc="outside lower center", ncols=4, fontsize=8,
-        title="   ·   ".join(lines) or None, title_fontsize=8,
+        title="\n".join("   ·   ".join(lines[i : i + 2]) for i in range(0, len(lines), 2)) or None, title_fontsize=8,
     )  # fmt: skip
     st = result["settings"]
     init = "the default init" if st["scale"] is None else f"init scale {st['scale']:g}"
     model = f"{result['run'].cfg.describe()}, " if run is not None and st.get("model", "free") != "free" else ""
     fig.suptitle(
-        f"{result['task_object']!r}: {model}{st['optimizer']} lr {st['lr']:g}, batch {st['batch']}, {init}, "
-        f"{st['heads']} head{'s' if st['heads'] > 1 else ''}"
+        _wrap(
+            f"{result['task_object']!r}: {model}{st['optimizer']} lr {st['lr']:g}, batch {st['batch']}, {init}, "
+            f"{st['heads']} head{'s' if st['heads'] > 1 else ''}",
+            110,
+        )
     )
     return fig
 

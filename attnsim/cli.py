@@ -332,9 +332,9 @@ def cmd_run(args) -> int:
     compiles = not kernels_cached(cfg)
     run = train(cfg, task, log_every=args.log_every, weight_decay=args.weight_decay, **_training(args))
 
-    title = (
-        f"{task!r}, {cfg.describe()}, {cfg.heads} head{'s' if cfg.heads > 1 else ''}, {args.optimizer} lr {args.lr:g}"
-    )
+    dtype = ", float32" if cfg.dtype == "float32" else ""
+    heads = f"{cfg.heads} head{'s' if cfg.heads > 1 else ''}"
+    title = f"{task!r}, {cfg.describe()}, {heads}, {args.optimizer} lr {args.lr:g}{dtype}"
     x, _, gold = task.sample(np.random.default_rng(12345), 256)
     write_dir(
         out,
@@ -357,8 +357,9 @@ def cmd_run(args) -> int:
 
     steps = f"{f['step']} steps" if run.status != "diverged" else f"stopped at step {run.stopped_at} of {args.steps}"
     took = f"{run.elapsed:.1f} s" + (", the first compile included" if compiles else "")
+    loss = "n/a" if f["loss"] is None else f"{f['loss']:.4g}"
     print(
-        f"{task!r}: {verdict} — loss {f['loss']:.4g}, token acc {fmt(f['acc'])}, attention acc "
+        f"{task!r}: {verdict} — loss {loss}, token acc {fmt(f['acc'])}, attention acc "
         f"{fmt(f['attn_acc'])}, KTIW acc {fmt(f['ktiw_acc'])} ({steps}, {took}) → {args.out}"
     )
     if run.status == "diverged":
@@ -383,6 +384,8 @@ def cmd_theory(args) -> int:
     _check_common(args, "theory")
     if not 0 < args.threshold < 1:
         raise BadInput(f"attnsim theory: --threshold must lie in (0, 1), got {args.threshold:g}")
+    if args.dtype is not None:
+        raise BadInput("attnsim theory: --dtype does not apply: the theory trains nothing")
     cfg = _model_config(args, task)
     args.heads = cfg.heads
     out = claim(args.out, "theory", args.force)
@@ -422,9 +425,13 @@ def cmd_theory(args) -> int:
         }
         if args.scale > 0:
             horizon = 3 * escape
+    dot = _dot_theory(cfg, task, args) if cfg.model == "dot" else None
+    if dot is not None and dot.get("reduced_time_to_attend") is not None:  # the dot head may attend much later
+        horizon = max(horizon or 0.0, 1.3 * dot["reduced_time_to_attend"])
+    rung0 = "" if cfg.model == "free" else "rung 0's "
     tau = np.linspace(0, horizon or 1000.0, 301)
     two = theory.two_stage(task, tau, attention=mode, heads=args.heads)
-    curves.append(("two-stage closed form", two, "C1--"))
+    curves.append((f"{rung0}two-stage closed form", two, "C1--"))
     if is_copy and mode == "positional":
         a0 = c0 = np.zeros(args.heads)
         if sad is not None and args.scale > 0:  # a typical init: one standard deviation along +v
@@ -435,15 +442,17 @@ def cmd_theory(args) -> int:
             a0, c0 = theory.copy_coordinates(cfg_like)
         red = theory.reduced_copy(task.vocab_in, task.src_len, tau, a0=a0, c0=c0)
         red["ktiw_gold"] = red["a"].mean(axis=1) - np.log(task.vocab_in - 1)
-        label = "exact reduced dynamics" + (
+        label = f"{rung0}exact reduced dynamics" + (
             f" (init +{args.scale:g} along the unstable direction)" if sad is not None and args.scale > 0 else ""
         )
         curves.append((label, red, "C0-"))
-    dot = _dot_theory(cfg, task, args, tau) if cfg.model == "dot" else None
     if dot is not None:
-        report["model"].update({k: v for k, v in dot.items() if k != "curve"})
-        if dot.get("curve") is not None:
-            curves.append(("dot head, exact reduced dynamics (aligned init, §7.6)", dot["curve"], "C2-"))
+        report["model"].update(dot)
+        if dot.get("reduced_time_to_attend") is not None:
+            h = np.full(cfg.heads, args.scale)
+            curve = theory.reduced_copy_dot(task.vocab_in, task.src_len, tau, key_dim=cfg.k, w0=h, u0=h)
+            curve["ktiw_gold"] = np.asarray(curve["a"]).mean(axis=1) - np.log(task.vocab_in - 1)
+            curves.append((f"dot head: exact reduced dynamics, aligned init {args.scale:g} (§7.6)", curve, "C2-"))
     order = theory.attention_order(task, attention=mode)
     report["stage2"] = {
         "time_to_attend": t_attend,
@@ -466,7 +475,7 @@ def cmd_theory(args) -> int:
         verdict_word = f"KTIW learnable, but {mode} attention gets no stage-2 signal ({' = '.join(no_signal)} = 0)"
     title = f"theory of {task!r}, {heads}, {mode} attention — {verdict_word}"
     if cfg.model != "free":
-        title += f"\nbeside {cfg.describe()}"
+        title = f"rung 0's {title}\nbeside the {cfg.describe()} head, read through its effective tables"
     if sad is not None:  # G and M are zero: show where the saddle sends the model instead
         panels = [
             (sad.U, "unstable direction, U part (per unit projection)", "input word i", "output word o"),
@@ -489,13 +498,16 @@ def cmd_theory(args) -> int:
         print(f"{verdict_word.split('but ', 1)[1]}: attention stays uniform in the two-stage form")
     if np.isfinite(t_attend):
         where = "gold mass" if target == "gold" else "attention on the position stage 2 ranks first (no gold)"
-        print(f"two-stage: {where} reaches {args.threshold:g} at τ = {t_attend:.4g} (lr·steps under gradient descent)")
+        print(
+            f"{rung0}two-stage: {where} reaches {args.threshold:g} at τ = {t_attend:.4g} (lr·steps under gradient "
+            "descent)"
+        )
     if report.get("reduced_time_to_attend") is not None:
         start = (
             f" from an init of +{args.scale:g} along the unstable direction" if sad is not None and args.scale else ""
         )
         print(
-            f"exact reduced dynamics{start}: gold mass reaches {args.threshold:g} "
+            f"{rung0}exact reduced dynamics{start}: gold mass reaches {args.threshold:g} "
             f"at τ = {report['reduced_time_to_attend']:.4g}"
         )
     if sad is not None:
@@ -509,11 +521,11 @@ def cmd_theory(args) -> int:
     return 0
 
 
-def _dot_theory(cfg, task, args, tau) -> dict:
+def _dot_theory(cfg, task, args) -> dict:
     """What the theory says of the dot head beside rung 0's: whether rung 0's theory reads its
-    effective tables exactly, and its exact reduced dynamics from an aligned init of scale
-    ``--scale`` where they exist (copy, positional attention, word values, no context,
-    d >= V, L, k >= L; docs/design.md §7.6)."""
+    effective tables exactly, and the time its exact reduced dynamics from an aligned init of
+    scale ``--scale`` take to attend, where they exist (copy, positional attention, word
+    values, no context, d >= V, L, k >= L; docs/design.md §7.6)."""
     import numpy as np
 
     from . import theory
@@ -541,11 +553,6 @@ def _dot_theory(cfg, task, args, tau) -> dict:
     t = float(long[hit[0]]) if hit.size else None
     out["reduced_time_to_attend"] = t
     out["aligned_init_scale"] = s
-    if t is not None:  # on its own τ grid: it may attend long after rung 0's curves
-        grid = np.linspace(0, max(1.3 * t, tau[-1]), 301)
-        curve = theory.reduced_copy_dot(V, L, grid, key_dim=cfg.k, w0=np.full(cfg.heads, s), u0=np.full(cfg.heads, s))
-        curve["ktiw_gold"] = np.asarray(curve["a"]).mean(axis=1) - np.log(V - 1)
-        out["curve"] = curve
     when = f"τ ≈ {t:.4g}" if t is not None else "no τ below 1e9"
     out["note"] = f"{exact}; from the aligned init w = u = {s:g} its exact reduced dynamics reach gold mass " \
         f"{args.threshold:g} at {when} (tables grow as products of factors, §7.6)"  # fmt: skip

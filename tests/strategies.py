@@ -32,6 +32,9 @@ def configs(draw, model="free", dtype="float64", factored=None, **fixed):
             kw[name] = draw(st.sampled_from(args[0]))
     if factored is not None:
         kw["d_model"] = draw(st.integers(1, 4)) if factored else None
+    admissible = getattr(arch.reference, "admissible", None)  # drawn options that would change nothing
+    if admissible is not None:
+        kw = admissible(kw, fixed)
     return arch.config(**kw, dtype=dtype)
 
 

@@ -90,21 +90,23 @@ def test_context_and_position_values_make_each_position_vote_with_its_neighbours
     # (the kernel's logged KTIW accuracy against the oracle's: test_architectures, train_runs)
 
 
-def test_a_loss_of_context_is_a_change_of_the_model():
-    """ρ reaches the keys only when they see words, the values only when they see the state."""
+def test_context_reaches_keys_that_see_words_and_values_that_see_the_state_and_nothing_else():
+    """ρ changes the logits where keys see words or values the whole state; elsewhere it would
+    change nothing, and DotConfig refuses it (as a key width with uniform attention)."""
     x = np.array([[0, 1, 2, 3], [3, 2, 1, 0]])
     base = dict(vocab_in=4, vocab_out=4, src_len=4, tgt_len=4, dim=3)
-    for attention, values, moves in (
-        ("positional", "word", False),
-        ("content", "word", True),
-        ("positional", "word+position", True),
-    ):
+    for attention, values in (("content", "word"), ("both", "word"), ("positional", "word+position")):
         plain = at.DotConfig(**base, attention=attention, values=values)
         ctx = at.DotConfig(**base, attention=attention, values=values, context=0.8)
         params = at.init_params(plain, 2)
         z0, _ = at.forward(plain, params, x)
         z1, _ = at.forward(ctx, params, x)
-        assert (np.max(np.abs(z1 - z0)) > 1e-3) == moves, (attention, values)
+        assert np.max(np.abs(z1 - z0)) > 1e-3, (attention, values)
+    for attention in ("positional", "uniform"):
+        with pytest.raises(ValueError, match=f"context 0.8 changes nothing with {attention} attention and word values"):
+            at.DotConfig(**base, attention=attention, context=0.8)
+    with pytest.raises(ValueError, match="key_dim changes nothing with uniform attention"):
+        at.DotConfig(**base, attention="uniform", key_dim=2)
 
 
 def test_parameters_are_those_the_model_uses():

@@ -75,6 +75,15 @@ class DotConfig(ArchConfig):
         object.__setattr__(self, "context", float(rho))
         self._check_bool("bias")
         self._check_dtype()
+        # options that would change nothing are refused, not ignored
+        if self.context and not (self.has_A or self.position_values):
+            raise ValueError(
+                f"DotConfig: context {self.context:g} changes nothing with {self.attention} attention and word "
+                "values (context reaches keys that see words, attention 'both' or 'content', and values "
+                "'word+position')"
+            )
+        if self.key_dim is not None and not self.has_query:
+            raise ValueError("DotConfig: key_dim changes nothing with uniform attention (there are no queries or keys)")
 
     # ------------------------------------------------------------------ shapes
     @property
@@ -148,6 +157,7 @@ class DotConfig(ArchConfig):
     def for_task(cls, task, heads: int = 1, attention: str | None = None, **kw) -> DotConfig:
         """The config whose shapes match ``task`` (attention defaults to the task's own:
         positional for sequence tasks, content for classification)."""
+        cls._refuse_unknown(kw)
         return cls(
             vocab_in=task.vocab_in,
             vocab_out=task.vocab_out,

@@ -107,6 +107,7 @@ class ModelConfig(ArchConfig):
     @classmethod
     def for_task(cls, task, heads: int = 1, attention: str | None = None, **kw) -> ModelConfig:
         """The config whose shapes match ``task`` (attention defaults to the task's own)."""
+        cls._refuse_unknown(kw)
         return cls(
             vocab_in=task.vocab_in,
             vocab_out=task.vocab_out,
