@@ -93,8 +93,12 @@ def _prune(parent: str, keep: str, age: float = 600.0) -> None:
 _CACHE_DIR = cache_dir() if CACHE else None
 
 
-def jit(fastmath=FASTMATH, parallel: bool = False, nogil: bool = False):
+def jit(fastmath=FASTMATH, parallel: bool = False, nogil: bool = False, inline: str = "never"):
     """``numba.njit`` with attnsim's cache (`cache_dir`) and floating-point settings.
+
+    ``inline="always"`` inlines the function into its callers in Numba's own IR (before
+    LLVM): worth it only for a large function called once per step with many arrays, whose
+    reference counts on entry, one per array, would otherwise be paid every call.
 
     The directory is set on Numba's config only while the dispatcher is created (that is
     when Numba picks a function's cache location) and restored after, so nothing else in
@@ -103,11 +107,11 @@ def jit(fastmath=FASTMATH, parallel: bool = False, nogil: bool = False):
 
     def wrap(fn):
         if not CACHE:
-            return numba.njit(fastmath=fastmath, parallel=parallel, nogil=nogil)(fn)
+            return numba.njit(fastmath=fastmath, parallel=parallel, nogil=nogil, inline=inline)(fn)
         before = numba.config.CACHE_DIR
         numba.config.CACHE_DIR = _CACHE_DIR
         try:
-            return numba.njit(fastmath=fastmath, parallel=parallel, nogil=nogil, cache=True)(fn)
+            return numba.njit(fastmath=fastmath, parallel=parallel, nogil=nogil, inline=inline, cache=True)(fn)
         finally:
             numba.config.CACHE_DIR = before
 

@@ -455,7 +455,7 @@ else:  # elsewhere (or as plain Python under NUMBA_DISABLE_JIT) subnormals are k
 # =============================================================================
 # the step, after an architecture's forward and backward pass
 # =============================================================================
-@jit()
+@jit(inline="always")  # once per step with seven arrays, each of which a call would incref and decref
 def _finish_step(loss, k, want, do_update, theta, grad, m1, m2, hyper, opt, t, limit, out_loss):
     """Everything a step does after the model's pass: returns True when the run stops here.
 
