@@ -89,6 +89,39 @@ class ArchConfig:
         return self.model
 
     @property
+    def n_out(self) -> int:
+        """Classes each prediction is over (the task's output words, and any the model adds)."""
+        return self.vocab_out
+
+    @property
+    def out_steps(self) -> int:
+        """Predictions per sequence (``tgt_len``, and any the model adds)."""
+        return self.tgt_len
+
+    @property
+    def in_positions(self) -> int:
+        """Source states attention ranges over (``src_len``, and any the model adds)."""
+        return self.src_len
+
+    @property
+    def output_bias(self) -> str:
+        """The name of the output layer's bias (its gradient sums to zero)."""
+        return "b"
+
+    @property
+    def needs_targets(self) -> bool:
+        """Whether the forward pass reads the targets (a decoder fed the previous target word)."""
+        return False
+
+    def out_shape(self, batch: int) -> tuple[int, int, int]:
+        """Shape of the logits of ``batch`` sequences."""
+        return (batch, self.out_steps, self.n_out)
+
+    def alpha_shape(self, batch: int) -> tuple[int, int, int, int]:
+        """Shape of the attention on ``batch`` sequences."""
+        return (self.heads, batch, self.out_steps, self.in_positions)
+
+    @property
     def exact_tables(self) -> bool:
         """Whether the model equals rung 0 at its effective tables (docs/design.md §7.1):
         then every position votes with its word's column of ``U`` alone."""
@@ -146,7 +179,8 @@ class Architecture:
         test makers ``random_config(rng, **fixed)``, ``random_params(cfg, rng, scale)``
     group_order : the parameter groups in the order of their random streams (append only)
     value_columns : ``(cfg, params, x) -> (H, B, L, Vout)``: the logits each head adds
-        when it attends to position l alone (the KTIW probe and the saliency read it)
+        when it attends to position l alone (the KTIW probe and the saliency read it);
+        None where what a position adds depends on the target step too (rung 2)
     effective_tables : ``(cfg, params) -> dict`` of rung 0's tables ``U`` (H, Vout, Vin),
         ``S``, ``A`` (when the model has them) and ``b``, through which the theory of §4
         applies; None where no such tables exist
@@ -154,6 +188,8 @@ class Architecture:
     compare_defaults : ``optimizer``, ``lr``, ``batch``, ``scale`` of `attnsim.compare`
         when not given (the setting in which its theory is best compared), and optionally
         ``tau``, the span of τ it trains over (else rung 0's predicted time to attend sets it)
+    ktiw_probe : ``(cfg, params, x, y) -> β`` of shape (B, out_steps, in_positions), for a
+        model whose probe is not read off ``value_columns`` (None: it is)
     """
 
     name: str
@@ -167,6 +203,7 @@ class Architecture:
     effective_tables: Callable | None
     zero_output: tuple[str, ...]
     compare_defaults: dict
+    ktiw_probe: Callable | None = None
 
 
 REGISTRY: dict[str, Architecture] = {}

@@ -225,14 +225,22 @@ def loss_and_grad(cfg, params: Mapping, x, y, weight_decay: float = 0.0) -> tupl
     return loss, unpack(cfg, grad)
 
 
-def forward(cfg, params: Mapping, x) -> tuple[np.ndarray, np.ndarray]:
-    """Logits ``z`` (B, T, Vout) and attention ``alpha`` (H, B, T, L) for inputs ``x``."""
+def forward(cfg, params: Mapping, x, y=None) -> tuple[np.ndarray, np.ndarray]:
+    """Logits ``z`` (``cfg.out_shape(B)``: (B, T, Vout) for rungs 0 and 1) and attention
+    ``alpha`` (``cfg.alpha_shape(B)``: (H, B, T, L)) for inputs ``x``. A model whose decoder
+    reads the previous target word (``cfg.needs_targets``, rung 2) is teacher-forced with
+    the targets ``y`` (B, T), which it then needs; the others do not read them."""
     kernels = _arch.of(cfg).kernels
-    x, _ = check_batch(cfg, x)
+    x, y = check_batch(cfg, x, y)
+    if y is None:
+        if cfg.needs_targets:
+            raise ValueError(f"forward: {describe(cfg)} is teacher-forced: pass the targets y (batch, {cfg.tgt_len})")
+        y = np.zeros((x.shape[0], cfg.tgt_len), np.int64)
     B = x.shape[0]
-    _require_batch(cfg, B, 2 * cfg.n_params + B * cfg.tgt_len * (cfg.vocab_out + cfg.heads * cfg.src_len))
+    z_shape, a_shape = cfg.out_shape(B), cfg.alpha_shape(B)
+    _require_batch(cfg, B, 2 * cfg.n_params + math.prod(z_shape) + math.prod(a_shape))
     theta = pack(cfg, params)
-    z = np.zeros((B, cfg.tgt_len, cfg.vocab_out), cfg.np_dtype)
-    alpha = np.zeros((cfg.heads, B, cfg.tgt_len, cfg.src_len), cfg.np_dtype)
-    kernels.forward(x, theta, kernels.layout(cfg), z, alpha)
+    z = np.zeros(z_shape, cfg.np_dtype)
+    alpha = np.zeros(a_shape, cfg.np_dtype)
+    kernels.forward(x, y, theta, kernels.layout(cfg), z, alpha)
     return z, alpha

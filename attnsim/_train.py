@@ -618,7 +618,7 @@ def _train_group(
                 done = np.zeros(R, np.int64)
                 data = fixed or _slice_steps(xs, ys, gs, off + a, off + b)
                 if snaps is not None and flags[0]:
-                    _snapshot(snaps, cfg, thetas[0], data[0][0, 0], pos + a)
+                    _snapshot(snaps, cfg, thetas[0], data[0][0, 0], data[1][0, 0], pos + a)
                 with _KERNEL_LOCK, _numba_threads(threads):
                     arch.kernels.train_runs(
                         *data, thetas, m1s, m2s, lay, hypers, opts, pos + a, not last_call, flags, active, limits,
@@ -805,16 +805,19 @@ def _best_head(acc: np.ndarray, values: np.ndarray) -> np.ndarray:
     return values[np.arange(acc.shape[0]), best]
 
 
-def _snapshot(snaps, cfg, theta, x, step):
+def _snapshot(snaps, cfg, theta, x, y, step):
     """Record the effective tables at ``step`` (where the architecture has them) and the
-    attention on the batch ``x``, through the kernel itself: the parameters of a run about
+    attention on the batch ``x`` (targets ``y``), through the kernel itself: the parameters of a run about
     to diverge need not be finite, which the public `forward` refuses."""
     arch = _arch.of(cfg)
     params = unpack(cfg, theta)
     n = cfg.n_params
-    alpha = np.zeros((cfg.heads, x.shape[0], cfg.tgt_len, cfg.src_len), cfg.np_dtype)
-    z = np.zeros((x.shape[0], cfg.tgt_len, cfg.vocab_out), cfg.np_dtype)
-    arch.kernels.forward(np.ascontiguousarray(x), np.ascontiguousarray(theta[:n]), arch.kernels.layout(cfg), z, alpha)
+    alpha = np.zeros(cfg.alpha_shape(x.shape[0]), cfg.np_dtype)
+    z = np.zeros(cfg.out_shape(x.shape[0]), cfg.np_dtype)
+    arch.kernels.forward(
+        np.ascontiguousarray(x), np.ascontiguousarray(y), np.ascontiguousarray(theta[:n]), arch.kernels.layout(cfg), z,
+        alpha,
+    )  # fmt: skip
     record = {"step": step}
     if arch.effective_tables is not None:
         record.update(arch.effective_tables(cfg, params))

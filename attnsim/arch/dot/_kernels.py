@@ -348,8 +348,9 @@ def loss_grad(x, y, theta, lay, grad):
 
 
 @jit()
-def forward(x, theta, lay, z_out, alpha_out):
-    """Logits ``z_out`` (B, T, Vout) and attention ``alpha_out`` (H, B, T, L)."""
+def forward(x, y, theta, lay, z_out, alpha_out):
+    """Logits ``z_out`` (B, T, Vout) and attention ``alpha_out`` (H, B, T, L) (``y``, the
+    targets, is not read: this model does not feed its outputs back)."""
     ints, flt = lay
     ws = _alloc_ws(lay, theta, x.shape[0])
     fp = _flush_subnormals()

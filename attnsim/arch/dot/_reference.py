@@ -56,7 +56,7 @@ def _head(cfg: DotConfig, params: dict, x, h: int) -> dict:
     return out
 
 
-def forward(cfg: DotConfig, params: dict, x) -> tuple[np.ndarray, np.ndarray]:
+def forward(cfg: DotConfig, params: dict, x, y=None) -> tuple[np.ndarray, np.ndarray]:
     """Logits z (B, T, Vout) and attention alpha (H, B, T, L), docs/design.md §7.1."""
     x = np.asarray(x)
     heads = [_head(cfg, params, x, h) for h in range(cfg.heads)]
@@ -223,7 +223,7 @@ def _check_forward(rng):
     cfg, params, x, _, _ = _case(rng)
     z = np.zeros((x.shape[0], cfg.tgt_len, cfg.vocab_out))
     alpha = np.zeros((cfg.heads, x.shape[0], cfg.tgt_len, cfg.src_len))
-    K.forward(x, flat(cfg, params), K.layout(cfg), z, alpha)
+    K.forward(x, np.zeros((x.shape[0], cfg.tgt_len), np.int64), flat(cfg, params), K.layout(cfg), z, alpha)
     z_ref, alpha_ref = forward(cfg, params, x)
     return [(z, z_ref), (alpha, alpha_ref)]
 

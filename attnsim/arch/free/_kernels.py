@@ -181,8 +181,9 @@ def loss_grad(x, y, theta, lay, grad):
 
 
 @jit()
-def forward(x, theta, lay, z_out, alpha_out):
-    """Logits ``z_out`` (B, T, Vout) and attention ``alpha_out`` (H, B, T, L)."""
+def forward(x, y, theta, lay, z_out, alpha_out):
+    """Logits ``z_out`` (B, T, Vout) and attention ``alpha_out`` (H, B, T, L) (``y``, the
+    targets, is not read: this model does not feed its outputs back)."""
     H, Vin, L, T, Vout = lay[LAY_H], lay[LAY_VIN], lay[LAY_L], lay[LAY_T], lay[LAY_VOUT]
     ws = _alloc_ws(lay, theta, x.shape[0])
     U = _table(theta, lay, ws.Ubuf)

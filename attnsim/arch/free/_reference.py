@@ -31,7 +31,7 @@ def table(cfg: ModelConfig, params: dict) -> np.ndarray:
     return np.einsum("hod,hdi->hoi", params["W"], params["E"])
 
 
-def forward(cfg: ModelConfig, params: dict, x) -> tuple[np.ndarray, np.ndarray]:
+def forward(cfg: ModelConfig, params: dict, x, y=None) -> tuple[np.ndarray, np.ndarray]:
     """Logits z (B, T, Vout) and attention alpha (H, B, T, L), docs/design.md §1.1."""
     H, L, T = cfg.heads, cfg.src_len, cfg.tgt_len
     X = common.onehot(x, cfg.vocab_in)  # (B, L, Vin)
@@ -178,7 +178,7 @@ def _check_forward(rng):
     cfg, params, x, _, _ = _case_model(rng)
     z = np.zeros((x.shape[0], cfg.tgt_len, cfg.vocab_out))
     alpha = np.zeros((cfg.heads, x.shape[0], cfg.tgt_len, cfg.src_len))
-    K.forward(x, flat(cfg, params), K.layout(cfg), z, alpha)
+    K.forward(x, np.zeros((x.shape[0], cfg.tgt_len), np.int64), flat(cfg, params), K.layout(cfg), z, alpha)
     z_ref, alpha_ref = forward(cfg, params, x)
     return [(z, z_ref), (alpha, alpha_ref)]
 

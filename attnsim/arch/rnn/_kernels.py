@@ -1,0 +1,726 @@
+"""Rung 2's kernels: the authors' recurrent seq2seq, forward and backward through time.
+
+One batch moves through time together (docs/design.md §7.8). Arrays of the recurrence are
+time-major (row ``s·B + b`` is example b at step s), so every product is one matrix
+product over the batch:
+
+* the input half of every gate, for all steps at once: ``GI = X W_ihᵀ + b_ih``;
+* the recurrent half, step by step: ``GH = h_{s−1} W_hhᵀ + b_hh``, then the gates
+  elementwise (PyTorch's equations: LSTM i, f, g, o; GRU r, z, n);
+* attention per example (the states copied batch-major once), the heads' contexts, the
+  output layer, as products over all B·(T+1) predictions;
+* backward, the sweep through time keeps only the state gradients and the gates'
+  gradients of every step; each weight's gradient is then one product over all steps
+  (``∂W_ih = ∂GIᵀ X``, ``∂W_hh = ∂GHᵀ H_prev``).
+
+The products go to BLAS (``np.dot`` into preallocated outputs, through SciPy's BLAS:
+single-threaded inside the batch-of-runs ``prange``, see `attnsim._jit`); the gates and
+the softmaxes are compiled loops. Nothing is allocated inside the step loop. The
+plain-NumPy oracle (`_reference.py`) runs one sequence and one step at a time with vectors.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import namedtuple
+
+import numpy as np
+from numba import prange
+
+from ..._jit import jit
+from ..._kernels import MET_ACC, MET_HEADS, MET_KTIW, MET_LOSS, _finish_step, _flush_subnormals, _restore_fp
+
+# Positions in the int layout.
+LAY_H, LAY_VIN, LAY_VOUT, LAY_L, LAY_T, LAY_D, LAY_G, LAY_GRU, LAY_DOT = range(9)
+(
+    LAY_OFF_EMB_E, LAY_OFF_EMB_D,
+    LAY_OFF_E_WIH, LAY_OFF_E_WHH, LAY_OFF_E_BIH, LAY_OFF_E_BHH,
+    LAY_OFF_D_WIH, LAY_OFF_D_WHH, LAY_OFF_D_BIH, LAY_OFF_D_BHH,
+    LAY_OFF_AW, LAY_OFF_AB, LAY_OFF_PW, LAY_OFF_PB, LAY_OFF_CW, LAY_OFF_CB, LAY_OFF_OW, LAY_OFF_OB,
+) = range(9, 27)  # fmt: skip
+LAY_NPARAM = 27
+LAY_SIZE = 28
+
+_SLOTS = {
+    "enc_embedding.weight": LAY_OFF_EMB_E,
+    "dec_embedding.weight": LAY_OFF_EMB_D,
+    "encoder.weight_ih": LAY_OFF_E_WIH,
+    "encoder.weight_hh": LAY_OFF_E_WHH,
+    "encoder.bias_ih": LAY_OFF_E_BIH,
+    "encoder.bias_hh": LAY_OFF_E_BHH,
+    "decoder.weight_ih": LAY_OFF_D_WIH,
+    "decoder.weight_hh": LAY_OFF_D_WHH,
+    "decoder.bias_ih": LAY_OFF_D_BIH,
+    "decoder.bias_hh": LAY_OFF_D_BHH,
+    "attn_lin.weight": LAY_OFF_AW,
+    "attn_lin.bias": LAY_OFF_AB,
+    "project_enc.weight": LAY_OFF_PW,
+    "project_enc.bias": LAY_OFF_PB,
+    "after_decoder_hidden.weight": LAY_OFF_CW,
+    "after_decoder_hidden.bias": LAY_OFF_CB,
+    "hidden2vocab.weight": LAY_OFF_OW,
+    "hidden2vocab.bias": LAY_OFF_OB,
+}
+
+
+def layout(cfg) -> tuple[np.ndarray, np.ndarray]:
+    """``(ints, floats)``: sizes, flags and offsets into the flat parameter vector (a shared
+    embedding is both the encoder's and the decoder's; an absent group has offset −1)."""
+    lay = np.full(LAY_SIZE, -1, dtype=np.int64)
+    lay[LAY_H] = cfg.heads
+    lay[LAY_VIN] = cfg.vocab_in
+    lay[LAY_VOUT] = cfg.vocab_out
+    lay[LAY_L] = cfg.src_len
+    lay[LAY_T] = cfg.tgt_len
+    lay[LAY_D] = cfg.hidden
+    lay[LAY_G] = cfg.gates
+    lay[LAY_GRU] = int(cfg.cell == "gru")
+    lay[LAY_DOT] = int(cfg.attention == "dot")
+    offset = 0
+    for name, shape in cfg.param_shapes().items():
+        if name == "embedding.weight":
+            lay[LAY_OFF_EMB_E] = lay[LAY_OFF_EMB_D] = offset
+        else:
+            lay[_SLOTS[name]] = offset
+        offset += int(np.prod(shape))
+    lay[LAY_NPARAM] = offset
+    return lay, np.zeros(1, np.float64)
+
+
+RnnWS = namedtuple(
+    "RnnWS",
+    [
+        # forward, time-major (row s·B + b)
+        "XE", "XD",  # ((L+1)B, d), ((T+1)B, d): input embeddings
+        "GIE", "GID",  # ((L+1)B, Gd), ((T+1)B, Gd): input halves of the gates, then the gates
+        "GHNE", "GHND",  # ((L+1)B, d), ((T+1)B, d): GRU: the recurrent half of n (r multiplies it)
+        "HE", "CE",  # ((L+2)B, d): states, rows 0…B−1 the initial zeros
+        "HD", "CD",  # ((T+2)B, d): rows 0…B−1 the encoder's last
+        "GH",  # (B, Gd): the recurrent half of one step
+        # forward, batch-major
+        "HEB",  # (B, L+1, d) encoder states
+        "HDB",  # (B(T+1), d) decoder states
+        "Q",  # (H, B(T+1), d) queries
+        "AL",  # (H, B, T+1, L+1) attention
+        "RAW",  # (H, B(T+1), d) Σ_l α h_enc[l]
+        "PJ",  # (B(T+1), d) one head's projected context
+        "CTX",  # (B(T+1), d) the heads' mean
+        "W1", "W2",  # (d, d): after_decoder_hidden's halves (decoder state, context), contiguous
+        "PD",  # (B(T+1), d) W1 h_dec + bias
+        "OUT",  # (B(T+1), d) tanh(W1 h_dec + W2 ctx + bias)
+        "Z",  # (B(T+1), Vout+2) logits, then ∂z
+        # backward
+        "dOUT", "dA",  # (B(T+1), d)
+        "dHDB",  # (B(T+1), d)
+        "dCTX",  # (B(T+1), d)
+        "dRAW",  # (B(T+1), d)
+        "dQ",  # (B(T+1), d)
+        "dHEB",  # (B, L+1, d)
+        "dAL",  # (T+1, L+1): one example's
+        "tLd",  # (L+1, d) scratch
+        "tdd",  # (d, d) scratch
+        "dGIE", "dGHE",  # ((L+1)B, Gd) gate gradients (the GRU's recurrent ones differ in n)
+        "dGID", "dGHD",  # ((T+1)B, Gd)
+        "dX",  # (max(L+1, T+1)·B, d) input embedding gradients
+        "dh", "dc", "tBd",  # (B, d)
+        # the KTIW probe
+        "PE",  # (B(L+1), d): mean_h project_enc_h(h_enc[l])
+        "PC",  # (B(L+1), d): W2 of it
+        "KO",  # (L+1, d)
+        "KZ",  # (L+1, Vout+2)
+    ],
+)  # fmt: skip
+
+
+def _ws_shapes(ints, B):
+    """The shapes of `RnnWS`'s arrays (plain Python: `workspace_bytes`)."""
+    H, Vout, L, T, d, G = (int(ints[i]) for i in (LAY_H, LAY_VOUT, LAY_L, LAY_T, LAY_D, LAY_G))
+    L1, T1, Vo = L + 1, T + 1, Vout + 2
+    gru, dot = int(ints[LAY_GRU]) == 1, int(ints[LAY_DOT]) == 1
+    N = B * T1
+    nq = H if dot else 1
+    return [
+        (L1 * B, d), (T1 * B, d),
+        (L1 * B, G * d), (T1 * B, G * d),
+        (L1 * B if gru else 1, d), (T1 * B if gru else 1, d),
+        ((L1 + 1) * B, d), ((L1 + 1) * B if not gru else 1, d),
+        ((T1 + 1) * B, d), ((T1 + 1) * B if not gru else 1, d),
+        (B, G * d),
+        (B, L1, d), (N, d), (nq, N if dot else 1, d), (H, B, T1, L1), (H, N, d), (N, d), (N, d),
+        (d, d), (d, d), (N, d), (N, d), (N, Vo),
+        (N, d), (N, d), (N, d), (N, d), (N, d), (N if dot else 1, d), (B, L1, d), (T1, L1), (L1, d), (d, d),
+        (L1 * B, G * d), (L1 * B if gru else 1, G * d), (T1 * B, G * d), (T1 * B if gru else 1, G * d),
+        (max(L1, T1) * B, d), (B, d), (B, d), (B, d),
+        (B * L1, d), (B * L1, d), (L1, d), (L1, Vo),
+    ]  # fmt: skip
+
+
+@jit(fastmath=False)
+def _alloc_ws(lay, theta, B):
+    """Workspace of `_core` for batches of B examples, allocated once outside any step loop."""
+    ints = lay[0]
+    H, Vout, L, T, d, G = ints[LAY_H], ints[LAY_VOUT], ints[LAY_L], ints[LAY_T], ints[LAY_D], ints[LAY_G]
+    L1, T1, Vo = L + 1, T + 1, Vout + 2
+    gru, dot = ints[LAY_GRU] == 1, ints[LAY_DOT] == 1
+    N = B * T1
+    nq = H if dot else 1
+    dt = theta.dtype
+    LB = L1 * B if gru else 1  # arrays only one of the cells uses are 1-row dummies for the other
+    TB = T1 * B if gru else 1
+    CL = (L1 + 1) * B if not gru else 1
+    CT = (T1 + 1) * B if not gru else 1
+    NQ = N if dot else 1
+    return RnnWS(
+        np.zeros((L1 * B, d), dt), np.zeros((T1 * B, d), dt),
+        np.zeros((L1 * B, G * d), dt), np.zeros((T1 * B, G * d), dt),
+        np.zeros((LB, d), dt), np.zeros((TB, d), dt),
+        np.zeros(((L1 + 1) * B, d), dt), np.zeros((CL, d), dt),
+        np.zeros(((T1 + 1) * B, d), dt), np.zeros((CT, d), dt),
+        np.zeros((B, G * d), dt),
+        np.zeros((B, L1, d), dt), np.zeros((N, d), dt), np.zeros((nq, NQ, d), dt),
+        np.zeros((H, B, T1, L1), dt), np.zeros((H, N, d), dt), np.zeros((N, d), dt), np.zeros((N, d), dt),
+        np.zeros((d, d), dt), np.zeros((d, d), dt), np.zeros((N, d), dt), np.zeros((N, d), dt),
+        np.zeros((N, Vo), dt),
+        np.zeros((N, d), dt), np.zeros((N, d), dt), np.zeros((N, d), dt), np.zeros((N, d), dt),
+        np.zeros((N, d), dt), np.zeros((NQ, d), dt), np.zeros((B, L1, d), dt),
+        np.zeros((T1, L1), dt), np.zeros((L1, d), dt), np.zeros((d, d), dt),
+        np.zeros((L1 * B, G * d), dt), np.zeros((LB, G * d), dt),
+        np.zeros((T1 * B, G * d), dt), np.zeros((TB, G * d), dt),
+        np.zeros((max(L1, T1) * B, d), dt), np.zeros((B, d), dt), np.zeros((B, d), dt), np.zeros((B, d), dt),
+        np.zeros((B * L1, d), dt), np.zeros((B * L1, d), dt), np.zeros((L1, d), dt), np.zeros((L1, Vo), dt),
+    )  # fmt: skip
+
+
+def workspace_bytes(lay, B: int, itemsize: int) -> int:
+    """Bytes `_alloc_ws` allocates for batches of B examples (plain Python, exact integers);
+    `tests/test_architectures.py` holds the two together."""
+    return itemsize * sum(math.prod(s) for s in _ws_shapes(lay[0], B))
+
+
+# =============================================================================
+# small pieces
+# =============================================================================
+@jit(fastmath=False)
+def _m2(theta, off, r, c):
+    """``theta[off:off+r*c]`` as an (r, c) matrix (a 1×1 dummy if absent)."""
+    if off < 0:
+        return np.zeros((1, 1), theta.dtype)
+    return theta[off : off + r * c].reshape((r, c))
+
+
+@jit(fastmath=False)
+def _v1(theta, off, n):
+    if off < 0:
+        return np.zeros(1, theta.dtype)
+    return theta[off : off + n]
+
+
+@jit()
+def _sig(v):
+    return 1.0 / (1.0 + np.exp(-v))
+
+
+@jit()
+def _add_rows(M, v):
+    """``M[r] += v`` for every row."""
+    for r in range(M.shape[0]):
+        for j in range(M.shape[1]):
+            M[r, j] += v[j]
+
+
+@jit()
+def _col_sums_into(M, out):
+    """``out = Σ_r M[r]`` (rows in order)."""
+    out[:] = 0.0
+    for r in range(M.shape[0]):
+        for j in range(M.shape[1]):
+            out[j] += M[r, j]
+
+
+# =============================================================================
+# the recurrence
+# =============================================================================
+@jit()
+def _recur(GI, GHN, Hs, Cs, Whh, bhh, GH, steps, B, d, gru):
+    """Run the cell over ``steps`` steps. On entry ``GI`` holds the input halves of the
+    gates (bias included), ``Hs[0:B]`` (and ``Cs[0:B]``) the initial state; on exit ``GI``
+    holds the gates (LSTM i, f, g, o; GRU r, z, n), ``GHN`` the GRU's recurrent half of n,
+    and ``Hs``/``Cs`` rows ``(s+1)B + b`` the states after step s."""
+    for s in range(steps):
+        np.dot(Hs[s * B : (s + 1) * B], Whh.T, GH)
+        for b in range(B):
+            r_in = s * B + b
+            r_prev = s * B + b
+            r_out = (s + 1) * B + b
+            if gru:
+                for j in range(d):
+                    r = _sig(GI[r_in, j] + GH[b, j] + bhh[j])
+                    z = _sig(GI[r_in, d + j] + GH[b, d + j] + bhh[d + j])
+                    ghn = GH[b, 2 * d + j] + bhh[2 * d + j]
+                    n = np.tanh(GI[r_in, 2 * d + j] + r * ghn)
+                    GI[r_in, j] = r
+                    GI[r_in, d + j] = z
+                    GI[r_in, 2 * d + j] = n
+                    GHN[r_in, j] = ghn
+                    Hs[r_out, j] = (1.0 - z) * n + z * Hs[r_prev, j]
+            else:
+                for j in range(d):
+                    i = _sig(GI[r_in, j] + GH[b, j] + bhh[j])
+                    f = _sig(GI[r_in, d + j] + GH[b, d + j] + bhh[d + j])
+                    g = np.tanh(GI[r_in, 2 * d + j] + GH[b, 2 * d + j] + bhh[2 * d + j])
+                    o = _sig(GI[r_in, 3 * d + j] + GH[b, 3 * d + j] + bhh[3 * d + j])
+                    GI[r_in, j] = i
+                    GI[r_in, d + j] = f
+                    GI[r_in, 2 * d + j] = g
+                    GI[r_in, 3 * d + j] = o
+                    c = f * Cs[r_prev, j] + i * g
+                    Cs[r_out, j] = c
+                    Hs[r_out, j] = o * np.tanh(c)
+
+
+@jit()
+def _recur_back(ACT, GHN, Hs, Cs, Whh, dGI, dGH, dh, dc, dIn, in_rows_b, steps, B, d, gru, tBd):
+    """Backward through ``steps`` steps of `_recur`, last step first. ``dh``/``dc`` (B, d)
+    hold the gradient of the last state on entry and of the initial state on exit; the
+    gradient reaching each step's output from above is ``dIn`` at row ``b·in_rows_b + s``
+    (batch-major). Writes the gates' gradients: input halves ``dGI``, recurrent ``dGH``
+    (the same array for the LSTM)."""
+    for s in range(steps - 1, -1, -1):
+        for b in range(B):
+            row = s * B + b
+            r_prev = s * B + b
+            r_out = (s + 1) * B + b
+            src = b * in_rows_b + s
+            if gru:
+                for j in range(d):
+                    g_h = dh[b, j] + dIn[src, j]
+                    r = ACT[row, j]
+                    z = ACT[row, d + j]
+                    n = ACT[row, 2 * d + j]
+                    dn = g_h * (1.0 - z)
+                    dz = g_h * (Hs[r_prev, j] - n)
+                    dpre_n = dn * (1.0 - n * n)
+                    dr = dpre_n * GHN[row, j]
+                    dpr = dr * r * (1.0 - r)
+                    dpz = dz * z * (1.0 - z)
+                    dGI[row, j] = dpr
+                    dGI[row, d + j] = dpz
+                    dGI[row, 2 * d + j] = dpre_n
+                    dGH[row, j] = dpr
+                    dGH[row, d + j] = dpz
+                    dGH[row, 2 * d + j] = dpre_n * r
+                    dh[b, j] = g_h * z  # the direct path; W_hhᵀ ∂GH is added below
+            else:
+                for j in range(d):
+                    g_h = dh[b, j] + dIn[src, j]
+                    i = ACT[row, j]
+                    f = ACT[row, d + j]
+                    g = ACT[row, 2 * d + j]
+                    o = ACT[row, 3 * d + j]
+                    tc = np.tanh(Cs[r_out, j])
+                    dcell = dc[b, j] + g_h * o * (1.0 - tc * tc)
+                    dGI[row, j] = dcell * g * i * (1.0 - i)
+                    dGI[row, d + j] = dcell * Cs[r_prev, j] * f * (1.0 - f)
+                    dGI[row, 2 * d + j] = dcell * i * (1.0 - g * g)
+                    dGI[row, 3 * d + j] = g_h * tc * o * (1.0 - o)
+                    dc[b, j] = dcell * f
+                    dh[b, j] = 0.0
+        np.dot(dGH[s * B : (s + 1) * B], Whh, tBd)
+        for b in range(B):
+            for j in range(d):
+                dh[b, j] += tBd[b, j]
+
+
+@jit()
+def _weight_grads(dGI, dGH, X, Hs, steps, B, gWih, gWhh, gbih, gbhh):
+    """``∂W_ih = ∂GIᵀ X``, ``∂W_hh = ∂GHᵀ H_prev``, the biases' sums, over all steps at once."""
+    n = steps * B
+    np.dot(dGI[:n].T, X[:n], gWih)
+    np.dot(dGH[:n].T, Hs[:n], gWhh)
+    _col_sums_into(dGI[:n], gbih)
+    _col_sums_into(dGH[:n], gbhh)
+
+
+# =============================================================================
+# the model: one pass over a batch
+# =============================================================================
+@jit()
+def _forward_pass(x, y, theta, lay, ws):
+    """Everything up to the logits ``ws.Z`` and the attention ``ws.AL``."""
+    ints = lay[0]
+    H, Vin, Vout, L, T, d, G = (
+        ints[LAY_H], ints[LAY_VIN], ints[LAY_VOUT], ints[LAY_L], ints[LAY_T], ints[LAY_D], ints[LAY_G]
+    )  # fmt: skip
+    gru, dot = ints[LAY_GRU] == 1, ints[LAY_DOT] == 1
+    B = x.shape[0]
+    L1, T1, Vo = L + 1, T + 1, Vout + 2
+    embE = _m2(theta, ints[LAY_OFF_EMB_E], Vin + 2, d)
+    embD = _m2(theta, ints[LAY_OFF_EMB_D], Vout + 2, d)
+    # inputs, time-major: the source then EOS; SOS then the target
+    for b in range(B):
+        for l in range(L1):  # noqa: E741
+            tok = x[b, l] if l < L else Vin
+            for j in range(d):
+                ws.XE[l * B + b, j] = embE[tok, j]
+        for t in range(T1):
+            tok = Vout + 1 if t == 0 else y[b, t - 1]
+            for j in range(d):
+                ws.XD[t * B + b, j] = embD[tok, j]
+    # encoder
+    np.dot(ws.XE, _m2(theta, ints[LAY_OFF_E_WIH], G * d, d).T, ws.GIE)
+    _add_rows(ws.GIE, _v1(theta, ints[LAY_OFF_E_BIH], G * d))
+    ws.HE[:B] = 0.0
+    if not gru:
+        ws.CE[:B] = 0.0
+    Whh = _m2(theta, ints[LAY_OFF_E_WHH], G * d, d)
+    _recur(ws.GIE, ws.GHNE, ws.HE, ws.CE, Whh, _v1(theta, ints[LAY_OFF_E_BHH], G * d), ws.GH, L1, B, d, gru)
+    # decoder, from the encoder's last state
+    np.dot(ws.XD, _m2(theta, ints[LAY_OFF_D_WIH], G * d, d).T, ws.GID)
+    _add_rows(ws.GID, _v1(theta, ints[LAY_OFF_D_BIH], G * d))
+    ws.HD[:B] = ws.HE[L1 * B :]
+    if not gru:
+        ws.CD[:B] = ws.CE[L1 * B :]
+    Whh = _m2(theta, ints[LAY_OFF_D_WHH], G * d, d)
+    _recur(ws.GID, ws.GHND, ws.HD, ws.CD, Whh, _v1(theta, ints[LAY_OFF_D_BHH], G * d), ws.GH, T1, B, d, gru)
+    # batch-major copies of the states
+    for b in range(B):
+        for l in range(L1):  # noqa: E741
+            for j in range(d):
+                ws.HEB[b, l, j] = ws.HE[(l + 1) * B + b, j]
+        for t in range(T1):
+            for j in range(d):
+                ws.HDB[b * T1 + t, j] = ws.HD[(t + 1) * B + b, j]
+    # heads
+    AW = _v1(theta, ints[LAY_OFF_AW], H * d * d)
+    AB = _v1(theta, ints[LAY_OFF_AB], H * d)
+    PW = _v1(theta, ints[LAY_OFF_PW], H * d * d)
+    PB = _v1(theta, ints[LAY_OFF_PB], H * d)
+    ws.CTX[:] = 0.0
+    inv_h = 1.0 / H
+    for h in range(H):
+        if dot:
+            Qh = ws.Q[h]
+            np.dot(ws.HDB, AW[h * d * d : (h + 1) * d * d].reshape((d, d)).T, Qh)
+            _add_rows(Qh, AB[h * d : (h + 1) * d])
+        for b in range(B):
+            Ab = ws.AL[h, b]
+            if dot:
+                np.dot(ws.Q[h][b * T1 : (b + 1) * T1], ws.HEB[b].T, Ab)
+                for t in range(T1):
+                    m = Ab[t, 0]
+                    for l in range(1, L1):  # noqa: E741
+                        m = max(m, Ab[t, l])
+                    s = 0.0
+                    for l in range(L1):  # noqa: E741
+                        e = math.exp(np.float64(Ab[t, l] - m))
+                        Ab[t, l] = e
+                        s += e
+                    for l in range(L1):  # noqa: E741
+                        Ab[t, l] = Ab[t, l] / s
+            else:
+                Ab[:] = 1.0 / L1
+            np.dot(Ab, ws.HEB[b], ws.RAW[h][b * T1 : (b + 1) * T1])
+        np.dot(ws.RAW[h], PW[h * d * d : (h + 1) * d * d].reshape((d, d)).T, ws.PJ)
+        pb = PB[h * d : (h + 1) * d]
+        for r in range(B * T1):
+            for j in range(d):
+                ws.CTX[r, j] += (ws.PJ[r, j] + pb[j]) * inv_h
+    # output: tanh(W1 h_dec + W2 ctx + bias), then the logits
+    CW = _m2(theta, ints[LAY_OFF_CW], d, 2 * d)
+    for i in range(d):
+        for j in range(d):
+            ws.W1[i, j] = CW[i, j]
+            ws.W2[i, j] = CW[i, d + j]
+    np.dot(ws.HDB, ws.W1.T, ws.PD)
+    _add_rows(ws.PD, _v1(theta, ints[LAY_OFF_CB], d))
+    np.dot(ws.CTX, ws.W2.T, ws.OUT)
+    for r in range(B * T1):
+        for j in range(d):
+            ws.OUT[r, j] = np.tanh(ws.OUT[r, j] + ws.PD[r, j])
+    np.dot(ws.OUT, _m2(theta, ints[LAY_OFF_OW], Vo, d).T, ws.Z)
+    _add_rows(ws.Z, _v1(theta, ints[LAY_OFF_OB], Vo))
+
+
+@jit()
+def _ktiw_accuracy(x, y, gold, theta, lay, ws):
+    """Fraction of the target words with a gold position where the KTIW probe's argmax over
+    the L+1 source states hits it (NaN when none has one)."""
+    ints = lay[0]
+    H, Vout, L, T, d = ints[LAY_H], ints[LAY_VOUT], ints[LAY_L], ints[LAY_T], ints[LAY_D]
+    B = x.shape[0]
+    L1, T1, Vo = L + 1, T + 1, Vout + 2
+    PW = _v1(theta, ints[LAY_OFF_PW], H * d * d)
+    PB = _v1(theta, ints[LAY_OFF_PB], H * d)
+    OW = _m2(theta, ints[LAY_OFF_OW], Vo, d)
+    OB = _v1(theta, ints[LAY_OFF_OB], Vo)
+    HEf = ws.HEB.reshape((B * L1, d))
+    ws.PE[:] = 0.0
+    inv_h = 1.0 / H
+    for h in range(H):
+        np.dot(HEf, PW[h * d * d : (h + 1) * d * d].reshape((d, d)).T, ws.PC)
+        pb = PB[h * d : (h + 1) * d]
+        for r in range(B * L1):
+            for j in range(d):
+                ws.PE[r, j] += (ws.PC[r, j] + pb[j]) * inv_h
+    np.dot(ws.PE, ws.W2.T, ws.PC)
+    hits = 0
+    count = 0
+    for b in range(B):
+        for t in range(T):
+            g = gold[b, t]
+            if g < 0:
+                continue
+            for l in range(L1):  # noqa: E741
+                for j in range(d):
+                    ws.KO[l, j] = np.tanh(ws.PD[b * T1 + t, j] + ws.PC[b * L1 + l, j])
+            np.dot(ws.KO, OW.T, ws.KZ)
+            o = y[b, t]
+            best = -np.inf
+            arg = 0
+            for l in range(L1):  # noqa: E741
+                m = -np.inf
+                for v in range(Vo):
+                    z = np.float64(ws.KZ[l, v] + OB[v])
+                    if v != o and z > m:
+                        m = z
+                s = 0.0
+                for v in range(Vo):
+                    if v != o:
+                        s += math.exp(np.float64(ws.KZ[l, v] + OB[v]) - m)
+                beta = np.float64(ws.KZ[l, o] + OB[o]) - m - math.log(s)
+                if beta > best:
+                    best = beta
+                    arg = l
+            hits += arg == g
+            count += 1
+    return hits / count if count > 0 else np.nan
+
+
+@jit()
+def _core(x, y, gold, theta, lay, grad, ws, want_grad, want_metrics, metrics, want_loss):
+    """Mean cross-entropy over the B·(T+1) predictions; the gradient into ``grad``."""
+    ints = lay[0]
+    H, Vin, Vout, L, T, d, G = (
+        ints[LAY_H], ints[LAY_VIN], ints[LAY_VOUT], ints[LAY_L], ints[LAY_T], ints[LAY_D], ints[LAY_G]
+    )  # fmt: skip
+    gru, dot = ints[LAY_GRU] == 1, ints[LAY_DOT] == 1
+    B = x.shape[0]
+    L1, T1, Vo = L + 1, T + 1, Vout + 2
+    N = B * T1
+    _forward_pass(x, y, theta, lay, ws)
+    # loss, accuracy and ∂z = (softmax − onehot)/N
+    loss = 0.0
+    hits = 0
+    inv_n = 1.0 / N
+    for b in range(B):
+        for t in range(T1):
+            r = b * T1 + t
+            tgt = y[b, t] if t < T else Vout
+            m = np.float64(ws.Z[r, 0])
+            arg = 0
+            for v in range(1, Vo):
+                if ws.Z[r, v] > m:
+                    m = np.float64(ws.Z[r, v])
+                    arg = v
+            hits += arg == tgt
+            s = 0.0
+            for v in range(Vo):
+                s += math.exp(np.float64(ws.Z[r, v]) - m)
+            loss += m + math.log(s) - np.float64(ws.Z[r, tgt])
+            if want_grad:
+                for v in range(Vo):
+                    ws.Z[r, v] = math.exp(np.float64(ws.Z[r, v]) - m) / s * inv_n
+                ws.Z[r, tgt] -= inv_n
+    loss = loss / N
+    if want_metrics:
+        metrics[MET_LOSS] = loss
+        metrics[MET_ACC] = hits / N
+        metrics[MET_KTIW] = _ktiw_accuracy(x, y, gold, theta, lay, ws)
+        for h in range(H):
+            n_gold = 0
+            n_hit = 0
+            mass = 0.0
+            for b in range(B):
+                for t in range(T):
+                    g = gold[b, t]
+                    if g < 0:
+                        continue
+                    n_gold += 1
+                    best = 0
+                    for l in range(1, L1):  # noqa: E741
+                        if ws.AL[h, b, t, l] > ws.AL[h, b, t, best]:
+                            best = l
+                    n_hit += best == g
+                    mass += ws.AL[h, b, t, g]
+            metrics[MET_HEADS + h] = n_hit / n_gold if n_gold > 0 else np.nan
+            metrics[MET_HEADS + H + h] = mass / n_gold if n_gold > 0 else np.nan
+    if not want_grad:
+        return loss
+    grad[:] = 0.0
+    # output layer
+    OW = _m2(theta, ints[LAY_OFF_OW], Vo, d)
+    np.dot(ws.Z.T, ws.OUT, _m2(grad, ints[LAY_OFF_OW], Vo, d))
+    _col_sums_into(ws.Z, _v1(grad, ints[LAY_OFF_OB], Vo))
+    np.dot(ws.Z, OW, ws.dOUT)
+    for r in range(N):
+        for j in range(d):
+            o = ws.OUT[r, j]
+            ws.dA[r, j] = ws.dOUT[r, j] * (1.0 - o * o)
+    # after_decoder_hidden: its two halves, then the gradients of h_dec and ctx
+    gCW = _m2(grad, ints[LAY_OFF_CW], d, 2 * d)
+    np.dot(ws.dA.T, ws.HDB, ws.tdd)
+    for i in range(d):
+        for j in range(d):
+            gCW[i, j] = ws.tdd[i, j]
+    np.dot(ws.dA.T, ws.CTX, ws.tdd)
+    for i in range(d):
+        for j in range(d):
+            gCW[i, d + j] = ws.tdd[i, j]
+    _col_sums_into(ws.dA, _v1(grad, ints[LAY_OFF_CB], d))
+    np.dot(ws.dA, ws.W1, ws.dHDB)
+    np.dot(ws.dA, ws.W2, ws.dCTX)
+    inv_h = 1.0 / H
+    for r in range(N):
+        for j in range(d):
+            ws.dCTX[r, j] *= inv_h
+    # heads
+    AW = _v1(theta, ints[LAY_OFF_AW], H * d * d)
+    PW = _v1(theta, ints[LAY_OFF_PW], H * d * d)
+    gAW = _v1(grad, ints[LAY_OFF_AW], H * d * d)
+    gAB = _v1(grad, ints[LAY_OFF_AB], H * d)
+    gPW = _v1(grad, ints[LAY_OFF_PW], H * d * d)
+    gPB = _v1(grad, ints[LAY_OFF_PB], H * d)
+    ws.dHEB[:] = 0.0
+    for h in range(H):
+        np.dot(ws.dCTX.T, ws.RAW[h], gPW[h * d * d : (h + 1) * d * d].reshape((d, d)))
+        _col_sums_into(ws.dCTX, gPB[h * d : (h + 1) * d])
+        np.dot(ws.dCTX, PW[h * d * d : (h + 1) * d * d].reshape((d, d)), ws.dRAW)
+        for b in range(B):
+            Ab = ws.AL[h, b]
+            dRb = ws.dRAW[b * T1 : (b + 1) * T1]
+            np.dot(Ab.T, dRb, ws.tLd)
+            if dot:
+                np.dot(dRb, ws.HEB[b].T, ws.dAL)
+                for t in range(T1):
+                    s = 0.0
+                    for l in range(L1):  # noqa: E741
+                        s += Ab[t, l] * ws.dAL[t, l]
+                    for l in range(L1):  # noqa: E741
+                        ws.dAL[t, l] = Ab[t, l] * (ws.dAL[t, l] - s)
+                np.dot(ws.dAL, ws.HEB[b], ws.dQ[b * T1 : (b + 1) * T1])
+                for l in range(L1):  # noqa: E741
+                    for j in range(d):
+                        ws.dHEB[b, l, j] += ws.tLd[l, j]
+                np.dot(ws.dAL.T, ws.Q[h][b * T1 : (b + 1) * T1], ws.tLd)
+            for l in range(L1):  # noqa: E741
+                for j in range(d):
+                    ws.dHEB[b, l, j] += ws.tLd[l, j]
+        if dot:
+            np.dot(ws.dQ.T, ws.HDB, gAW[h * d * d : (h + 1) * d * d].reshape((d, d)))
+            _col_sums_into(ws.dQ, gAB[h * d : (h + 1) * d])
+            np.dot(ws.dQ, AW[h * d * d : (h + 1) * d * d].reshape((d, d)), ws.dRAW)
+            for r in range(N):
+                for j in range(d):
+                    ws.dHDB[r, j] += ws.dRAW[r, j]
+    # decoder, back through time; its first state is the encoder's last
+    ws.dh[:] = 0.0
+    ws.dc[:] = 0.0
+    dGHD = ws.dGHD if gru else ws.dGID
+    dGHE = ws.dGHE if gru else ws.dGIE
+    Whh = _m2(theta, ints[LAY_OFF_D_WHH], G * d, d)
+    _recur_back(ws.GID, ws.GHND, ws.HD, ws.CD, Whh, ws.dGID, dGHD, ws.dh, ws.dc, ws.dHDB, T1, T1, B, d, gru, ws.tBd)
+    Whh = _m2(theta, ints[LAY_OFF_E_WHH], G * d, d)
+    dHEf = ws.dHEB.reshape((B * L1, d))
+    _recur_back(ws.GIE, ws.GHNE, ws.HE, ws.CE, Whh, ws.dGIE, dGHE, ws.dh, ws.dc, dHEf, L1, L1, B, d, gru, ws.tBd)
+    # weights of the cells, then the embeddings (the inputs' gradients scattered to their rows)
+    _weight_grads(
+        ws.dGID, dGHD, ws.XD, ws.HD, T1, B,
+        _m2(grad, ints[LAY_OFF_D_WIH], G * d, d), _m2(grad, ints[LAY_OFF_D_WHH], G * d, d),
+        _v1(grad, ints[LAY_OFF_D_BIH], G * d), _v1(grad, ints[LAY_OFF_D_BHH], G * d),
+    )  # fmt: skip
+    _weight_grads(
+        ws.dGIE, dGHE, ws.XE, ws.HE, L1, B,
+        _m2(grad, ints[LAY_OFF_E_WIH], G * d, d), _m2(grad, ints[LAY_OFF_E_WHH], G * d, d),
+        _v1(grad, ints[LAY_OFF_E_BIH], G * d), _v1(grad, ints[LAY_OFF_E_BHH], G * d),
+    )  # fmt: skip
+    gE = _m2(grad, ints[LAY_OFF_EMB_E], Vin + 2, d)
+    gD = _m2(grad, ints[LAY_OFF_EMB_D], Vout + 2, d)
+    dXD = ws.dX[: T1 * B]
+    np.dot(ws.dGID, _m2(theta, ints[LAY_OFF_D_WIH], G * d, d), dXD)
+    for t in range(T1):
+        for b in range(B):
+            tok = Vout + 1 if t == 0 else y[b, t - 1]
+            for j in range(d):
+                gD[tok, j] += dXD[t * B + b, j]
+    dXE = ws.dX[: L1 * B]
+    np.dot(ws.dGIE, _m2(theta, ints[LAY_OFF_E_WIH], G * d, d), dXE)
+    for l in range(L1):  # noqa: E741
+        for b in range(B):
+            tok = x[b, l] if l < L else Vin
+            for j in range(d):
+                gE[tok, j] += dXE[l * B + b, j]
+    return loss
+
+
+# =============================================================================
+# public kernels (each has a NumPy oracle in _reference.REGISTRY)
+# =============================================================================
+@jit()
+def loss_grad(x, y, theta, lay, grad):
+    """Mean cross-entropy of (x, y) over the T+1 predictions and its gradient, into ``grad``."""
+    ws = _alloc_ws(lay, theta, x.shape[0])
+    gold = np.zeros((1, 1), np.int64)
+    metrics = np.zeros(1, np.float64)
+    fp = _flush_subnormals()
+    loss = _core(x, y, gold, theta, lay, grad, ws, True, False, metrics, True)
+    _restore_fp(fp)
+    return loss
+
+
+@jit()
+def forward(x, y, theta, lay, z_out, alpha_out):
+    """Teacher-forced logits ``z_out`` (B, T+1, Vout+2) and attention ``alpha_out``
+    (H, B, T+1, L+1)."""
+    ints = lay[0]
+    ws = _alloc_ws(lay, theta, x.shape[0])
+    fp = _flush_subnormals()
+    _forward_pass(x, y, theta, lay, ws)
+    _restore_fp(fp)
+    B = x.shape[0]
+    T1 = ints[LAY_T] + 1
+    for b in range(B):
+        for t in range(T1):
+            for v in range(ws.Z.shape[1]):
+                z_out[b, t, v] = ws.Z[b * T1 + t, v]
+    alpha_out[:] = ws.AL
+
+
+@jit(parallel=True, nogil=True)
+def train_runs(
+    xs, ys, golds, thetas, m1s, m2s, lay, hypers, opts, step0, update_last, log_flags, active, limits, out_loss,
+    out_metrics, done,
+):  # fmt: skip
+    """The step loop of R independent runs, in parallel over runs: as rung 0's
+    (``attnsim/arch/free/_kernels.train_runs``), with this model's pass."""
+    R = thetas.shape[0]
+    B = xs.shape[2]
+    K = log_flags.shape[0]
+    for r in prange(R):
+        done[r] = 0
+        if not active[r]:
+            continue
+        theta, m1, m2, hyper, limit = thetas[r], m1s[r], m2s[r], hypers[r], limits[r : r + 1]
+        xr, yr, gr, loss_r, met_r = xs[r], ys[r], golds[r % golds.shape[0]], out_loss[r], out_metrics[r]
+        ws = _alloc_ws(lay, theta, B)
+        grad = np.zeros(thetas.shape[1], thetas.dtype)
+        done[r] = K
+        fp = _flush_subnormals()
+        for k in range(K):
+            kk = k if xr.shape[0] > 1 else 0
+            update = (k != K - 1) or update_last
+            want = log_flags[k]
+            loss = _core(xr[kk], yr[kk], gr[kk], theta, lay, grad, ws, update, want, met_r[k], want)
+            if _finish_step(loss, k, want, update, theta, grad, m1, m2, hyper, opts[r], step0 + k + 1, limit, loss_r):
+                done[r] = k
+                break
+        _restore_fp(fp)
