@@ -3,7 +3,8 @@ a CPU and set beside a closed-form theory of the same dynamics (Snell et al., 20
 
 Models form a ladder (docs/design.md §7): ``ModelConfig`` is rung 0, the paper's
 approximation (free attention logits and translation table); ``DotConfig`` is rung 1, a
-dot-product head over learned embeddings. Every function below takes any of them.
+dot-product head over learned embeddings; ``RNNConfig`` is rung 2, the authors' LSTM/GRU
+seq2seq. Every function below takes any of them.
 """
 
 from . import metrics, tasks, theory
@@ -14,10 +15,12 @@ from ._sweep import SweepTable, load_spec, sweep
 from ._train import Run, load_run, train, train_many
 from .arch.dot import DotConfig
 from .arch.free import ModelConfig
+from .arch.rnn import RNNConfig
 
 __all__ = [
     "DotConfig",
     "ModelConfig",
+    "RNNConfig",
     "Run",
     "SweepTable",
     "compare",
@@ -40,7 +43,7 @@ __version__ = "0.2.0"
 
 
 def models() -> list[str]:
-    """The registered architectures, in ladder order (``["free", "dot"]``)."""
+    """The registered architectures, in ladder order (``["free", "dot", "rnn"]``)."""
     from ._arch import names
 
     return names()

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from . import _arch
+from ._blas import one_blas_thread
 from ._memory import describe, require
 
 # Spawn keys of the two independent random streams of a seed (see `seed_sequence`).
@@ -218,7 +219,8 @@ def loss_and_grad(cfg, params: Mapping, x, y, weight_decay: float = 0.0) -> tupl
     _require_batch(cfg, x.shape[0], 3 * cfg.n_params)
     theta = pack(cfg, params)
     grad = np.zeros_like(theta)
-    loss = float(kernels.loss_grad(x, y, theta, kernels.layout(cfg), grad))
+    with one_blas_thread():
+        loss = float(kernels.loss_grad(x, y, theta, kernels.layout(cfg), grad))
     if weight_decay:
         loss += 0.5 * weight_decay * float(np.dot(theta.astype(np.float64), theta))
         grad += np.asarray(weight_decay, theta.dtype) * theta
@@ -242,5 +244,6 @@ def forward(cfg, params: Mapping, x, y=None) -> tuple[np.ndarray, np.ndarray]:
     theta = pack(cfg, params)
     z = np.zeros(z_shape, cfg.np_dtype)
     alpha = np.zeros(a_shape, cfg.np_dtype)
-    kernels.forward(x, y, theta, kernels.layout(cfg), z, alpha)
+    with one_blas_thread():
+        kernels.forward(x, y, theta, kernels.layout(cfg), z, alpha)
     return z, alpha

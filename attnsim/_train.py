@@ -31,6 +31,7 @@ import numpy as np
 
 from . import _arch
 from . import _kernels as K
+from ._blas import one_blas_thread
 from ._memory import describe_runs, require, run_bytes
 from ._model import STREAM_DATA, check_params, init_params, pack, seed_sequence, unpack
 from ._outputs import atomic_npz, atomic_write, jsonable
@@ -619,7 +620,7 @@ def _train_group(
                 data = fixed or _slice_steps(xs, ys, gs, off + a, off + b)
                 if snaps is not None and flags[0]:
                     _snapshot(snaps, cfg, thetas[0], data[0][0, 0], data[1][0, 0], pos + a)
-                with _KERNEL_LOCK, _numba_threads(threads):
+                with _KERNEL_LOCK, _numba_threads(threads), one_blas_thread():
                     arch.kernels.train_runs(
                         *data, thetas, m1s, m2s, lay, hypers, opts, pos + a, not last_call, flags, active, limits,
                         out_loss, out_met, done,
@@ -814,10 +815,11 @@ def _snapshot(snaps, cfg, theta, x, y, step):
     n = cfg.n_params
     alpha = np.zeros(cfg.alpha_shape(x.shape[0]), cfg.np_dtype)
     z = np.zeros(cfg.out_shape(x.shape[0]), cfg.np_dtype)
-    arch.kernels.forward(
-        np.ascontiguousarray(x), np.ascontiguousarray(y), np.ascontiguousarray(theta[:n]), arch.kernels.layout(cfg), z,
-        alpha,
-    )  # fmt: skip
+    with one_blas_thread():
+        arch.kernels.forward(
+            np.ascontiguousarray(x), np.ascontiguousarray(y), np.ascontiguousarray(theta[:n]), arch.kernels.layout(cfg),
+            z, alpha,
+        )  # fmt: skip
     record = {"step": step}
     if arch.effective_tables is not None:
         record.update(arch.effective_tables(cfg, params))

@@ -159,6 +159,9 @@ def batch_metrics(cfg: DotConfig, params: dict, x, y, gold) -> dict:
 # what `attnsim gradcheck` cycles through: every attention mode × value mode × context
 # where the context changes something (keys that see words, or values that see the
 # state), the attention modes first, so that a few trials reach all of them
+# options of a small config that reaches every path of the kernels (the plain-Python test)
+RICH = {"heads": 2, "attention": "both"}
+
 KINDS = [
     {"attention": a, "values": v, "context": rho}
     for rho in (0.0, 0.5, 1.0)

@@ -128,6 +128,9 @@ def batch_metrics(cfg: ModelConfig, params: dict, x, y, gold) -> dict:
 
 
 # what `attnsim gradcheck` cycles through: every attention mode, with a table or factored
+# options of a small config that reaches every path of the kernels (the plain-Python test)
+RICH = {"heads": 2, "attention": "both"}
+
 KINDS = [
     {"attention": a, "d_model": d} for a in ("positional", "content", "both", "uniform") for d in (None, "factored")
 ]

@@ -28,7 +28,17 @@ import numpy as np
 from numba import prange
 
 from ..._jit import jit
-from ..._kernels import MET_ACC, MET_HEADS, MET_KTIW, MET_LOSS, _finish_step, _flush_subnormals, _restore_fp
+from ..._kernels import (
+    MET_ACC,
+    MET_HEADS,
+    MET_KTIW,
+    MET_LOSS,
+    _exp_inplace,
+    _finish_step,
+    _flush_subnormals,
+    _restore_fp,
+    _softmax_rows,
+)
 
 # Positions in the int layout.
 LAY_H, LAY_VIN, LAY_VOUT, LAY_L, LAY_T, LAY_D, LAY_G, LAY_GRU, LAY_DOT = range(9)
@@ -96,6 +106,7 @@ RnnWS = namedtuple(
         "GHNE", "GHND",  # ((L+1)B, d), ((T+1)B, d): GRU: the recurrent half of n (r multiplies it)
         "HE", "CE",  # ((L+2)B, d): states, rows 0…B−1 the initial zeros
         "HD", "CD",  # ((T+2)B, d): rows 0…B−1 the encoder's last
+        "TCE", "TCD",  # like CE, CD: tanh of the cells (LSTM)
         "GH",  # (B, Gd): the recurrent half of one step
         # forward, batch-major
         "HEB",  # (B, L+1, d) encoder states
@@ -128,6 +139,7 @@ RnnWS = namedtuple(
         "PC",  # (B(L+1), d): W2 of it
         "KO",  # (L+1, d)
         "KZ",  # (L+1, Vout+2)
+        "E", "K",  # float64 scratch of the vectorized exponential (`_scratch_size`)
     ],
 )  # fmt: skip
 
@@ -145,6 +157,7 @@ def _ws_shapes(ints, B):
         (L1 * B if gru else 1, d), (T1 * B if gru else 1, d),
         ((L1 + 1) * B, d), ((L1 + 1) * B if not gru else 1, d),
         ((T1 + 1) * B, d), ((T1 + 1) * B if not gru else 1, d),
+        ((L1 + 1) * B if not gru else 1, d), ((T1 + 1) * B if not gru else 1, d),
         (B, G * d),
         (B, L1, d), (N, d), (nq, N if dot else 1, d), (H, B, T1, L1), (H, N, d), (N, d), (N, d),
         (d, d), (d, d), (N, d), (N, d), (N, Vo),
@@ -152,6 +165,7 @@ def _ws_shapes(ints, B):
         (L1 * B, G * d), (L1 * B if gru else 1, G * d), (T1 * B, G * d), (T1 * B if gru else 1, G * d),
         (max(L1, T1) * B, d), (B, d), (B, d), (B, d),
         (B * L1, d), (B * L1, d), (L1, d), (L1, Vo),
+        (_scratch_size(B, L1, T1, d, G, Vo),), (_scratch_size(B, L1, T1, d, G, Vo),),
     ]  # fmt: skip
 
 
@@ -170,12 +184,14 @@ def _alloc_ws(lay, theta, B):
     CL = (L1 + 1) * B if not gru else 1
     CT = (T1 + 1) * B if not gru else 1
     NQ = N if dot else 1
+    S = _scratch_size(B, L1, T1, d, G, Vo)
     return RnnWS(
         np.zeros((L1 * B, d), dt), np.zeros((T1 * B, d), dt),
         np.zeros((L1 * B, G * d), dt), np.zeros((T1 * B, G * d), dt),
         np.zeros((LB, d), dt), np.zeros((TB, d), dt),
         np.zeros(((L1 + 1) * B, d), dt), np.zeros((CL, d), dt),
         np.zeros(((T1 + 1) * B, d), dt), np.zeros((CT, d), dt),
+        np.zeros((CL, d), dt), np.zeros((CT, d), dt),
         np.zeros((B, G * d), dt),
         np.zeros((B, L1, d), dt), np.zeros((N, d), dt), np.zeros((nq, NQ, d), dt),
         np.zeros((H, B, T1, L1), dt), np.zeros((H, N, d), dt), np.zeros((N, d), dt), np.zeros((N, d), dt),
@@ -188,13 +204,22 @@ def _alloc_ws(lay, theta, B):
         np.zeros((T1 * B, G * d), dt), np.zeros((TB, G * d), dt),
         np.zeros((max(L1, T1) * B, d), dt), np.zeros((B, d), dt), np.zeros((B, d), dt), np.zeros((B, d), dt),
         np.zeros((B * L1, d), dt), np.zeros((B * L1, d), dt), np.zeros((L1, d), dt), np.zeros((L1, Vo), dt),
+        np.zeros(S, np.float64), np.zeros(S, np.float64),
     )  # fmt: skip
 
 
 def workspace_bytes(lay, B: int, itemsize: int) -> int:
     """Bytes `_alloc_ws` allocates for batches of B examples (plain Python, exact integers);
     `tests/test_architectures.py` holds the two together."""
-    return itemsize * sum(math.prod(s) for s in _ws_shapes(lay[0], B))
+    shapes = _ws_shapes(lay[0], B)
+    return itemsize * sum(math.prod(s) for s in shapes[:-2]) + 8 * sum(math.prod(s) for s in shapes[-2:])
+
+
+@jit(fastmath=False)
+def _scratch_size(B, L1, T1, d, G, Vo):
+    """Entries of the exponential's scratch: the largest block exponentiated at once (one
+    step's gates, the output layer's tanh, the logits, one example's attention)."""
+    return max(B * G * d, B * T1 * d, B * T1 * Vo, T1 * L1, L1 * Vo, (L1 + 1) * B * d, (T1 + 1) * B * d)
 
 
 # =============================================================================
@@ -216,8 +241,30 @@ def _v1(theta, off, n):
 
 
 @jit()
-def _sig(v):
-    return 1.0 / (1.0 + np.exp(-v))
+def _act(X, r0, nrows, c0, c1, is_tanh, E, K):
+    """``X[r0:r0+nrows, c0:c1]`` ← its sigmoid, or its tanh, in place, through one call of
+    the vectorized exponential: with ``e = exp(−|v|)`` (``exp(−2|v|)`` for tanh),
+    ``σ(v) = 1/(1+e)`` or ``e/(1+e)`` and ``tanh(v) = ±(1−e)/(1+e)``, neither of which
+    overflows."""
+    w = c1 - c0
+    m = 2.0 if is_tanh else 1.0
+    i = 0
+    for r in range(r0, r0 + nrows):
+        for j in range(c0, c1):
+            E[i] = -m * abs(np.float64(X[r, j]))
+            i += 1
+    _exp_inplace(E, K, K.view(np.int64), nrows * w)
+    i = 0
+    for r in range(r0, r0 + nrows):
+        for j in range(c0, c1):
+            e = E[i]
+            v = X[r, j]
+            if is_tanh:
+                t = (1.0 - e) / (1.0 + e)
+                X[r, j] = t if v >= 0 else -t
+            else:
+                X[r, j] = 1.0 / (1.0 + e) if v >= 0 else e / (1.0 + e)
+            i += 1
 
 
 @jit()
@@ -241,45 +288,49 @@ def _col_sums_into(M, out):
 # the recurrence
 # =============================================================================
 @jit()
-def _recur(GI, GHN, Hs, Cs, Whh, bhh, GH, steps, B, d, gru):
+def _recur(GI, GHN, Hs, Cs, TC, Whh, bhh, GH, steps, B, d, gru, E, K):
     """Run the cell over ``steps`` steps. On entry ``GI`` holds the input halves of the
     gates (bias included), ``Hs[0:B]`` (and ``Cs[0:B]``) the initial state; on exit ``GI``
     holds the gates (LSTM i, f, g, o; GRU r, z, n), ``GHN`` the GRU's recurrent half of n,
-    and ``Hs``/``Cs`` rows ``(s+1)B + b`` the states after step s."""
+    ``Hs``/``Cs`` rows ``(s+1)B + b`` the states after step s and ``TC`` tanh of the cells."""
     for s in range(steps):
         np.dot(Hs[s * B : (s + 1) * B], Whh.T, GH)
-        for b in range(B):
-            r_in = s * B + b
-            r_prev = s * B + b
-            r_out = (s + 1) * B + b
-            if gru:
+        r0 = s * B
+        if gru:
+            for b in range(B):
+                for j in range(2 * d):
+                    GI[r0 + b, j] += GH[b, j] + bhh[j]
+            _act(GI, r0, B, 0, 2 * d, False, E, K)  # r, z
+            for b in range(B):
                 for j in range(d):
-                    r = _sig(GI[r_in, j] + GH[b, j] + bhh[j])
-                    z = _sig(GI[r_in, d + j] + GH[b, d + j] + bhh[d + j])
                     ghn = GH[b, 2 * d + j] + bhh[2 * d + j]
-                    n = np.tanh(GI[r_in, 2 * d + j] + r * ghn)
-                    GI[r_in, j] = r
-                    GI[r_in, d + j] = z
-                    GI[r_in, 2 * d + j] = n
-                    GHN[r_in, j] = ghn
-                    Hs[r_out, j] = (1.0 - z) * n + z * Hs[r_prev, j]
-            else:
+                    GHN[r0 + b, j] = ghn
+                    GI[r0 + b, 2 * d + j] += GI[r0 + b, j] * ghn
+            _act(GI, r0, B, 2 * d, 3 * d, True, E, K)  # n
+            for b in range(B):
                 for j in range(d):
-                    i = _sig(GI[r_in, j] + GH[b, j] + bhh[j])
-                    f = _sig(GI[r_in, d + j] + GH[b, d + j] + bhh[d + j])
-                    g = np.tanh(GI[r_in, 2 * d + j] + GH[b, 2 * d + j] + bhh[2 * d + j])
-                    o = _sig(GI[r_in, 3 * d + j] + GH[b, 3 * d + j] + bhh[3 * d + j])
-                    GI[r_in, j] = i
-                    GI[r_in, d + j] = f
-                    GI[r_in, 2 * d + j] = g
-                    GI[r_in, 3 * d + j] = o
-                    c = f * Cs[r_prev, j] + i * g
-                    Cs[r_out, j] = c
-                    Hs[r_out, j] = o * np.tanh(c)
+                    z = GI[r0 + b, d + j]
+                    Hs[r0 + B + b, j] = (1.0 - z) * GI[r0 + b, 2 * d + j] + z * Hs[r0 + b, j]
+        else:
+            for b in range(B):
+                for j in range(4 * d):
+                    GI[r0 + b, j] += GH[b, j] + bhh[j]
+            _act(GI, r0, B, 0, 2 * d, False, E, K)  # i, f
+            _act(GI, r0, B, 2 * d, 3 * d, True, E, K)  # g
+            _act(GI, r0, B, 3 * d, 4 * d, False, E, K)  # o
+            for b in range(B):
+                for j in range(d):
+                    c = GI[r0 + b, d + j] * Cs[r0 + b, j] + GI[r0 + b, j] * GI[r0 + b, 2 * d + j]
+                    Cs[r0 + B + b, j] = c
+                    TC[r0 + B + b, j] = c
+            _act(TC, r0 + B, B, 0, d, True, E, K)
+            for b in range(B):
+                for j in range(d):
+                    Hs[r0 + B + b, j] = GI[r0 + b, 3 * d + j] * TC[r0 + B + b, j]
 
 
 @jit()
-def _recur_back(ACT, GHN, Hs, Cs, Whh, dGI, dGH, dh, dc, dIn, in_rows_b, steps, B, d, gru, tBd):
+def _recur_back(ACT, GHN, Hs, Cs, TC, Whh, dGI, dGH, dh, dc, dIn, in_rows_b, steps, B, d, gru, tBd):
     """Backward through ``steps`` steps of `_recur`, last step first. ``dh``/``dc`` (B, d)
     hold the gradient of the last state on entry and of the initial state on exit; the
     gradient reaching each step's output from above is ``dIn`` at row ``b·in_rows_b + s``
@@ -317,7 +368,7 @@ def _recur_back(ACT, GHN, Hs, Cs, Whh, dGI, dGH, dh, dc, dIn, in_rows_b, steps, 
                     f = ACT[row, d + j]
                     g = ACT[row, 2 * d + j]
                     o = ACT[row, 3 * d + j]
-                    tc = np.tanh(Cs[r_out, j])
+                    tc = TC[r_out, j]
                     dcell = dc[b, j] + g_h * o * (1.0 - tc * tc)
                     dGI[row, j] = dcell * g * i * (1.0 - i)
                     dGI[row, d + j] = dcell * Cs[r_prev, j] * f * (1.0 - f)
@@ -373,7 +424,10 @@ def _forward_pass(x, y, theta, lay, ws):
     if not gru:
         ws.CE[:B] = 0.0
     Whh = _m2(theta, ints[LAY_OFF_E_WHH], G * d, d)
-    _recur(ws.GIE, ws.GHNE, ws.HE, ws.CE, Whh, _v1(theta, ints[LAY_OFF_E_BHH], G * d), ws.GH, L1, B, d, gru)
+    _recur(
+        ws.GIE, ws.GHNE, ws.HE, ws.CE, ws.TCE, Whh, _v1(theta, ints[LAY_OFF_E_BHH], G * d), ws.GH, L1, B, d, gru, ws.E,
+        ws.K,
+    )  # fmt: skip
     # decoder, from the encoder's last state
     np.dot(ws.XD, _m2(theta, ints[LAY_OFF_D_WIH], G * d, d).T, ws.GID)
     _add_rows(ws.GID, _v1(theta, ints[LAY_OFF_D_BIH], G * d))
@@ -381,7 +435,10 @@ def _forward_pass(x, y, theta, lay, ws):
     if not gru:
         ws.CD[:B] = ws.CE[L1 * B :]
     Whh = _m2(theta, ints[LAY_OFF_D_WHH], G * d, d)
-    _recur(ws.GID, ws.GHND, ws.HD, ws.CD, Whh, _v1(theta, ints[LAY_OFF_D_BHH], G * d), ws.GH, T1, B, d, gru)
+    _recur(
+        ws.GID, ws.GHND, ws.HD, ws.CD, ws.TCD, Whh, _v1(theta, ints[LAY_OFF_D_BHH], G * d), ws.GH, T1, B, d, gru, ws.E,
+        ws.K,
+    )  # fmt: skip
     # batch-major copies of the states
     for b in range(B):
         for l in range(L1):  # noqa: E741
@@ -407,16 +464,12 @@ def _forward_pass(x, y, theta, lay, ws):
             if dot:
                 np.dot(ws.Q[h][b * T1 : (b + 1) * T1], ws.HEB[b].T, Ab)
                 for t in range(T1):
-                    m = Ab[t, 0]
-                    for l in range(1, L1):  # noqa: E741
-                        m = max(m, Ab[t, l])
-                    s = 0.0
                     for l in range(L1):  # noqa: E741
-                        e = math.exp(np.float64(Ab[t, l] - m))
-                        Ab[t, l] = e
-                        s += e
+                        ws.E[t * L1 + l] = Ab[t, l]
+                _softmax_rows(ws.E, ws.K, ws.K.view(np.int64), T1, L1)
+                for t in range(T1):
                     for l in range(L1):  # noqa: E741
-                        Ab[t, l] = Ab[t, l] / s
+                        Ab[t, l] = ws.E[t * L1 + l]
             else:
                 Ab[:] = 1.0 / L1
             np.dot(Ab, ws.HEB[b], ws.RAW[h][b * T1 : (b + 1) * T1])
@@ -436,7 +489,8 @@ def _forward_pass(x, y, theta, lay, ws):
     np.dot(ws.CTX, ws.W2.T, ws.OUT)
     for r in range(B * T1):
         for j in range(d):
-            ws.OUT[r, j] = np.tanh(ws.OUT[r, j] + ws.PD[r, j])
+            ws.OUT[r, j] += ws.PD[r, j]
+    _act(ws.OUT, 0, B * T1, 0, d, True, ws.E, ws.K)
     np.dot(ws.OUT, _m2(theta, ints[LAY_OFF_OW], Vo, d).T, ws.Z)
     _add_rows(ws.Z, _v1(theta, ints[LAY_OFF_OB], Vo))
 
@@ -472,9 +526,20 @@ def _ktiw_accuracy(x, y, gold, theta, lay, ws):
                 continue
             for l in range(L1):  # noqa: E741
                 for j in range(d):
-                    ws.KO[l, j] = np.tanh(ws.PD[b * T1 + t, j] + ws.PC[b * L1 + l, j])
+                    ws.KO[l, j] = ws.PD[b * T1 + t, j] + ws.PC[b * L1 + l, j]
+            _act(ws.KO, 0, L1, 0, d, True, ws.E, ws.K)
             np.dot(ws.KO, OW.T, ws.KZ)
             o = y[b, t]
+            # β_l = z_o − log Σ_{v≠o} e^{z_v}: the target's own term enters as e^{−708} ≈ 0
+            for l in range(L1):  # noqa: E741
+                m = -np.inf
+                for v in range(Vo):
+                    z = np.float64(ws.KZ[l, v] + OB[v])
+                    if v != o and z > m:
+                        m = z
+                for v in range(Vo):
+                    ws.E[l * Vo + v] = np.float64(ws.KZ[l, v] + OB[v]) - m if v != o else -1e300
+            _exp_inplace(ws.E, ws.K, ws.K.view(np.int64), L1 * Vo)
             best = -np.inf
             arg = 0
             for l in range(L1):  # noqa: E741
@@ -485,8 +550,7 @@ def _ktiw_accuracy(x, y, gold, theta, lay, ws):
                         m = z
                 s = 0.0
                 for v in range(Vo):
-                    if v != o:
-                        s += math.exp(np.float64(ws.KZ[l, v] + OB[v]) - m)
+                    s += ws.E[l * Vo + v]
                 beta = np.float64(ws.KZ[l, o] + OB[o]) - m - math.log(s)
                 if beta > best:
                     best = beta
@@ -512,25 +576,32 @@ def _core(x, y, gold, theta, lay, grad, ws, want_grad, want_metrics, metrics, wa
     loss = 0.0
     hits = 0
     inv_n = 1.0 / N
-    for b in range(B):
-        for t in range(T1):
-            r = b * T1 + t
+    for r in range(N):  # z − max of its row, and the argmax
+        m = ws.Z[r, 0]
+        arg = 0
+        for v in range(1, Vo):
+            if ws.Z[r, v] > m:
+                m = ws.Z[r, v]
+                arg = v
+        b, t = r // T1, r % T1
+        tgt = y[b, t] if t < T else Vout
+        hits += arg == tgt
+        for v in range(Vo):
+            ws.E[r * Vo + v] = np.float64(ws.Z[r, v]) - np.float64(m)
+        loss += np.float64(m) - np.float64(ws.Z[r, tgt])
+    _exp_inplace(ws.E, ws.K, ws.K.view(np.int64), N * Vo)
+    for r in range(N):
+        s = 0.0
+        for v in range(Vo):
+            s += ws.E[r * Vo + v]
+        loss += math.log(s)
+        if want_grad:
+            b, t = r // T1, r % T1
             tgt = y[b, t] if t < T else Vout
-            m = np.float64(ws.Z[r, 0])
-            arg = 0
-            for v in range(1, Vo):
-                if ws.Z[r, v] > m:
-                    m = np.float64(ws.Z[r, v])
-                    arg = v
-            hits += arg == tgt
-            s = 0.0
+            c = inv_n / s
             for v in range(Vo):
-                s += math.exp(np.float64(ws.Z[r, v]) - m)
-            loss += m + math.log(s) - np.float64(ws.Z[r, tgt])
-            if want_grad:
-                for v in range(Vo):
-                    ws.Z[r, v] = math.exp(np.float64(ws.Z[r, v]) - m) / s * inv_n
-                ws.Z[r, tgt] -= inv_n
+                ws.Z[r, v] = ws.E[r * Vo + v] * c
+            ws.Z[r, tgt] -= inv_n
     loss = loss / N
     if want_metrics:
         metrics[MET_LOSS] = loss
@@ -628,10 +699,14 @@ def _core(x, y, gold, theta, lay, grad, ws, want_grad, want_metrics, metrics, wa
     dGHD = ws.dGHD if gru else ws.dGID
     dGHE = ws.dGHE if gru else ws.dGIE
     Whh = _m2(theta, ints[LAY_OFF_D_WHH], G * d, d)
-    _recur_back(ws.GID, ws.GHND, ws.HD, ws.CD, Whh, ws.dGID, dGHD, ws.dh, ws.dc, ws.dHDB, T1, T1, B, d, gru, ws.tBd)
+    _recur_back(
+        ws.GID, ws.GHND, ws.HD, ws.CD, ws.TCD, Whh, ws.dGID, dGHD, ws.dh, ws.dc, ws.dHDB, T1, T1, B, d, gru, ws.tBd
+    )
     Whh = _m2(theta, ints[LAY_OFF_E_WHH], G * d, d)
     dHEf = ws.dHEB.reshape((B * L1, d))
-    _recur_back(ws.GIE, ws.GHNE, ws.HE, ws.CE, Whh, ws.dGIE, dGHE, ws.dh, ws.dc, dHEf, L1, L1, B, d, gru, ws.tBd)
+    _recur_back(
+        ws.GIE, ws.GHNE, ws.HE, ws.CE, ws.TCE, Whh, ws.dGIE, dGHE, ws.dh, ws.dc, dHEf, L1, L1, B, d, gru, ws.tBd
+    )
     # weights of the cells, then the embeddings (the inputs' gradients scattered to their rows)
     _weight_grads(
         ws.dGID, dGHD, ws.XD, ws.HD, T1, B,

@@ -300,7 +300,7 @@ SPACE = {
 }
 
 # options of a small config that reaches every path of the kernels (the plain-Python test)
-RICH = {"heads": 2, "hidden": 3}
+RICH = {"heads": 2, "hidden": 3, "dtype": "float64"}
 
 
 def admissible(kw: dict, fixed=()) -> dict:
