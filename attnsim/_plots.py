@@ -80,7 +80,7 @@ def learning_curves(history: dict, title: str = "", heads: int = 1, stopped: int
     return fig
 
 
-def attention_map(cfg, params, x, gold=None, title: str = "") -> Figure:
+def attention_map(cfg, params, x, gold=None, title: str = "", y=None) -> Figure:
     """The attention of each head on the batch ``x``: for sequence-to-sequence models the
     mean over the batch (target step × source position, gold positions marked); for
     classification (one target step) the attention of the first 16 inputs. Parameters
@@ -94,7 +94,7 @@ def attention_map(cfg, params, x, gold=None, title: str = "") -> Figure:
         if title:
             fig.suptitle(title, fontsize=9)
         return fig
-    _, alpha = forward(cfg, params, x)
+    _, alpha = forward(cfg, params, x, y)
     H = min(cfg.heads, 8)
     cols = min(H, 4)
     rows = (H + cols - 1) // cols
@@ -117,8 +117,9 @@ def attention_map(cfg, params, x, gold=None, title: str = "") -> Figure:
         else:
             a = alpha[h].mean(axis=0)
             im = ax.imshow(a, aspect="auto", cmap="viridis", vmin=0, vmax=1)
-            ax.set_xlabel("source position l")
-            ax.set_ylabel("target step t")
+            extra = alpha.shape[-1] > cfg.src_len  # a model that appends EOS to both sides (rung 2)
+            ax.set_xlabel("source position l" + (" (the last: EOS)" if extra else ""))
+            ax.set_ylabel("target step t" + (" (the last predicts EOS)" if extra else ""))
             if gold is not None:
                 g = np.asarray(gold)
                 if g.size and np.all(g == g[:1]) and np.all(g[0] >= 0):

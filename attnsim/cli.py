@@ -335,12 +335,12 @@ def cmd_run(args) -> int:
     dtype = ", float32" if cfg.dtype == "float32" else ""
     heads = f"{cfg.heads} head{'s' if cfg.heads > 1 else ''}"
     title = f"{task!r}, {cfg.describe()}, {heads}, {args.optimizer} lr {args.lr:g}{dtype}"
-    x, _, gold = task.sample(np.random.default_rng(12345), 256)
+    x, y, gold = task.sample(np.random.default_rng(12345), 256)
     write_dir(
         out,
         {
             "learning_curves.png": _plots.learning_curves(run.history, title, heads=cfg.heads, stopped=run.stopped_at),
-            "attention.png": _plots.attention_map(cfg, run.params, x, gold, title=f"final attention — {title}"),
+            "attention.png": _plots.attention_map(cfg, run.params, x, gold, title=f"final attention — {title}", y=y),
         },
         "run",
         before=run.save,

@@ -76,9 +76,16 @@ def ktiw_table(cfg, params, table=None) -> np.ndarray:
 def ktiw_probe(cfg, params, x, y, table=None) -> np.ndarray:
     """β (B, T, L): the KTIW probe of docs/design.md §3.4 (log-odds of y_t when every head
     attends to position l alone). For a model whose positions carry more than their word
-    (rung 1 with context or position values) it is read off each position's own column."""
+    (rung 1 with context or position values) it is read off each position's own column; for
+    rung 2, (B, T+1, L+1) from its own layers (the EOS step and state included)."""
     x, y = check_batch(cfg, x, y)
     params = check_params(cfg, params)
+    own = _arch.of(cfg).ktiw_probe
+    if own is not None:  # a model whose positions' votes depend on the target step (rung 2): (B, T+1, L+1)
+        if table is not None:
+            raise ValueError(f"ktiw_probe: a table stands in for the model's own votes only where they are a table; "
+                             f"the {cfg.model} model has none")  # fmt: skip
+        return own(cfg, params, x, y)
     if table is not None or _word_probe(cfg, params):
         Kt = ktiw_table(cfg, params, table)
         return Kt[y[:, :, None], x[:, None, :]]
@@ -172,12 +179,15 @@ def saliency(cfg, params, x, y) -> np.ndarray:
     """
     x, y = check_batch(cfg, x, y)
     params = check_params(cfg, params)
-    z, alpha = forward(cfg, params, x)
+    z, alpha = forward(cfg, params, x, y)
     z = z.astype(np.float64)
     p = np.exp(z - _logsumexp(z, axis=-1)[..., None])
     delta = p.copy()
     B, T = y.shape
     delta[np.arange(B)[:, None], np.arange(T)[None, :], y] -= 1.0
+    if _arch.of(cfg).value_columns is None:
+        raise ValueError(f"saliency: the {cfg.model} model's positions vote differently at every target step; "
+                         "it has no value columns to read the first-step gradient from")  # fmt: skip
     cols = _arch.of(cfg).value_columns(cfg, params, x).astype(np.float64)  # (H, B, L, Vout)
     UX = np.ascontiguousarray(np.moveaxis(cols, -1, 1))  # (H, Vout, B, L): for rung 0, U[:, :, x]
     g = np.einsum("bto,hobl->hbtl", delta, UX) / cfg.heads

@@ -1,4 +1,5 @@
-"""The models of docs/design.md §1 and §7.1 written in PyTorch, straight from the equations,
+"""The models of docs/design.md §1, §7.1 and §7.7 written in PyTorch, straight from the equations
+(rung 2 from torch's own ``nn.LSTM``/``nn.GRU``, as the authors' code builds it),
 for the cross-check (autograd's gradients against attnsim's hand-derived ones) and the
 speed comparison (torch eager against attnsim on the same model and Adam loop).
 
@@ -72,6 +73,93 @@ def free_logits(cfg, p: dict, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
     if "b" in p:
         z = z + p["b"]
     return z, torch.stack(alphas)
+
+
+class Seq2seq(torch.nn.Module):
+    """Rung 2 (docs/design.md §7.7) as the authors build it: ``nn.Embedding``, the fused
+    ``nn.LSTM``/``nn.GRU`` (PyTorch's own gate equations and order), one ``nn.Linear`` per
+    head for queries and for projected contexts, ``tanh(after_decoder_hidden([h_dec; ctx]))``
+    and ``hidden2vocab``. Time-major, as ``nn.LSTM`` expects by default."""
+
+    def __init__(self, cfg, dtype=torch.float64):
+        super().__init__()
+        nn = torch.nn
+        d, H = cfg.hidden, cfg.heads
+        self.cfg = cfg
+        cell = nn.LSTM if cfg.cell == "lstm" else nn.GRU
+        if cfg.shared_embedding:
+            self.embedding = nn.Embedding(cfg.vocab_in + 2, d)
+        else:
+            self.enc_embedding = nn.Embedding(cfg.vocab_in + 2, d)
+            self.dec_embedding = nn.Embedding(cfg.vocab_out + 2, d)
+        self.encoder, self.decoder = cell(d, d), cell(d, d)
+        if cfg.attention == "dot":
+            self.attn_lin = nn.ModuleList([nn.Linear(d, d) for _ in range(H)])
+        self.project_enc = nn.ModuleList([nn.Linear(d, d) for _ in range(H)])
+        self.after_decoder_hidden = nn.Linear(2 * d, d)
+        self.hidden2vocab = nn.Linear(d, cfg.vocab_out + 2)
+        self.to(dtype)
+
+    def named(self) -> dict:
+        """attnsim's parameter names → this module's tensors (heads stacked by `load`)."""
+        out = {}
+        for name, t in self.named_parameters():
+            part, rest = name.split(".", 1)
+            if part in ("encoder", "decoder"):
+                out[f"{part}.{rest.removesuffix('_l0')}"] = t
+            elif part not in ("attn_lin", "project_enc"):
+                out[name] = t
+        return out
+
+    def load(self, params: dict) -> None:
+        with torch.no_grad():
+            for name, t in self.named().items():
+                t.copy_(torch.as_tensor(params[name]))
+            for part in ("attn_lin", "project_enc"):
+                if f"{part}.weight" in params:
+                    for h, lin in enumerate(getattr(self, part)):
+                        lin.weight.copy_(torch.as_tensor(params[f"{part}.weight"][h]))
+                        lin.bias.copy_(torch.as_tensor(params[f"{part}.bias"][h]))
+
+    def grads(self) -> dict:
+        out = {name: t.grad for name, t in self.named().items()}
+        for part in ("attn_lin", "project_enc"):
+            if hasattr(self, part):
+                lins = getattr(self, part)
+                out[f"{part}.weight"] = torch.stack([lin.weight.grad for lin in lins])
+                out[f"{part}.bias"] = torch.stack([lin.bias.grad for lin in lins])
+        return out
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits (B, T+1, Vout+2) and attention (H, B, T+1, L+1), teacher-forced."""
+        cfg = self.cfg
+        B = x.shape[0]
+        eos_in = torch.full((B, 1), cfg.vocab_in, dtype=x.dtype)
+        sos = torch.full((B, 1), cfg.vocab_out + 1, dtype=y.dtype)
+        src, dec_in = torch.cat([x, eos_in], 1).T, torch.cat([sos, y], 1).T  # time-major
+        emb_e = self.embedding if cfg.shared_embedding else self.enc_embedding
+        emb_d = self.embedding if cfg.shared_embedding else self.dec_embedding
+        h_enc, last = self.encoder(emb_e(src))  # (L+1, B, d)
+        h_dec, _ = self.decoder(emb_d(dec_in), last)  # (T+1, B, d)
+        ctxs, alphas = [], []
+        for h in range(cfg.heads):
+            if cfg.attention == "dot":
+                s = torch.einsum("tbf,sbf->bts", self.attn_lin[h](h_dec), h_enc)
+            else:
+                s = torch.zeros(B, h_dec.shape[0], h_enc.shape[0], dtype=h_enc.dtype)
+            a = torch.softmax(s, dim=-1)
+            ctxs.append(self.project_enc[h](torch.einsum("bts,sbf->tbf", a, h_enc)))
+            alphas.append(a)
+        ctx = torch.stack(ctxs).mean(0)
+        out = torch.tanh(self.after_decoder_hidden(torch.cat([h_dec, ctx], -1)))
+        return self.hidden2vocab(out).transpose(0, 1), torch.stack(alphas)
+
+
+def rnn_loss(model: Seq2seq, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over the B·(T+1) predictions (the targets, then EOS)."""
+    z, _ = model(x, y)
+    tgt = torch.cat([y, torch.full((y.shape[0], 1), model.cfg.vocab_out, dtype=y.dtype)], 1)
+    return F.cross_entropy(z.reshape(-1, z.shape[-1]), tgt.reshape(-1))
 
 
 LOGITS = {"dot": dot_logits, "free": free_logits}

@@ -7,7 +7,9 @@ implementation (``_torch_models.py``), float64, on random configurations of ever
 
 Rung 1 (dot): every attention mode × both value modes × context ρ ∈ {0, 0.5, 1} (where the
 context reaches keys or values) × 1–2 heads;
-rung 0 (free): every attention mode × a table or a factored one × 1–3 heads. Each
+rung 0 (free): every attention mode × a table or a factored one × 1–3 heads;
+rung 2 (rnn), against torch's own ``nn.LSTM``/``nn.GRU``: both cells × dot or uniform
+attention × shared or separate embeddings × 1–2 heads. Each
 configuration draws its sizes, parameters (N(0, 0.7²)) and a batch at random. A gradient
 agrees when its largest difference from autograd's, relative to its largest entry (at
 least 1e-6 absolute), is at most 1e-8; the loss, to 1e-10 relative. Exits 1 if any does not.
@@ -40,12 +42,28 @@ def kinds():
         yield "dot", {"attention": attention, "values": values, "context": rho, "heads": heads}
     for attention, factored, heads in itertools.product(("positional", "content", "both", "uniform"), (0, 1), (1, 3)):
         yield "free", {"attention": attention, "d_model": "factored" if factored else None, "heads": heads}
+    for cell, attention, shared, heads in itertools.product(("lstm", "gru"), ("dot", "uniform"), (True, False), (1, 2)):
+        yield "rnn", {"cell": cell, "attention": attention, "shared_embedding": shared, "heads": heads}
+
+
+def _torch_loss_and_grads(cfg, params, x, y):
+    """The loss and autograd's gradients, by attnsim's parameter names."""
+    import torch
+    from _torch_models import Seq2seq, loss, rnn_loss, tensors
+
+    if cfg.model == "rnn":
+        model = Seq2seq(cfg)
+        model.load(params)
+        value = rnn_loss(model, torch.from_numpy(x), torch.from_numpy(y))
+        value.backward()
+        return float(value.detach()), {k: g.numpy() for k, g in model.grads().items()}
+    p = tensors(params)
+    value = loss(cfg, p, torch.from_numpy(x), torch.from_numpy(y))
+    value.backward()
+    return float(value.detach()), {k: (t.grad.numpy() if t.grad is not None else None) for k, t in p.items()}
 
 
 def check(model: str, kind: dict, rng: np.random.Generator) -> dict:
-    import torch
-    from _torch_models import loss, tensors
-
     oracle = _arch.get(model).reference
     cfg = oracle.random_config(rng, **kind)
     params = oracle.random_params(cfg, rng, scale=0.7)
@@ -53,15 +71,12 @@ def check(model: str, kind: dict, rng: np.random.Generator) -> dict:
     x = rng.integers(0, cfg.vocab_in, size=(B, cfg.src_len))
     y = rng.integers(0, cfg.vocab_out, size=(B, cfg.tgt_len))
     ours, grads = at.loss_and_grad(cfg, params, x, y)
-    p = tensors(params)
-    value = loss(cfg, p, torch.from_numpy(x), torch.from_numpy(y))
-    value.backward()
+    want_loss, theirs = _torch_loss_and_grads(cfg, params, x, y)
     worst = 0.0
     for name, g in grads.items():
-        want = p[name].grad.numpy() if p[name].grad is not None else np.zeros_like(g)
+        want = theirs[name] if theirs[name] is not None else np.zeros_like(g)
         scale = max(float(np.abs(want).max()), 1e-6)
         worst = max(worst, float(np.abs(g - want).max()) / scale)
-    want_loss = float(value.detach())
     loss_err = abs(ours - want_loss) / max(abs(want_loss), 1e-12)
     return {
         "model": model,
@@ -91,7 +106,7 @@ def main(argv=None) -> int:
     print(f"{'configuration':{width}s}  {'loss rel':>9s}  {'grad rel':>9s}  ok")
     for r in rows:
         print(f"{r['config']:{width}s}  {r['loss_rel']:9.1e}  {r['grad_rel']:9.1e}  {'yes' if r['ok'] else 'NO'}")
-    for model in ("dot", "free"):
+    for model in ("rnn", "dot", "free"):
         mine = [r for r in rows if r["model"] == model]
         print(
             f"{model}: {sum(r['ok'] for r in mine)} of {len(mine)} configurations agree with torch {torch.__version__} "
