@@ -176,6 +176,13 @@ class RNNConfig(ArchConfig):
             parts.append("separate embeddings")
         return f"rnn ({', '.join(parts)})"
 
+    def params_from_state_dict(self, state_dict) -> dict:
+        """``params`` from a state dict of the authors' PyTorch models (their key names,
+        e.g. ``encoder_lstm.weight_ih_l0`` or ``attn_heads.3.attn_proj.weight``)."""
+        from ._state_dict import params_from_state_dict
+
+        return params_from_state_dict(self, state_dict)
+
     @classmethod
     def for_task(cls, task, **kw) -> RNNConfig:
         """The config whose shapes match ``task`` (a shared embedding when the task's two
