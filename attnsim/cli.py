@@ -44,6 +44,15 @@ def _number(text):
     return v
 
 
+def _bool(text):
+    t = str(text).strip().lower()
+    if t in ("true", "yes", "1", "on"):
+        return True
+    if t in ("false", "no", "0", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
 def _add_task_args(p) -> None:
     """The task and its sizes (shared by run, theory and compare)."""
     p.add_argument("task", choices=TASKS, metavar="TASK", help=f"one of {', '.join(TASKS)}")
@@ -84,13 +93,13 @@ def _add_model_args(p, attention_choices=None) -> None:
     seen = set()
     for arch in archs:
         for f in arch.config.options():
-            if f.name in seen or "help" not in f.metadata or str(f.type) == "bool":
+            if f.name in seen or "help" not in f.metadata:
                 continue
             seen.add(f.name)
             owners = [a.name for a in archs if f.name in {g.name for g in a.config.options()}]
             only = "" if len(owners) == len(archs) else f" ({', '.join(owners)})"
             kind = str(f.type)
-            conv = _number if "float" in kind else _int if "int" in kind else str
+            conv = _bool if kind == "bool" else _number if "float" in kind else _int if "int" in kind else str
             choices = f.metadata.get("choices")
             if f.name == "attention" and attention_choices is not None:
                 choices = attention_choices
@@ -125,7 +134,7 @@ def _model_option_names() -> list[str]:
     names = []
     for n in _arch.names():
         for f in _arch.get(n).config.options():
-            if "help" in f.metadata and str(f.type) != "bool" and f.name not in names:
+            if "help" in f.metadata and f.name not in names:
                 names.append(f.name)
     return names
 
@@ -390,6 +399,8 @@ def cmd_theory(args) -> int:
     args.heads = cfg.heads
     out = claim(args.out, "theory", args.force)
     mode = args.attention or task.default_attention
+    if mode not in ("positional", "content", "both", "uniform"):  # a model's own kind (rung 2's "dot"): the task's
+        mode = task.default_attention
     verdict = theory.hardness(task)
     G = theory.stage1_rate(task)
     M = theory.stage2_rate(task) if mode in ("positional", "both") else None

@@ -1,0 +1,158 @@
+"""Rung 2 (the authors' LSTM seq2seq), one run, one thread, float32, Adam: attnsim against
+torch eager of the same model (torch's fused ``nn.LSTM``, as the authors' code uses), at
+three sizes; and a 16-run batch of runs on 2 cores against 1.
+
+    pip install torch==2.13.0
+    python benchmarks/bench_rnn.py          # writes benchmarks/results/rnn.{md,json}
+
+µs per training step, best of 3 after a warm-up (attnsim's time includes drawing its data;
+torch's data is drawn beforehand). GFLOP/s counts the products of a step (forward ×3) and
+is set against this machine's single-thread SGEMM rate, measured in the same run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # NumPy's own BLAS, for the SGEMM reference
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import attnsim as at  # noqa: E402
+
+CASES = [  # (name, V, L, d, batch, steps timed)
+    ("tiny", 5, 5, 8, 16, 400),
+    ("small", 10, 10, 32, 32, 100),
+    ("paper", 40, 40, 256, 128, 3),
+]
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+
+def step_flops(cfg, B) -> float:
+    """Multiply-adds ×2 of one forward pass's products, ×3 for forward and backward."""
+    d, G, H = cfg.hidden, cfg.gates, cfg.heads
+    L1, T1, Vo = cfg.in_positions, cfg.out_steps, cfg.n_out
+    N = B * T1
+    f = 2 * (L1 + T1) * B * d * G * d * 2  # input and recurrent halves of the gates
+    f += H * (2 * N * d * d * 2 + 2 * 2 * B * T1 * L1 * d)  # queries, projections, scores, contexts
+    f += 2 * N * 2 * d * d + 2 * N * d * Vo  # after_decoder_hidden, hidden2vocab
+    return 3.0 * f
+
+
+def sgemm_rate() -> float:
+    a = np.random.default_rng(0).standard_normal((1024, 1024)).astype(np.float32)
+    c = a @ a
+    best = 1e9
+    for _ in range(5):
+        t = time.perf_counter()
+        np.dot(a, a, out=c)
+        best = min(best, time.perf_counter() - t)
+    return 2 * 1024**3 / best / 1e9
+
+
+def time_attnsim(cfg, task, B, n) -> float:
+    at.train(cfg, task, steps=2, batch=B, lr=1e-3, threads=1)
+    best = 1e9
+    for r in range(3):
+        t = time.perf_counter()
+        at.train(cfg, task, steps=n, batch=B, lr=1e-3, seed=r, log_every=10**9, threads=1)
+        best = min(best, (time.perf_counter() - t) / n)
+    return best
+
+
+def time_torch(cfg, task, B, n) -> float:
+    import torch
+    from _torch_models import Seq2seq, rnn_loss
+
+    torch.set_num_threads(1)
+    model = Seq2seq(cfg, dtype=torch.float32)
+    model.load(at.init_params(cfg, seed=0))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    rng = np.random.default_rng(0)
+    batches = [tuple(torch.from_numpy(a) for a in task.sample(rng, B)[:2]) for _ in range(n + 2)]
+
+    def loop(data):
+        for x, y in data:
+            opt.zero_grad()
+            rnn_loss(model, x, y).backward()
+            opt.step()
+
+    loop(batches[:2])
+    best = 1e9
+    for _ in range(3):
+        t = time.perf_counter()
+        loop(batches[2:])
+        best = min(best, (time.perf_counter() - t) / n)
+    return best
+
+
+def two_cores() -> dict:
+    """16 runs of the small case: the batch-of-runs engine on 1 core, then on 2."""
+    task = at.tasks.copy(10, 10)
+    cfg = at.RNNConfig.for_task(task, hidden=32)
+    kw = dict(seeds=list(range(16)), steps=60, batch=32, lr=1e-3, log_every=10**9)
+    at.train_many(cfg, task, **{**kw, "seeds": [0, 1], "steps": 2}, threads=2)
+    out = {}
+    for threads in (1, 2):
+        t = time.perf_counter()
+        at.train_many(cfg, task, threads=threads, **kw)
+        out[threads] = time.perf_counter() - t
+    return {"one_core_s": out[1], "two_cores_s": out[2], "speedup": out[1] / out[2]}
+
+
+def main() -> int:
+    try:
+        import torch
+    except ImportError:
+        print("torch is not installed: pip install torch==2.13.0 (the CPU wheel)", file=sys.stderr)
+        return 2
+    rate = sgemm_rate()
+    rows = []
+    for name, V, L, d, B, n in CASES:
+        task = at.tasks.copy(V, L)
+        cfg = at.RNNConfig.for_task(task, hidden=d)
+        ours = time_attnsim(cfg, task, B, n)
+        theirs = time_torch(cfg, task, B, n)
+        fl = step_flops(cfg, B)
+        rows.append({
+            "case": f"{name}: copy({V}, {L}), LSTM d {d}, batch {B}", "attnsim_us": ours * 1e6,
+            "torch_us": theirs * 1e6, "ratio": theirs / ours, "attnsim_gflops": fl / ours / 1e9,
+            "torch_gflops": fl / theirs / 1e9, "of_sgemm": fl / ours / 1e9 / rate,
+        })  # fmt: skip
+        print(rows[-1], flush=True)
+    cores = two_cores()
+    lines = [
+        "| case | attnsim µs/step | torch eager µs/step | torch / attnsim | attnsim GFLOP/s | torch GFLOP/s | attnsim / SGEMM |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['case']} | {r['attnsim_us']:.0f} | {r['torch_us']:.0f} | {r['ratio']:.2f}× | "
+            f"{r['attnsim_gflops']:.1f} | {r['torch_gflops']:.1f} | {100 * r['of_sgemm']:.0f} % |"
+        )
+    lines += [
+        "",
+        f"One thread each; float32; Adam lr 1e-3. Single-thread SGEMM (NumPy, 1024×1024) on this machine: "
+        f"{rate:.0f} GFLOP/s. 16 runs of the small case (60 steps) with `train_many`: {cores['one_core_s']:.2f} s "
+        f"on 1 core, {cores['two_cores_s']:.2f} s on 2: {cores['speedup']:.2f}×.",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"NumPy {np.__version__}, torch {torch.__version__}.",
+    ]
+    os.makedirs(OUT, exist_ok=True)
+    with open(os.path.join(OUT, "rnn.md"), "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+    with open(os.path.join(OUT, "rnn.json"), "w") as fh:
+        json.dump({"rows": rows, "sgemm_gflops": rate, "two_cores": cores}, fh, indent=1)
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
