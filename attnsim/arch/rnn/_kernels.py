@@ -255,16 +255,19 @@ def _act(X, r0, nrows, c0, c1, is_tanh, E, K):
             i += 1
     _exp_inplace(E, K, K.view(np.int64), nrows * w)
     i = 0
-    for r in range(r0, r0 + nrows):
-        for j in range(c0, c1):
-            e = E[i]
-            v = X[r, j]
-            if is_tanh:
-                t = (1.0 - e) / (1.0 + e)
-                X[r, j] = t if v >= 0 else -t
-            else:
-                X[r, j] = 1.0 / (1.0 + e) if v >= 0 else e / (1.0 + e)
-            i += 1
+    if is_tanh:  # two loops without a branch inside: each vectorizes
+        for r in range(r0, r0 + nrows):
+            for j in range(c0, c1):
+                e = E[i]
+                X[r, j] = np.copysign((1.0 - e) / (1.0 + e), X[r, j])
+                i += 1
+    else:
+        for r in range(r0, r0 + nrows):
+            for j in range(c0, c1):
+                e = E[i]
+                q = 1.0 / (1.0 + e)
+                X[r, j] = q if X[r, j] >= 0 else e * q  # not 1 − q: that loses σ's digits far below 0
+                i += 1
 
 
 @jit()
