@@ -236,7 +236,10 @@ def forward(cfg, params: Mapping, x, y=None) -> tuple[np.ndarray, np.ndarray]:
     x, y = check_batch(cfg, x, y)
     if y is None:
         if cfg.needs_targets:
-            raise ValueError(f"forward: {describe(cfg)} is teacher-forced: pass the targets y (batch, {cfg.tgt_len})")
+            raise ValueError(
+                f"forward: the {cfg.model} model's decoder reads the previous target word (teacher forcing): "
+                f"pass the targets y, shape (batch, {cfg.tgt_len})"
+            )
         y = np.zeros((x.shape[0], cfg.tgt_len), np.int64)
     B = x.shape[0]
     z_shape, a_shape = cfg.out_shape(B), cfg.alpha_shape(B)

@@ -6,6 +6,7 @@ Bad input ends with one line on stderr and exit code 2, before anything is writt
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import math
 import os
@@ -101,11 +102,19 @@ def _add_model_args(p, attention_choices=None) -> None:
             kind = str(f.type)
             conv = _bool if kind == "bool" else _number if "float" in kind else _int if "int" in kind else str
             choices = f.metadata.get("choices")
+            if choices is not None:  # the union over the models that have the option, in ladder order
+                for a in archs:
+                    for g in a.config.options():
+                        if g.name == f.name:
+                            choices = tuple(dict.fromkeys((*choices, *g.metadata.get("choices", ()))))
             if f.name == "attention" and attention_choices is not None:
                 choices = attention_choices
+            helptext = f.metadata["help"] + only
+            others = [(a.name, g.default) for a in archs for g in a.config.options() if g.name == f.name]
+            if len({repr(v) for _, v in others}) > 1 and f.default is not dataclasses.MISSING:
+                helptext += " (" + "; ".join(f"{n}: {v}" for n, v in others if v != f.default) + ")"
             p.add_argument(
-                "--" + f.name.replace("_", "-"), type=conv, default=None, choices=choices,
-                help=f.metadata["help"] + only,
+                "--" + f.name.replace("_", "-"), type=conv, default=None, choices=choices, help=helptext,
             )  # fmt: skip
 
 
@@ -395,12 +404,17 @@ def cmd_theory(args) -> int:
         raise BadInput(f"attnsim theory: --threshold must lie in (0, 1), got {args.threshold:g}")
     if args.dtype is not None:
         raise BadInput("attnsim theory: --dtype does not apply: the theory trains nothing")
+    from . import _arch
+
     cfg = _model_config(args, task)
+    if _arch.of(cfg).effective_tables is None:
+        raise BadInput(
+            f"attnsim theory: the model '{cfg.model}' has no effective tables for the theory to read; "
+            "`attnsim theory copy` (rung 0) gives the task's own predictions"
+        )
     args.heads = cfg.heads
     out = claim(args.out, "theory", args.force)
     mode = args.attention or task.default_attention
-    if mode not in ("positional", "content", "both", "uniform"):  # a model's own kind (rung 2's "dot"): the task's
-        mode = task.default_attention
     verdict = theory.hardness(task)
     G = theory.stage1_rate(task)
     M = theory.stage2_rate(task) if mode in ("positional", "both") else None
@@ -644,7 +658,8 @@ def cmd_sweep(args) -> int:
             print("attnsim: interrupted; nothing written", file=sys.stderr)
         return 130
     learned = sum(1 for r in table.rows if r["success"])
-    print(f"{len(table)} runs, {learned} learned; results in {os.path.join(args.out, 'results.csv')}")
+    print(f"{len(table)} run{'' if len(table) == 1 else 's'}, {learned} learned; results in "
+          f"{os.path.join(args.out, 'results.csv')}")  # fmt: skip
     return 0
 
 

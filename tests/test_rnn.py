@@ -48,7 +48,7 @@ def test_forward_needs_the_targets():
     cfg = oracle.random_config(np.random.default_rng(0))
     params = oracle.random_params(cfg, np.random.default_rng(1))
     x = np.zeros((2, cfg.src_len), int)
-    with pytest.raises(ValueError, match="teacher-forced: pass the targets"):
+    with pytest.raises(ValueError, match="teacher forcing.: pass the targets y"):
         at.forward(cfg, params, x)
 
 
@@ -98,6 +98,15 @@ def test_state_dict_refusals():
         cfg.params_from_state_dict({k: v for k, v in sd.items() if k != "hidden2vocab.bias"})
     with pytest.raises(ValueError, match="shape"):
         cfg.params_from_state_dict({**sd, "hidden2vocab.bias": np.zeros(3)})
+    with pytest.raises(ValueError, match=r"attn_lin.weight, head 0: the state dict's shape \(5,\)"):
+        cfg.params_from_state_dict({**sd, "attn_lin.weight": np.zeros(5)})
+    with pytest.raises(ValueError, match="lacks what .* needs: encoder.weight_ih"):
+        typo = {("encoder_lstm.weight_ihh_l0" if k == "encoder_lstm.weight_ih_l0" else k): v for k, v in sd.items()}
+        cfg.params_from_state_dict(typo)
+    with pytest.raises(ValueError, match="mixes the copy model"):
+        cfg.params_from_state_dict({**sd, "attn_heads.0.attn_proj.weight": sd["attn_lin.weight"]})
+    with pytest.raises(ValueError, match="not finite"):
+        cfg.params_from_state_dict({**sd, "hidden2vocab.bias": np.full(8, np.nan)})
 
 
 def test_ktiw_probe_is_the_kernels_and_the_oracles():

@@ -94,7 +94,7 @@ class RNNConfig(ArchConfig):
         if self.shared_embedding and self.vocab_in != self.vocab_out:
             raise ValueError(
                 f"RNNConfig: a shared embedding needs one vocabulary, got vocab_in {self.vocab_in} and vocab_out "
-                f"{self.vocab_out} (use shared_embedding=False)"
+                f"{self.vocab_out} (set shared_embedding to false: one embedding each)"
             )
 
     # ------------------------------------------------------------------ shapes

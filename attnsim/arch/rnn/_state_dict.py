@@ -24,6 +24,12 @@ def _array(v) -> np.ndarray:
     return np.asarray(v)
 
 
+def shapes_of_head(cfg, name):
+    """The shape of one head's slice of ``name`` in ``cfg`` (None if the config lacks it)."""
+    shape = cfg.param_shapes().get(name)
+    return None if shape is None else shape[1:]
+
+
 def params_from_state_dict(cfg, state_dict: Mapping) -> dict:
     """``params`` for ``cfg`` (an `RNNConfig`) from a state dict of the authors' models.
 
@@ -34,7 +40,15 @@ def params_from_state_dict(cfg, state_dict: Mapping) -> dict:
     if not isinstance(state_dict, Mapping):
         raise ValueError(f"a state dict is a mapping of names to arrays, got {type(state_dict).__name__}")
     sd = {str(k).removeprefix("module."): _array(v) for k, v in state_dict.items()}
+    for k, v in sd.items():
+        if not np.issubdtype(v.dtype, np.floating) and not np.issubdtype(v.dtype, np.integer):
+            raise ValueError(f"{k}: expected real numbers, got dtype {v.dtype}")
+        if not np.all(np.isfinite(v)):
+            raise ValueError(f"{k}: holds values that are not finite (NaN or ±inf)")
     multihead = any(k.startswith("attn_heads.") for k in sd)
+    if multihead and any(re.fullmatch(r"(attn_lin|project_enc)\.(weight|bias)", k) for k in sd):
+        raise ValueError("the state dict mixes the copy model's attn_lin/project_enc with the multi-head model's "
+                         "attn_heads.*: one model's weights at a time")  # fmt: skip
     out: dict[str, np.ndarray] = {}
     used = set()
 
@@ -66,16 +80,23 @@ def params_from_state_dict(cfg, state_dict: Mapping) -> dict:
     for name, per_head in heads.items():
         if sorted(per_head) != list(range(len(per_head))):
             raise ValueError(f"{name}: the heads in the state dict are not numbered 0…{len(per_head) - 1}")
+        want = shapes_of_head(cfg, name)
+        for h, v in per_head.items():
+            if want is not None and v.shape != want:
+                raise ValueError(f"{name}, head {h}: the state dict's shape {v.shape} is not the config's {want}")
         out[name] = np.stack([per_head[h] for h in range(len(per_head))])
     if multihead and "after_decoder_hidden.weight" in out:
         w = out["after_decoder_hidden.weight"]
         d = w.shape[1] // 2
         out["after_decoder_hidden.weight"] = np.concatenate([w[:, d:], w[:, :d]], axis=1)  # [ctx; h] → [h; ctx]
-    unused = sorted(set(sd) - used)
-    if unused:
-        raise ValueError(f"the state dict has keys attnsim's rnn does not use: {', '.join(unused)}")
     shapes = cfg.param_shapes()
     missing = [k for k in shapes if k not in out]
+    unused = sorted(set(sd) - used)
+    if unused:
+        raise ValueError(
+            f"the state dict has keys attnsim's rnn does not use: {', '.join(unused)}"
+            + (f" (and lacks what {cfg.describe()} needs: {', '.join(missing)})" if missing else "")
+        )
     extra = [k for k in out if k not in shapes]
     if missing or extra:
         raise ValueError(
