@@ -58,11 +58,11 @@ def sgemm_rate() -> float:
 
 
 def time_attnsim(cfg, task, B, n) -> float:
-    at.train(cfg, task, steps=2, batch=B, lr=1e-3, threads=1)
+    at.train(cfg, task, steps=2, batch=B, lr=1e-3)
     best = 1e9
     for r in range(3):
         t = time.perf_counter()
-        at.train(cfg, task, steps=n, batch=B, lr=1e-3, seed=r, log_every=10**9, threads=1)
+        at.train(cfg, task, steps=n, batch=B, lr=1e-3, seed=r, log_every=10**9)
         best = min(best, (time.perf_counter() - t) / n)
     return best
 
