@@ -190,6 +190,9 @@ class Architecture:
         ``tau``, the span of τ it trains over (else rung 0's predicted time to attend sets it)
     ktiw_probe : ``(cfg, params, x, y) -> β`` of shape (B, out_steps, in_positions), for a
         model whose probe is not read off ``value_columns`` (None: it is)
+    theory_beside : ``(cfg, task, scale, threshold) -> dict`` with a ``note``, and
+        optionally ``reduced_time_to_attend`` and ``curve`` ((label, τ -> curve)): what
+        ``attnsim theory`` adds of this model's own beside rung 0's theory (None: nothing)
     """
 
     name: str
@@ -204,6 +207,7 @@ class Architecture:
     zero_output: tuple[str, ...]
     compare_defaults: dict
     ktiw_probe: Callable | None = None
+    theory_beside: Callable | None = None
 
 
 REGISTRY: dict[str, Architecture] = {}

@@ -450,10 +450,12 @@ def cmd_theory(args) -> int:
         }
         if args.scale > 0:
             horizon = 3 * escape
-    dot = _dot_theory(cfg, task, args) if cfg.model == "dot" else None
-    if dot is not None and dot.get("reduced_time_to_attend") is not None:  # the dot head may attend much later
-        horizon = max(horizon or 0.0, 1.3 * dot["reduced_time_to_attend"])
-    rung0 = "" if cfg.model == "free" else "rung 0's "
+    arch = _arch.of(cfg)
+    beside = arch.theory_beside(cfg, task, args.scale, args.threshold) if arch.theory_beside is not None else None
+    own_curve = beside.pop("curve", None) if beside is not None else None  # (label, tau -> curve)
+    if beside is not None and beside.get("reduced_time_to_attend") is not None:  # the model may attend much later
+        horizon = max(horizon or 0.0, 1.3 * beside["reduced_time_to_attend"])
+    rung0 = "" if arch.rung == 0 else "rung 0's "
     tau = np.linspace(0, horizon or 1000.0, 301)
     two = theory.two_stage(task, tau, attention=mode, heads=args.heads)
     curves.append((f"{rung0}two-stage closed form", two, "C1--"))
@@ -471,13 +473,10 @@ def cmd_theory(args) -> int:
             f" (init +{args.scale:g} along the unstable direction)" if sad is not None and args.scale > 0 else ""
         )
         curves.append((label, red, "C0-"))
-    if dot is not None:
-        report["model"].update(dot)
-        if dot.get("reduced_time_to_attend") is not None:
-            h = np.full(cfg.heads, args.scale)
-            curve = theory.reduced_copy_dot(task.vocab_in, task.src_len, tau, key_dim=cfg.k, w0=h, u0=h)
-            curve["ktiw_gold"] = np.asarray(curve["a"]).mean(axis=1) - np.log(task.vocab_in - 1)
-            curves.append((f"dot head: exact reduced dynamics, aligned init {args.scale:g} (§7.6)", curve, "C2-"))
+    if beside is not None:
+        report["model"].update(beside)
+        if own_curve is not None:
+            curves.append((own_curve[0], own_curve[1](tau), "C2-"))
     order = theory.attention_order(task, attention=mode)
     report["stage2"] = {
         "time_to_attend": t_attend,
@@ -499,7 +498,7 @@ def cmd_theory(args) -> int:
     if not verdict.hard and no_signal and len(no_signal) == (M is not None) + (N is not None):
         verdict_word = f"KTIW learnable, but {mode} attention gets no stage-2 signal ({' = '.join(no_signal)} = 0)"
     title = f"theory of {task!r}, {heads}, {mode} attention — {verdict_word}"
-    if cfg.model != "free":
+    if arch.rung != 0:
         title = f"rung 0's {title}\nbeside the {cfg.describe()} head, read through its effective tables"
     if sad is not None:  # G and M are zero: show where the saddle sends the model instead
         panels = [
@@ -540,48 +539,10 @@ def cmd_theory(args) -> int:
             f"saddle: growth rate {sad.rate:.4g} per unit τ; from init scale {args.scale:g} "
             f"escape after τ ≈ {report['saddle']['escape_tau_linear']:.4g}"
         )
-    if dot is not None:
-        print(f"dot head: {dot['note']}")
+    if beside is not None:
+        print(f"{arch.name} head: {beside['note']}")
     print(f"→ {args.out}")
     return 0
-
-
-def _dot_theory(cfg, task, args) -> dict:
-    """What the theory says of the dot head beside rung 0's: whether rung 0's theory reads its
-    effective tables exactly, and the time its exact reduced dynamics from an aligned init of
-    scale ``--scale`` take to attend, where they exist (copy, positional attention, word
-    values, no context, d >= V, L, k >= L; docs/design.md §7.6)."""
-    import numpy as np
-
-    from . import theory
-
-    out = {}
-    exact = "rung 0's theory reads its effective tables exactly" if cfg.exact_tables else (
-        "with context or position values its positions carry more than their word: rung 0's theory reads "
-        "only the word-and-position part of its tables"
-    )  # fmt: skip
-    is_copy = task.spec().get("name") == "copy" and not task.spec().get("replace")
-    V, L = task.vocab_in, task.src_len
-    fits = cfg.attention == "positional" and cfg.exact_tables and cfg.dim >= max(V, L) and cfg.k >= L
-    if not (is_copy and fits):
-        out["note"] = f"{exact}; the exact reduced dynamics of §7.6 need a copy task, positional attention, word " \
-            f"values, no context, dim >= {max(V, L)} and key_dim >= {L}"  # fmt: skip
-        return out
-    s = args.scale
-    if s <= 0:
-        out["note"] = f"{exact}; from the zero init every factor's gradient vanishes: the head never moves"
-        out["reduced_time_to_attend"] = None
-        return out
-    long = np.concatenate([[0.0], np.geomspace(1e-2, 1e9, 2000)])
-    probe = theory.reduced_copy_dot(V, L, long, key_dim=cfg.k, w0=np.full(cfg.heads, s), u0=np.full(cfg.heads, s))
-    hit = np.flatnonzero(probe["gold_mass"] >= args.threshold)
-    t = float(long[hit[0]]) if hit.size else None
-    out["reduced_time_to_attend"] = t
-    out["aligned_init_scale"] = s
-    when = f"τ ≈ {t:.4g}" if t is not None else "no τ below 1e9"
-    out["note"] = f"{exact}; from the aligned init w = u = {s:g} its exact reduced dynamics reach gold mass " \
-        f"{args.threshold:g} at {when} (tables grow as products of factors, §7.6)"  # fmt: skip
-    return out
 
 
 def cmd_compare(args) -> int:

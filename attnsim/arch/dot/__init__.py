@@ -22,6 +22,7 @@ ARCH = register(
         # SGD from the default init attends at τ ≈ 40–800 on copy(60, 40) (d 128 … 8), long before
         # rung 0's theory says: compare trains over τ = 1000, not over rung 0's predicted span
         compare_defaults={"optimizer": "sgd", "lr": 1.0, "batch": 256, "scale": None, "tau": 1000.0},
+        theory_beside=_probes.theory_beside,
     )
 )
 
