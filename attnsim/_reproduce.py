@@ -28,7 +28,7 @@ from ._progress import progress as make_progress
 from ._train import train, train_many
 from .arch.free import ModelConfig
 
-SECTIONS = ("copy", "multihead", "salient", "toy", "text")
+SECTIONS = ("copy", "multihead", "salient", "toy", "text", "rnn")
 
 # Colours shared by every figure: simulation solid, theory dashed.
 SIM, THEORY, GOOD, BAD = "C0", "C3", "C2", "C1"
@@ -52,6 +52,16 @@ class Sizes:
     candidates: int = 32  # single heads screened (x 3 data seeds)
     combos: int = 16  # 8-head models of each kind
     heads_seeds: int = 8  # models per number of heads 1..8
+    # rung 2, the authors' LSTM/GRU seq2seq (`_reproduce_rnn`): the paper's d is 256, 20 seeds
+    rnn_dim: int = 64
+    rnn_steps: int = 200
+    rnn_seeds: int = 8
+    rnn_vocabs: tuple = (40, 60)
+    rnn_dims: tuple = (64,)
+    rnn_sweep_seeds: int = 4
+    rnn_mh_dim: int = 32
+    rnn_candidates: int = 12
+    rnn_combos: int = 6
 
     @classmethod
     def default(cls) -> Sizes:
@@ -62,7 +72,8 @@ class Sizes:
         return cls(
             full=True, adam_steps=200, copy_seeds=20, saddle_seeds=200, vocab_seeds=20, sgd_seeds=8,
             scales=(1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6), scale_seeds=10, scale_steps=560, candidates=100,
-            combos=50, heads_seeds=20,
+            combos=50, heads_seeds=20, rnn_dim=256, rnn_seeds=20, rnn_vocabs=(40, 41, 42, 44, 48, 60),
+            rnn_dims=(32, 64, 128, 256), rnn_sweep_seeds=10, rnn_mh_dim=256, rnn_candidates=40, rnn_combos=20,
         )  # fmt: skip
 
 
@@ -1542,7 +1553,7 @@ def reproduce(
 
 # Seconds each section takes at the default sizes on 2 cores (measured): the weights of
 # the overall progress bar.
-SECTION_SECONDS = {"copy": 32.0, "multihead": 40.0, "salient": 3.0, "toy": 0.5, "text": 0.5}
+SECTION_SECONDS = {"copy": 32.0, "multihead": 40.0, "salient": 3.0, "toy": 0.5, "text": 0.5, "rnn": 120.0}
 
 
 def _run_section(name, sizes, say, doc, out) -> None:
@@ -1553,6 +1564,10 @@ def _run_section(name, sizes, say, doc, out) -> None:
             sec = section_text(sizes, say, scratch)
             with open(os.path.join(scratch, "parallel_corpus.txt"), "rb") as fh:
                 sec.files["parallel_corpus.txt"] = fh.read()
+        elif name == "rnn":
+            from ._reproduce_rnn import section_rnn  # it builds on this module's helpers
+
+            sec = section_rnn(sizes, say)
         else:
             sec = {"copy": section_copy, "multihead": section_multihead, "salient": section_salient,
                    "toy": section_toy}[name](sizes, say)  # fmt: skip

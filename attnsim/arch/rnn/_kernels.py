@@ -295,41 +295,79 @@ def _recur(GI, GHN, Hs, Cs, TC, Whh, bhh, GH, steps, B, d, gru, E, K):
     """Run the cell over ``steps`` steps. On entry ``GI`` holds the input halves of the
     gates (bias included), ``Hs[0:B]`` (and ``Cs[0:B]``) the initial state; on exit ``GI``
     holds the gates (LSTM i, f, g, o; GRU r, z, n), ``GHN`` the GRU's recurrent half of n,
-    ``Hs``/``Cs`` rows ``(s+1)B + b`` the states after step s and ``TC`` tanh of the cells."""
+    ``Hs``/``Cs`` rows ``(s+1)B + b`` the states after step s and ``TC`` tanh of the cells.
+
+    A step is one product and few passes over its gates: the pre-activations and the
+    exponential's arguments in one loop (``−|v|`` for a sigmoid, ``−2|v|`` for a tanh, as in
+    `_act`), one call of the vectorized exponential for all gates, then the gates and the
+    state; the columns of each kind of gate get a loop of their own, so none branches."""
+    Kb = K.view(np.int64)
+    n1 = 2 * d if gru else 4 * d  # the gates exponentiated in the first call
     for s in range(steps):
         np.dot(Hs[s * B : (s + 1) * B], Whh.T, GH)
         r0 = s * B
-        if gru:
-            for b in range(B):
-                for j in range(2 * d):
-                    GI[r0 + b, j] += GH[b, j] + bhh[j]
-            _act(GI, r0, B, 0, 2 * d, False, E, K)  # r, z
-            for b in range(B):
+        for b in range(B):
+            row = r0 + b
+            e0 = b * n1
+            for j in range(n1):
+                v = GI[row, j] + GH[b, j] + bhh[j]
+                GI[row, j] = v
+                E[e0 + j] = -abs(np.float64(v))
+            if not gru:
+                for j in range(2 * d, 3 * d):  # g is a tanh
+                    E[e0 + j] = 2.0 * E[e0 + j]
+        _exp_inplace(E, K, Kb, B * n1)
+        for b in range(B):
+            row = r0 + b
+            e0 = b * n1
+            for j in range(2 * d):  # sigmoids: i, f (LSTM); r, z (GRU)
+                e = E[e0 + j]
+                q = 1.0 / (1.0 + e)
+                GI[row, j] = q if GI[row, j] >= 0 else e * q
+            if not gru:
+                for j in range(2 * d, 3 * d):  # g: tanh
+                    e = E[e0 + j]
+                    t = (1.0 - e) / (1.0 + e)
+                    GI[row, j] = t if GI[row, j] >= 0 else -t
+                for j in range(3 * d, 4 * d):  # o: sigmoid
+                    e = E[e0 + j]
+                    q = 1.0 / (1.0 + e)
+                    GI[row, j] = q if GI[row, j] >= 0 else e * q
+        # the state: LSTM c = f c + i g, h = o tanh c; GRU n = tanh(gi_n + r gh_n), h = (1 − z) n + z h
+        for b in range(B):
+            row = r0 + b
+            e0 = b * d
+            if gru:
                 for j in range(d):
                     ghn = GH[b, 2 * d + j] + bhh[2 * d + j]
-                    GHN[r0 + b, j] = ghn
-                    GI[r0 + b, 2 * d + j] += GI[r0 + b, j] * ghn
-            _act(GI, r0, B, 2 * d, 3 * d, True, E, K)  # n
-            for b in range(B):
+                    GHN[row, j] = ghn
+                    v = GI[row, 2 * d + j] + GI[row, j] * ghn
+                    GI[row, 2 * d + j] = v
+                    E[e0 + j] = -2.0 * abs(np.float64(v))
+            else:
                 for j in range(d):
-                    z = GI[r0 + b, d + j]
-                    Hs[r0 + B + b, j] = (1.0 - z) * GI[r0 + b, 2 * d + j] + z * Hs[r0 + b, j]
-        else:
-            for b in range(B):
-                for j in range(4 * d):
-                    GI[r0 + b, j] += GH[b, j] + bhh[j]
-            _act(GI, r0, B, 0, 2 * d, False, E, K)  # i, f
-            _act(GI, r0, B, 2 * d, 3 * d, True, E, K)  # g
-            _act(GI, r0, B, 3 * d, 4 * d, False, E, K)  # o
-            for b in range(B):
+                    c = GI[row, d + j] * Cs[row, j] + GI[row, j] * GI[row, 2 * d + j]
+                    Cs[row + B, j] = c
+                    E[e0 + j] = -2.0 * abs(np.float64(c))
+        _exp_inplace(E, K, Kb, B * d)
+        for b in range(B):
+            row = r0 + b
+            e0 = b * d
+            if gru:
                 for j in range(d):
-                    c = GI[r0 + b, d + j] * Cs[r0 + b, j] + GI[r0 + b, j] * GI[r0 + b, 2 * d + j]
-                    Cs[r0 + B + b, j] = c
-                    TC[r0 + B + b, j] = c
-            _act(TC, r0 + B, B, 0, d, True, E, K)
-            for b in range(B):
+                    e = E[e0 + j]
+                    t = (1.0 - e) / (1.0 + e)
+                    n = t if GI[row, 2 * d + j] >= 0 else -t
+                    GI[row, 2 * d + j] = n
+                    z = GI[row, d + j]
+                    Hs[row + B, j] = (1.0 - z) * n + z * Hs[row, j]
+            else:
                 for j in range(d):
-                    Hs[r0 + B + b, j] = GI[r0 + b, 3 * d + j] * TC[r0 + B + b, j]
+                    e = E[e0 + j]
+                    t = (1.0 - e) / (1.0 + e)
+                    tc = t if Cs[row + B, j] >= 0 else -t
+                    TC[row + B, j] = tc
+                    Hs[row + B, j] = GI[row, 3 * d + j] * tc
 
 
 @jit()
