@@ -45,6 +45,16 @@ def _number(text):
     return v
 
 
+SECTION_NAMES = (
+    "copy",
+    "multihead",
+    "salient",
+    "toy",
+    "text",
+    "rnn",
+)  # attnsim._reproduce.SECTIONS (checked by a test)
+
+
 def _bool(text):
     t = str(text).strip().lower()
     if t in ("true", "yes", "1", "on"):
@@ -242,13 +252,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="the paper's experiments beside the theory: report.md, figures, results.json",
         description="Reproduce the paper's findings in the analytic model, each beside the theory's prediction: "
         "copy (the hard permutation), multihead (the rescue), salient (agreement of attention with KTIW), toy "
-        "(the gated classifier) and text (a synthetic parallel corpus). Writes DIR/report.md with every figure "
-        "and table, DIR/results.json with the numbers, and the PNG figures. The default sizes took 104 s on 2 "
-        "cores (after the first compile); --full, the paper's sizes, 9 minutes.",
+        "(the gated classifier), text (a synthetic parallel corpus) and rnn (the copy and multi-head experiments on "
+        "the authors' own LSTM/GRU seq2seq). Writes DIR/report.md with every figure and table, DIR/results.json "
+        "with the numbers, and the PNG figures. Times: see the README.",
     )
     rp.add_argument(
-        "section", nargs="?", default="all", choices=("copy", "multihead", "salient", "toy", "text", "all"),
-        metavar="SECTION", help="copy, multihead, salient, toy, text or all [all]",
+        "section", nargs="?", default="all", choices=(*SECTION_NAMES, "all"),
+        metavar="SECTION", help=f"{', '.join(SECTION_NAMES)} or all [all]",
     )  # fmt: skip
     rp.add_argument(
         "--out", default="attnsim-reproduce", metavar="DIR", help="directory for the report [attnsim-reproduce]"

@@ -129,7 +129,8 @@ def main() -> int:
         print(rows[-1], flush=True)
     cores = two_cores()
     lines = [
-        "| case | attnsim µs/step | torch eager µs/step | torch / attnsim | attnsim GFLOP/s | torch GFLOP/s | attnsim / SGEMM |",
+        "| case | attnsim µs/step | torch eager µs/step | torch / attnsim | attnsim GFLOP/s | torch GFLOP/s "
+        "| attnsim / SGEMM |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:

@@ -189,6 +189,4 @@ class RNNConfig(ArchConfig):
         vocabularies are one, else one each)."""
         cls._refuse_unknown(kw)
         kw.setdefault("shared_embedding", task.vocab_in == task.vocab_out)
-        return cls(
-            vocab_in=task.vocab_in, vocab_out=task.vocab_out, src_len=task.src_len, tgt_len=task.tgt_len, **kw
-        )
+        return cls(vocab_in=task.vocab_in, vocab_out=task.vocab_out, src_len=task.src_len, tgt_len=task.tgt_len, **kw)

@@ -57,7 +57,9 @@ def params_from_state_dict(cfg, state_dict: Mapping) -> dict:
         used.add(key)
 
     for key in sd:
-        m = re.fullmatch(r"(encoder|decoder)(?:_lstm|_rnn|_gru)?\.(weight_ih|weight_hh|bias_ih|bias_hh)(_l\d+)?(_reverse)?", key)
+        m = re.fullmatch(
+            r"(encoder|decoder)(?:_lstm|_rnn|_gru)?\.(weight_ih|weight_hh|bias_ih|bias_hh)(_l\d+)?(_reverse)?", key
+        )
         if m:
             if (m.group(3) not in (None, "_l0")) or m.group(4):
                 raise ValueError(f"{key}: attnsim's rnn has one unidirectional layer; this state dict has more")
