@@ -279,7 +279,7 @@ def _text(sizes, perm, easy, verdict, by_vocab, by_width, mh, stuck_attn, ktiw_f
     width_rows = "\n".join(f"| {r['hidden']} | {_rate(r['permutation'])} | {_rate(r['40_of_60'])} |" for r in by_width)
     multihead = _multihead_text(mh, checks, r71, r8b, apart) if mh is not None else (
         "**Several heads on the GRU model**: the authors' protocol (candidate heads screened on three data seeds, then "
-        "7 bad + 1 good against 8 bad against 8 random) is not run at the default sizes, where its screening alone "
+        "7 bad + 1 good against 8 bad against 8 random) is not run at these sizes, where its screening alone "
         "would take about 40 runs; `attnsim reproduce rnn --full` runs it at the paper's d 256."
     )  # fmt: skip
     stuck = (f"token accuracy {min(perm['stuck_token_acc']):.2f}–{max(perm['stuck_token_acc']):.2f}, attention "
@@ -295,13 +295,13 @@ def _text(sizes, perm, easy, verdict, by_vocab, by_width, mh, stuck_attn, ktiw_f
 
 ![success against vocabulary and width](rnn_sweeps.png)
 """ if swept else ("Where the phenomenon holds, against the vocabulary (V = 40, 41, 42, 44, 48, 60) and the width "
-                   "(d = 32, 64, 128, 256): `--full`.")  # fmt: skip
+                   "(d = 32, 64, 128, 256): `attnsim reproduce rnn --full`.")  # fmt: skip
     stuck_look = (
         "attend nowhere near the gold position, as in the paper"
         if checks[2]["passed"]
         else "do not look like the paper's stuck runs"
     )
-    size_note = ("the paper's sizes (`--full`)" if sizes.full else
+    size_note = (f"the paper's sizes: d {d}, {sizes.rnn_seeds} seeds" if sizes.full else
                  f"default sizes: d {d} instead of the paper's 256 and {sizes.rnn_seeds} seeds instead of 20, "
                  "the sweeps shrunk to what the headline runs already hold (`--full` runs the paper's sizes and "
                  "the sweeps over V = 40, 41, 42, 44, 48, 60 and d = 32, 64, 128, 256)")  # fmt: skip
