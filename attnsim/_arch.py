@@ -172,7 +172,8 @@ class Architecture:
     title : one line: what it is
     config : its `ArchConfig` subclass
     kernels : module with ``layout(cfg)``, ``workspace_bytes(lay, B, itemsize)`` and the
-        compiled ``loss_grad(x, y, theta, lay, grad)``, ``forward(x, theta, lay, z, alpha)``
+        compiled ``loss_grad(x, y, theta, lay, grad)``, ``forward(x, y, theta, lay, z, alpha)``
+        (``y``: the targets, which only a teacher-forced decoder reads)
         and ``train_runs(...)`` (the signature of `attnsim._kernels` conventions)
     reference : module with the plain-NumPy oracle ``forward``, ``loss``,
         ``loss_and_grad``, ``batch_metrics``, ``REGISTRY`` (public kernel → check) and the

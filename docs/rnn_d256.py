@@ -7,6 +7,7 @@ the full section take hours. Writes docs/rnn_d256/ (report.md, rnn_copy.png, res
 """
 
 import dataclasses
+import logging
 import os
 
 from attnsim._reproduce import Sizes, reproduce
@@ -14,5 +15,6 @@ from attnsim._reproduce import Sizes, reproduce
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # a line per stage, and the bar's lines
     sizes = dataclasses.replace(Sizes.full_sizes(), rnn_vocabs=(40, 60), rnn_dims=(256,), rnn_candidates=0)
     reproduce(os.path.join(HERE, "rnn_d256"), "rnn", sizes=sizes, progress=True, force=True)
