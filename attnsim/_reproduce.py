@@ -442,12 +442,12 @@ def _figure(w, h, n=1, m=1):
     return fig, fig.subplots(n, m, squeeze=False)
 
 
-def _curve_panel(a, runs, key, title, ylabel, what) -> None:
-    """One history metric of every run against the step, learned runs green and stuck
-    ones orange, with the success threshold."""
+def _curve_panel(a, runs, key, title, ylabel, what, failed="stuck") -> None:
+    """One history metric of every run against the step, learned runs green and the others
+    (``failed``: what to call them) orange, with the success threshold."""
     shown = set()
     for r in runs:
-        kind = "learned" if r.success else "stuck"
+        kind = "learned" if r.success else failed
         a.plot(r.history["step"], r.history[key], color=GOOD if r.success else BAD, lw=1, alpha=0.7,
                label=None if kind in shown else f"{kind} {what}")  # fmt: skip
         shown.add(kind)

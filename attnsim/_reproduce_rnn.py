@@ -51,8 +51,20 @@ def _summary(runs) -> dict:
         "time_to_learn": [r.time_to_learn for r in learned],
         "stuck_token_acc": [float(r.final()["acc"]) for r in stuck],
         "stuck_attn_acc": [float(r.final()["attn_acc"]) for r in stuck],
+        "stuck_rising": [_rising(r) for r in stuck],
         "ktiw_first": int(sum(order)), "ktiw_first_of": len(order),
     }  # fmt: skip
+
+
+RISING = 0.05  # attention accuracy gained over the last 50 steps by a run that is still learning
+
+
+def _rising(run) -> bool:
+    """Whether a run that has not learned is still on its way: its attention accuracy rose by
+    at least `RISING` over its last 50 steps (it might learn with more steps)."""
+    steps, attn = np.asarray(run.history["step"]), np.asarray(run.history["attn_acc"], np.float64)
+    back = np.flatnonzero(steps <= steps[-1] - 50)
+    return bool(back.size and attn[-1] - attn[back[-1]] >= RISING)
 
 
 def _copy_runs(V, d, seeds, steps, say, log_every=10):
@@ -131,16 +143,17 @@ def section_rnn(sizes: Sizes, say) -> Section:
     perm, easy = _summary(runs_p), _summary(runs_e)
     verdict = {V: theory.hardness(copy(V, L)).hard for V in (40, 60)}
 
-    say(f"rnn: copy against the vocabulary {sizes.rnn_vocabs} and the width {sizes.rnn_dims}")
-    by_vocab = []
-    for V in sizes.rnn_vocabs:
+    swept = bool(set(sizes.rnn_vocabs) - {40, 60} or set(sizes.rnn_dims) - {d})  # more than the headline holds
+    by_vocab, by_width = [], []
+    if swept:
+        say(f"rnn: copy against the vocabulary {sizes.rnn_vocabs} and the width {sizes.rnn_dims}")
+    for V in sizes.rnn_vocabs if swept else ():
         k = sizes.rnn_sweep_seeds
         runs = (
             runs_p[:k] if V == 40 and k <= n else runs_e[:k] if V == 60 and k <= n else _copy_runs(V, d, k, steps, say)
         )
         by_vocab.append({"vocab": V, "hard": theory.hardness(copy(V, L)).hard, **_summary(runs)})
-    by_width = []
-    for w in sizes.rnn_dims:
+    for w in sizes.rnn_dims if swept else ():
         k = sizes.rnn_sweep_seeds
         row = {"hidden": w}
         for V, name in ((40, "permutation"), (60, "40_of_60")):
@@ -156,7 +169,7 @@ def section_rnn(sizes: Sizes, say) -> Section:
     r71 = eight["7 bad + 1 good"]["success_rate"] if both else float("nan")
     apart = both and eight["7 bad + 1 good"]["interval"][0] > eight["8 bad"]["interval"][1]
 
-    stuck_attn = float(np.mean(perm["stuck_attn_acc"])) if perm["stuck_attn_acc"] else float("nan")
+    stuck_attn = float(np.median(perm["stuck_attn_acc"])) if perm["stuck_attn_acc"] else float("nan")
     learned_any = perm["ktiw_first_of"] + easy["ktiw_first_of"]
     ktiw_first = (perm["ktiw_first"] + easy["ktiw_first"]) / learned_any if learned_any else float("nan")
     checks = [
@@ -173,10 +186,10 @@ def section_rnn(sizes: Sizes, say) -> Section:
             perm["interval"][1] < easy["interval"][0],
         ),  # fmt: skip
         _check(
-            "LSTM: stuck permutation runs attend nowhere near the gold position",
+            "LSTM: permutation runs that do not learn end with attention accuracy near 0",
             f"{stuck_attn:.2f}",
-            "mean attention accuracy ≤ 0.2",
-            bool(perm["stuck_attn_acc"]) and stuck_attn <= 0.2,
+            "median ≤ 0.1",
+            bool(perm["stuck_attn_acc"]) and stuck_attn <= 0.1,
         ),  # fmt: skip
         _check(
             "LSTM: the KTIW probe is right before attention is, in learned runs",
@@ -185,6 +198,12 @@ def section_rnn(sizes: Sizes, say) -> Section:
             learned_any > 0 and ktiw_first >= 0.8,
         ),  # fmt: skip
     ]
+    if sizes.full:  # the paper's own claim holds only at its width and seed count
+        k, n_ = perm["learned"], perm["runs"]
+        checks.insert(2, _check(
+            "LSTM, d 256: the permutation of 40 learns in a sizeable fraction of seeds, but not all",
+            f"{k}/{n_}", "20–80 % of seeds", 0.2 <= k / n_ <= 0.8,
+        ))  # fmt: skip
     if mh is not None:
         checks.append(_check("GRU, 8 heads: 7 bad + 1 good learns far more often than 8 bad (95 % intervals)",
                              f"{r71:.2f} vs {r8b:.2f}", "difference ≥ 0.3, intervals apart",
@@ -194,14 +213,13 @@ def section_rnn(sizes: Sizes, say) -> Section:
         "copy": {"permutation_40": perm, "40_of_60": easy, "theory_hard": {str(k): v for k, v in verdict.items()}},
         "by_vocab": by_vocab, "by_width": by_width, "multihead": mh,
     }  # fmt: skip
-    swept = set(sizes.rnn_vocabs) - {40, 60} or set(sizes.rnn_dims) - {d}  # more than the headline holds
     figs = {"rnn_copy.png": _fig_copy(runs_p, runs_e, d)}
     if swept:
         figs["rnn_sweeps.png"] = _fig_sweeps(by_vocab, by_width, steps)
     if mh is not None:
         figs["rnn_multihead.png"] = _fig_multihead(mh_curves)
     text = _text(sizes, perm, easy, verdict, by_vocab, by_width, mh, stuck_attn, ktiw_first, checks, r71, r8b, apart,
-                 bool(swept))  # fmt: skip
+                 swept)  # fmt: skip
     return Section("rnn", "The authors' recurrent seq2seq (rung 2)", results, figs, checks, text,
                    time.perf_counter() - t0)  # fmt: skip
 
@@ -210,10 +228,11 @@ def section_rnn(sizes: Sizes, say) -> Section:
 
 
 def _fig_copy(runs_p, runs_e, d):
-    fig, ax = _figure(11, 6.5, 2, 2)
+    fig, ax = _figure(15, 6.5, 2, 3)
+    keys = [("acc", "token accuracy"), ("ktiw_acc", "KTIW probe accuracy"), ("attn_acc", "attention accuracy")]
     for row, (rs, name) in enumerate([(runs_p, "permutation of 40"), (runs_e, "40 out of 60")]):
-        for col, (key, label) in enumerate([("acc", "token accuracy"), ("attn_acc", "attention accuracy")]):
-            _curve_panel(ax[row, col], rs, key, f"{name}: {label}", f"{label} (fraction)", "runs")
+        for col, (key, label) in enumerate(keys):
+            _curve_panel(ax[row, col], rs, key, f"{name}: {label}", f"{label} (fraction)", "runs", failed="unlearned")
     fig.suptitle(f"The authors' LSTM seq2seq (d {d}, Adam lr 1e-3, batch 128), {len(runs_p)} seeds each")
     return fig
 
@@ -253,7 +272,7 @@ def _fig_multihead(curves):
     fig, ax = _figure(5.5 * max(len(curves), 1), 4, 1, max(len(curves), 1))
     ax = np.atleast_1d(ax).ravel()
     for a, (name, runs) in zip(ax, curves, strict=False):
-        _curve_panel(a, runs, "acc", f"8-head GRU: {name}", "token accuracy (fraction)", "models")
+        _curve_panel(a, runs, "acc", f"8-head GRU: {name}", "token accuracy (fraction)", "models", failed="unlearned")
     fig.suptitle("The authors' multi-head protocol on their GRU model: token accuracy of every 8-head model")
     return fig
 
@@ -262,62 +281,103 @@ def _fig_multihead(curves):
 
 
 def _rate(s) -> str:
-    return f"{s['learned']} of {s['runs']} ({s['interval'][0]:.2f}–{s['interval'][1]:.2f})"
+    return f"{s['learned']} of {s['runs']} seeds (95 % interval {s['interval'][0]:.2f}–{s['interval'][1]:.2f})"
+
+
+def _check_named(checks, start) -> dict:
+    return next(c for c in checks if c["claim"].startswith(start))
+
+
+def _failed_text(perm, steps) -> str:
+    """What the permutation runs that did not learn look like, and how they compare with the
+    paper's stuck runs and with rung 0's."""
+    tok, att, rising = perm["stuck_token_acc"], perm["stuck_attn_acc"], perm["stuck_rising"]
+    if not tok:
+        return "Every permutation run learned."
+    n_rise = int(sum(rising))
+    still = [a for a, r in zip(att, rising, strict=True) if not r]
+    parts = [
+        f"The {len(tok)} permutation run{'s' if len(tok) > 1 else ''} that did not learn within {steps} steps end with "
+        f"token accuracy {min(tok):.2f}–{max(tok):.2f} and attention accuracy {min(att):.2f}–{max(att):.2f} (median "
+        f"{np.median(att):.2f}; chance is 1/41)."
+    ]
+    if n_rise:
+        parts.append(
+            f"{n_rise} of them {'is' if n_rise == 1 else 'are'} still rising at the end (attention accuracy up by "
+            f"≥ {RISING} over the last 50 steps): {'it' if n_rise == 1 else 'they'} may learn with more steps, and "
+            f"only the other {len(still)} look stuck" + (f" (attention accuracy ≤ {max(still):.2f})." if still else ".")
+        )
+    parts.append(
+        "The paper's stuck LSTM runs end at token accuracy 0.43–0.74 with attention accuracy 0; rung 0's stuck runs "
+        "instead copy by elimination, at token accuracy 1.0 (the copy section)."
+    )
+    return " ".join(parts)
+
+
+def _paper_text(perm, easy, d, steps) -> str:
+    """The permutation's success beside the paper's (10 of 20 at d 256, by steps 50–80)."""
+    lo, hi = perm["interval"]
+    agrees = lo <= 0.5 <= hi
+    t_easy = f", by step {max(easy['time_to_learn'])}" if easy["time_to_learn"] else ""
+    if agrees:
+        return ("The paper's LSTM (d 256) learned the permutation in 10 of 20 seeds: this run's interval contains "
+                "that half.")  # fmt: skip
+    return (
+        f"This is **not** the paper's picture: its LSTM (d 256) learned the permutation in 10 of 20 seeds and 40 out "
+        f"of 60 in all by step 40; at d {d} learning is slower (40 out of 60 learns here{t_easy}), and the "
+        f"permutation does not learn within {steps} steps. The width decides it: at d 128 the permutation learned in "
+        f"3 of 6 seeds in an exploration run (README), and `--full` runs the paper's d 256."
+    )
 
 
 def _text(sizes, perm, easy, verdict, by_vocab, by_width, mh, stuck_attn, ktiw_first, checks, r71, r8b, apart, swept):
     d, steps = sizes.rnn_dim, sizes.rnn_steps
     vocab_rows = "\n".join(
-        (
-            f"| {r['vocab']} | {'hard' if r['hard'] else 'learnable'} | {_rate(r)} | "
-            f"{np.median(r['time_to_learn']):.0f} |"
-            if r["time_to_learn"]
-            else f"| {r['vocab']} | {'hard' if r['hard'] else 'learnable'} | {_rate(r)} | — |"
-        )
+        f"| {r['vocab']} | {'hard' if r['hard'] else 'learnable'} | {_rate(r)} | "
+        + (f"{np.median(r['time_to_learn']):.0f} |" if r["time_to_learn"] else "— |")
         for r in by_vocab
     )
     width_rows = "\n".join(f"| {r['hidden']} | {_rate(r['permutation'])} | {_rate(r['40_of_60'])} |" for r in by_width)
     multihead = _multihead_text(mh, checks, r71, r8b, apart) if mh is not None else (
         "**Several heads on the GRU model**: the authors' protocol (candidate heads screened on three data seeds, then "
-        "7 bad + 1 good against 8 bad against 8 random) is not run at these sizes, where its screening alone "
-        "would take about 40 runs; `attnsim reproduce rnn --full` runs it at the paper's d 256."
+        "7 bad + 1 good against 8 bad against 8 random) is not run at these sizes: at the paper's sizes its "
+        "screening alone is 40 candidate heads × 3 data seeds, 120 single-head runs; `attnsim reproduce rnn --full` "
+        "runs it at d 256."
     )  # fmt: skip
-    stuck = (f"token accuracy {min(perm['stuck_token_acc']):.2f}–{max(perm['stuck_token_acc']):.2f}, attention "
-             f"accuracy {min(perm['stuck_attn_acc']):.2f}–{max(perm['stuck_attn_acc']):.2f}"
-             if perm["stuck_token_acc"] else "none")  # fmt: skip
-    sweeps = f"""| V (length 40) | free-logit theory | learned (95 % interval) | median step learned |
+    sweeps = f"""| V (length 40) | free-logit theory | learned | median step learned |
 |---|---|---:|---:|
 {vocab_rows}
 
-| width d | permutation of 40 | 40 out of 60 |
+| width d | permutation of 40 learned | 40 out of 60 learned |
 |---|---:|---:|
 {width_rows}
 
 ![success against vocabulary and width](rnn_sweeps.png)
-""" if swept else ("Where the phenomenon holds, against the vocabulary (V = 40, 41, 42, 44, 48, 60) and the width "
-                   "(d = 32, 64, 128, 256): `attnsim reproduce rnn --full`.")  # fmt: skip
-    stuck_look = (
-        "attend nowhere near the gold position, as in the paper"
-        if checks[2]["passed"]
-        else "do not look like the paper's stuck runs"
-    )
-    size_note = (f"the paper's sizes: d {d}, {sizes.rnn_seeds} seeds" if sizes.full else
-                 f"default sizes: d {d} instead of the paper's 256 and {sizes.rnn_seeds} seeds instead of 20, "
-                 "the sweeps shrunk to what the headline runs already hold (`--full` runs the paper's sizes and "
-                 "the sweeps over V = 40, 41, 42, 44, 48, 60 and d = 32, 64, 128, 256)")  # fmt: skip
+""" if swept else ("The sweeps over the vocabulary (V = 40, 41, 42, 44, 48, 60) and the width (d = 32, 64, 128, 256) "
+                   "are not run at these sizes: `attnsim reproduce rnn --full` runs them.")  # fmt: skip
+    size_note = (f"the paper's sizes (d {d}, {sizes.rnn_seeds} seeds)" if sizes.full else
+                 f"d {d} instead of the paper's 256 and {sizes.rnn_seeds} seeds instead of 20 (`--full` runs the "
+                 "paper's sizes)")  # fmt: skip
+    ktiw = _check_named(checks, "LSTM: the KTIW probe")
     return f"""
 The paper's own evidence comes from a PyTorch LSTM seq2seq; here it is attnsim's rung 2, the same architecture
 with hand-derived gradients (docs/design.md §7.7), trained as the authors did: Adam lr 1e-3, batch 128, {steps}
 steps, float32; {size_note}.
 
-**Copy.** The permutation of 40 learns in {_rate(perm)} seeds, 40 out of 60 in {_rate(easy)} (95 % intervals).
-The free-logit model's theory calls the first {"hard" if verdict[40] else "learnable"} and the second
-{"hard" if verdict[60] else "learnable"}. Stuck permutation runs end with {stuck}: they
-{stuck_look}.
+**Copy.** The permutation of 40 learns in {_rate(perm)}; 40 out of 60 in {_rate(easy)}. The free-logit model's
+theory calls the first {"hard" if verdict[40] else "learnable"} and the second {"hard" if verdict[60] else "learnable"}.
+{_paper_text(perm, easy, d, steps)}
+
+{_failed_text(perm, steps)}
+
 In {ktiw_first:.0%} of the runs that learn, the KTIW probe (the target's log-odds from one source state's context
-alone) is right at the gold position before attention is: {_verdict(checks[3]["passed"])} (the two stages).
+alone, middle column) is right at the gold position before attention is: {_verdict(ktiw["passed"])} (the two
+stages).
 
 ![LSTM learning curves](rnn_copy.png)
+
+*Token accuracy, KTIW probe accuracy and attention accuracy of every run against the step; runs that learn in
+green.*
 
 {sweeps}
 

@@ -120,11 +120,22 @@ def _add_model_args(p, attention_choices=None) -> None:
             if f.name == "attention" and attention_choices is not None:
                 choices = attention_choices
             helptext = f.metadata["help"] + only
-            others = [(a.name, g.default) for a in archs for g in a.config.options() if g.name == f.name]
-            if len({repr(v) for _, v in others}) > 1 and f.default is not dataclasses.MISSING:
-                helptext += " (" + "; ".join(f"{n}: {v}" for n, v in others if v != f.default) + ")"
+            own = f.metadata.get("choices")
+            notes = []  # where another model's choices or default differ from this help's
+            for a in archs:
+                for g in a.config.options():
+                    if g.name != f.name or a.config is arch.config:
+                        continue
+                    theirs = g.metadata.get("choices")
+                    if theirs is not None and set(theirs) != set(own or ()):
+                        notes.append(f"{a.name}: {' or '.join(theirs)} [{g.default}]")
+                    elif theirs is None and g.default != f.default and g.default is not dataclasses.MISSING:
+                        notes.append(f"{a.name}'s default: {str(g.default).lower()}")
+            if notes:
+                helptext += " (" + "; ".join(notes) + ")"
             p.add_argument(
                 "--" + f.name.replace("_", "-"), type=conv, default=None, choices=choices, help=helptext,
+                metavar="true|false" if kind == "bool" else None,
             )  # fmt: skip
 
 
