@@ -112,6 +112,36 @@ def finite_difference_grad(f, params: dict, h: float = 1e-4) -> dict:
 # =============================================================================
 
 
+def _case(model: str, rng, scale: float):
+    """A random config of ``model``, parameters N(0, scale²) and a batch of 1–5 sequences."""
+    oracle = _arch.get(model).reference
+    cfg = oracle.random_config(rng)
+    params = oracle.random_params(cfg, rng, scale)
+    x, y, _ = random_batch(cfg, rng, int(rng.integers(1, 6)))
+    return cfg, params, x, y
+
+
+def check_loss_grad(model: str, rng, scale: float = 0.7):
+    """``model``'s compiled ``loss_grad`` against its oracle's loss and gradient."""
+    arch = _arch.get(model)
+    cfg, params, x, y = _case(model, rng, scale)
+    grad = np.zeros(cfg.n_params)
+    got_loss = arch.kernels.loss_grad(x, y, flat(cfg, params), arch.kernels.layout(cfg), grad)
+    want_loss, want = arch.reference.loss_and_grad(cfg, params, x, y)
+    return [(got_loss, want_loss)] + [(unflat(cfg, grad)[k], want[k]) for k in want]
+
+
+def check_forward(model: str, rng, scale: float = 0.7):
+    """``model``'s compiled ``forward`` (logits and attention) against its oracle's."""
+    arch = _arch.get(model)
+    cfg, params, x, y = _case(model, rng, scale)
+    z = np.zeros(cfg.out_shape(x.shape[0]))
+    alpha = np.zeros(cfg.alpha_shape(x.shape[0]))
+    arch.kernels.forward(x, y, flat(cfg, params), arch.kernels.layout(cfg), z, alpha)
+    z_ref, alpha_ref = arch.reference.forward(cfg, params, x, y)
+    return [(z, z_ref), (alpha, alpha_ref)]
+
+
 def check_train_runs(model: str, rng):
     """R runs of one random config of ``model``, each with its own data, optimizer, lr and
     weight decay, one of them inactive; every active run against the oracle's loop."""

@@ -14,9 +14,6 @@ from __future__ import annotations
 import numpy as np
 
 from ... import _reference as common
-from ..._model import pack as flat
-from ..._model import unpack as unflat
-from . import _kernels as K
 from ._config import RNNConfig
 
 
@@ -323,32 +320,8 @@ def random_params(cfg: RNNConfig, rng: np.random.Generator, scale: float = 1.0) 
     return {k: scale * rng.standard_normal(s) for k, s in cfg.param_shapes().items()}
 
 
-def _case(rng):
-    cfg = random_config(rng)
-    params = random_params(cfg, rng, 0.7)
-    x, y, gold = common.random_batch(cfg, rng, int(rng.integers(1, 6)))
-    return cfg, params, x, y, gold
-
-
-def _check_loss_grad(rng):
-    cfg, params, x, y, _ = _case(rng)
-    grad = np.zeros(cfg.n_params)
-    got_loss = K.loss_grad(x, y, flat(cfg, params), K.layout(cfg), grad)
-    want_loss, want = loss_and_grad(cfg, params, x, y)
-    return [(got_loss, want_loss)] + [(unflat(cfg, grad)[k], want[k]) for k in want]
-
-
-def _check_forward(rng):
-    cfg, params, x, y, _ = _case(rng)
-    z = np.zeros((x.shape[0], cfg.out_steps, cfg.n_out))
-    alpha = np.zeros((cfg.heads, x.shape[0], cfg.out_steps, cfg.in_positions))
-    K.forward(x, y, flat(cfg, params), K.layout(cfg), z, alpha)
-    z_ref, alpha_ref = forward(cfg, params, x, y)
-    return [(z, z_ref), (alpha, alpha_ref)]
-
-
 REGISTRY = {
-    "loss_grad": _check_loss_grad,
-    "forward": _check_forward,
+    "loss_grad": lambda rng: common.check_loss_grad("rnn", rng),
+    "forward": lambda rng: common.check_forward("rnn", rng),
     "train_runs": lambda rng: common.check_train_runs("rnn", rng),
 }
