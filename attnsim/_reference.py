@@ -112,6 +112,23 @@ def finite_difference_grad(f, params: dict, h: float = 1e-4) -> dict:
 # =============================================================================
 
 
+def gold_metrics(probe, alpha, gold, heads: int) -> dict:
+    """The metrics every oracle's ``batch_metrics`` reads off the gold alignment: KTIW accuracy
+    (argmax over positions of the probe), per-head attention accuracy and gold mass, over the
+    target steps with a gold position (NaN when none has one). ``probe`` (B, T, L'),
+    ``alpha`` (H, B, T, L'), ``gold`` (B, T)."""
+    has = gold >= 0
+    if not has.any():
+        return {"ktiw_acc": np.nan, "head_attn_acc": np.full(heads, np.nan), "head_gold_mass": np.full(heads, np.nan)}
+    g = np.where(has, gold, 0)
+    mass = np.take_along_axis(alpha, np.broadcast_to(g[None, :, :, None], alpha.shape[:3] + (1,)), -1)[..., 0]
+    return {
+        "ktiw_acc": float((probe.argmax(-1) == gold)[has].mean()),
+        "head_attn_acc": np.array([(alpha[h].argmax(-1) == gold)[has].mean() for h in range(heads)]),
+        "head_gold_mass": np.array([mass[h][has].mean() for h in range(heads)]),
+    }
+
+
 def _case(model: str, rng, scale: float):
     """A random config of ``model``, parameters N(0, scale²) and a batch of 1–5 sequences."""
     oracle = _arch.get(model).reference

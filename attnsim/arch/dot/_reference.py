@@ -127,7 +127,6 @@ def batch_metrics(cfg: DotConfig, params: dict, x, y, gold) -> dict:
     y, gold, x = np.asarray(y), np.asarray(gold), np.asarray(x)
     z, alpha = forward(cfg, params, x)
     out = {"loss": loss(cfg, params, x, y), "acc": float((z.argmax(-1) == y).mean())}
-    has = gold >= 0
     # every head attends to position l alone: its context is the value v[b, l]
     cols = sum(_head(cfg, params, x, h)["v"] @ np.asarray(params["WO"][h], np.float64).T for h in range(cfg.heads))
     cols = cols / cfg.heads  # (B, L, Vout)
@@ -136,16 +135,7 @@ def batch_metrics(cfg: DotConfig, params: dict, x, y, gold) -> dict:
     P = np.exp(cols - cols.max(axis=-1, keepdims=True))
     P /= P.sum(axis=-1, keepdims=True)
     probe = np.take_along_axis(P[:, None, :, :], y[:, :, None, None], axis=-1)[..., 0]  # (B, T, L)
-    if has.any():
-        out["ktiw_acc"] = float((probe.argmax(-1) == gold)[has].mean())
-        out["head_attn_acc"] = np.array([(alpha[h].argmax(-1) == gold)[has].mean() for h in range(cfg.heads)])
-        g = np.where(has, gold, 0)
-        mass = np.take_along_axis(alpha, np.broadcast_to(g[None, :, :, None], alpha.shape[:3] + (1,)), -1)[..., 0]
-        out["head_gold_mass"] = np.array([mass[h][has].mean() for h in range(cfg.heads)])
-    else:
-        out["ktiw_acc"] = np.nan
-        out["head_attn_acc"] = np.full(cfg.heads, np.nan)
-        out["head_gold_mass"] = np.full(cfg.heads, np.nan)
+    out.update(common.gold_metrics(probe, alpha, gold, cfg.heads))
     return out
 
 

@@ -101,21 +101,11 @@ def batch_metrics(cfg: ModelConfig, params: dict, x, y, gold) -> dict:
     y = np.asarray(y)
     gold = np.asarray(gold)
     out = {"loss": loss(cfg, params, x, y), "acc": float((z.argmax(-1) == y).mean())}
-    has = gold >= 0
     Ubar = table(cfg, params).mean(axis=0)
     logits = Ubar + (np.asarray(params["b"])[:, None] if cfg.bias else 0.0)  # (Vout, Vin)
     P = np.exp(logits - logits.max(axis=0)) / np.exp(logits - logits.max(axis=0)).sum(axis=0)
     probe = P[y[:, :, None], np.asarray(x)[:, None, :]]  # p(y_t | attend to l alone)
-    if has.any():
-        out["ktiw_acc"] = float((probe.argmax(-1) == gold)[has].mean())
-        out["head_attn_acc"] = np.array([(alpha[h].argmax(-1) == gold)[has].mean() for h in range(cfg.heads)])
-        g = np.where(has, gold, 0)
-        mass = np.take_along_axis(alpha, np.broadcast_to(g[None, :, :, None], alpha.shape[:3] + (1,)), -1)[..., 0]
-        out["head_gold_mass"] = np.array([mass[h][has].mean() for h in range(cfg.heads)])
-    else:
-        out["ktiw_acc"] = np.nan
-        out["head_attn_acc"] = np.full(cfg.heads, np.nan)
-        out["head_gold_mass"] = np.full(cfg.heads, np.nan)
+    out.update(common.gold_metrics(probe, alpha, gold, cfg.heads))
     return out
 
 

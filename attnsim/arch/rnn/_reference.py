@@ -256,20 +256,9 @@ def batch_metrics(cfg: RNNConfig, params: dict, x, y, gold) -> dict:
     z, alpha = forward(cfg, params, x, y)
     _, _, tgt = sequences(cfg, x, y)
     out = {"loss": loss(cfg, params, x, y), "acc": float((z.argmax(-1) == tgt).mean())}
-    T = cfg.tgt_len
-    has = gold >= 0
-    if has.any():
-        beta = ktiw_probe(cfg, params, x, y)[:, :T]
-        out["ktiw_acc"] = float((beta.argmax(-1) == gold)[has].mean())
-        a = alpha[:, :, :T]
-        out["head_attn_acc"] = np.array([(a[h].argmax(-1) == gold)[has].mean() for h in range(cfg.heads)])
-        g = np.where(has, gold, 0)
-        mass = np.take_along_axis(a, np.broadcast_to(g[None, :, :, None], a.shape[:3] + (1,)), -1)[..., 0]
-        out["head_gold_mass"] = np.array([mass[h][has].mean() for h in range(cfg.heads)])
-    else:
-        out["ktiw_acc"] = np.nan
-        out["head_attn_acc"] = np.full(cfg.heads, np.nan)
-        out["head_gold_mass"] = np.full(cfg.heads, np.nan)
+    T = cfg.tgt_len  # the T target words (not the EOS step), over all L+1 states
+    beta = ktiw_probe(cfg, params, x, y)[:, :T]
+    out.update(common.gold_metrics(beta, alpha[:, :, :T], gold, cfg.heads))
     return out
 
 
