@@ -93,7 +93,9 @@ def _prune(parent: str, keep: str, age: float = 600.0) -> None:
 _CACHE_DIR = cache_dir() if CACHE else None
 
 
-def jit(fastmath=FASTMATH, parallel: bool = False, nogil: bool = False, inline: str = "never"):
+def jit(
+    fastmath=FASTMATH, parallel: bool = False, nogil: bool = False, inline: str = "never", error_model: str = "python"
+):
     """``numba.njit`` with attnsim's cache (`cache_dir`) and floating-point settings.
 
     ``inline="always"`` inlines the function into its callers in Numba's own IR (before
@@ -103,15 +105,22 @@ def jit(fastmath=FASTMATH, parallel: bool = False, nogil: bool = False, inline: 
     The directory is set on Numba's config only while the dispatcher is created (that is
     when Numba picks a function's cache location) and restored after, so nothing else in
     the process is affected.
+
+    ``error_model="numpy"`` drops Python's check for a division by zero (``x / 0`` is then
+    inf or NaN, as in NumPy): a loop that divides vectorizes only without that branch.
     """
 
     def wrap(fn):
         if not CACHE:
-            return numba.njit(fastmath=fastmath, parallel=parallel, nogil=nogil, inline=inline)(fn)
+            return numba.njit(
+                fastmath=fastmath, parallel=parallel, nogil=nogil, inline=inline, error_model=error_model
+            )(fn)
         before = numba.config.CACHE_DIR
         numba.config.CACHE_DIR = _CACHE_DIR
         try:
-            return numba.njit(fastmath=fastmath, parallel=parallel, nogil=nogil, inline=inline, cache=True)(fn)
+            return numba.njit(
+                fastmath=fastmath, parallel=parallel, nogil=nogil, inline=inline, error_model=error_model, cache=True
+            )(fn)
         finally:
             numba.config.CACHE_DIR = before
 

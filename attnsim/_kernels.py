@@ -71,6 +71,19 @@ _EXP_COEFS = (
 )
 
 
+# The same in float32 arithmetic, for float32 models' gates: a degree-7 Taylor polynomial
+# (truncation below 6e-9 on |r| <= 0.347, under float32's 6e-8), 2**k from the bits of a
+# float32, arguments clamped at -87 (exp(-87) is still a normal float32).
+_F = np.float32
+_LN2_HI_F = _F(0.693359375)  # 9 bits: k * _LN2_HI_F is exact
+_LN2_LO_F = _F(-2.12194440e-4)
+_INV_LN2_F = _F(_INV_LN2)
+_ROUND_F = _F(12582912.0)  # 1.5 * 2**23
+_ROUND_BITS_F = 0x4B400000  # the bits of _ROUND_F
+_EXP_MIN_F = _F(-87.0)
+_EXP_F = tuple(_F(c) for c in (1.0 / 5040.0, 1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0))
+
+
 def n_metrics(heads: int) -> int:
     """Length of one metrics row for a model with ``heads`` heads."""
     return MET_HEADS + 2 * heads
@@ -110,6 +123,28 @@ def _exp_inplace(e, k, k_bits, n):
         k[i] = t
     for i in range(n):  # the low 32 bits of t hold k (two's complement): make 2**k
         k_bits[i] = (((k_bits[i] << 32) >> 32) + 1023) << 52
+    for i in range(n):
+        e[i] *= k[i]
+
+
+@jit()
+def _exp_inplace_f32(e, k, k_bits, n):
+    """`_exp_inplace` for float32 arrays ``e``, ``k`` (``k_bits`` an int32 view of ``k``),
+    in float32 arithmetic: twice the lanes of a vector, and a shorter polynomial."""
+    for i in range(n):
+        x = e[i]
+        if x < _EXP_MIN_F:
+            x = _EXP_MIN_F
+        t = x * _INV_LN2_F + _ROUND_F
+        kf = t - _ROUND_F
+        r = (x - kf * _LN2_HI_F) - kf * _LN2_LO_F
+        p = _EXP_F[0]
+        for c in _EXP_F[1:]:
+            p = p * r + c
+        e[i] = p
+        k[i] = t
+    for i in range(n):  # t = 1.5·2**23 + k, k in [-126, 0], one binade: its bits are those of 1.5·2**23 plus k
+        k_bits[i] = (k_bits[i] - _ROUND_BITS_F + 127) << 23
     for i in range(n):
         e[i] *= k[i]
 

@@ -109,6 +109,44 @@ def test_state_dict_refusals():
         cfg.params_from_state_dict({**sd, "hidden2vocab.bias": np.full(8, np.nan)})
 
 
+def test_float32_exponential_is_within_two_ulps():
+    """The float32 models' gates go through `_exp_inplace_f32`: within 2 ulps of exp on
+    [-87, 0] (its truncation error is 6e-9, under float32's 6e-8), clamped below -87,
+    NaN through."""
+    from attnsim._kernels import _exp_inplace_f32
+
+    rng = np.random.default_rng(0)
+    x = -np.concatenate([np.linspace(0, 87, 200_001), rng.exponential(3, 200_000), [0.0, -1e-30]])
+    x = x[x >= -87].astype(np.float32)
+    e, k = x.copy(), np.zeros_like(x)
+    _exp_inplace_f32(e, k, k.view(np.int32), x.size)
+    want = np.exp(x.astype(np.float64))
+    assert np.max(np.abs(e - want) / want) <= 2 * 2.0**-24
+    z, kz = np.array([np.nan, -np.inf, -100.0], np.float32), np.zeros(3, np.float32)
+    _exp_inplace_f32(z, kz, kz.view(np.int32), 3)
+    assert np.isnan(z[0]) and z[1] == z[2] == np.float32(np.exp(-87.0))
+
+
+@pytest.mark.parametrize("batch", [1, 32])
+@pytest.mark.parametrize("shared", [True, False])
+def test_input_table_and_gathered_inputs_agree_with_the_oracle(batch, shared):
+    """The input halves of the gates go through the table ``Emb W_ihᵀ`` when the vocabulary
+    has fewer rows than there are inputs (batch 32 here), through gathered embeddings
+    otherwise (batch 1, vocabulary 12 > 4 inputs): both give the oracle's loss and gradient."""
+    from attnsim.arch.rnn import _kernels as K
+
+    task = at.tasks.copy(10, 3)
+    cfg = at.RNNConfig.for_task(task, hidden=3, heads=2, shared_embedding=shared, dtype="float64")
+    assert K._uses_table(cfg.vocab_in + 2, (cfg.src_len + 1) * batch) == (batch == 32)
+    params = oracle.random_params(cfg, np.random.default_rng(1))
+    x, y, _ = task.sample(np.random.default_rng(2), batch)
+    loss, grads = at.loss_and_grad(cfg, params, x, y)
+    want_loss, want = oracle.loss_and_grad(cfg, params, x, y)
+    assert loss == pytest.approx(want_loss, rel=1e-13)
+    for name in want:
+        assert np.allclose(grads[name], want[name], rtol=1e-11, atol=1e-13), name
+
+
 def test_ktiw_probe_is_the_kernels_and_the_oracles():
     """The public probe (B, T+1, L+1) equals the oracle's, and its accuracy is the one the
     kernel logs during training."""

@@ -27,18 +27,30 @@ from collections import namedtuple
 import numpy as np
 from numba import prange
 
-from ..._jit import jit
+from ..._jit import jit as _jit
 from ..._kernels import (
     MET_ACC,
     MET_HEADS,
     MET_KTIW,
     MET_LOSS,
     _exp_inplace,
+    _exp_inplace_f32,
     _finish_step,
     _flush_subnormals,
     _restore_fp,
     _softmax_rows,
 )
+
+
+def jit(**kw):
+    """Rung 2's kernels are compiled with NumPy's error model: the gates' loops divide, and
+    they vectorize only without Python's check for a division by zero (none of them divides
+    by a number that can be 0: ``1 + e`` with ``e ≥ 0``, or a count checked first)."""
+    return _jit(error_model="numpy", **kw)
+
+
+# Entries exponentiated at once by `_tanh_rows` (16 KiB of float32).
+_CHUNK = 4096
 
 # Positions in the int layout.
 LAY_H, LAY_VIN, LAY_VOUT, LAY_L, LAY_T, LAY_D, LAY_G, LAY_GRU, LAY_DOT = range(9)
@@ -101,7 +113,8 @@ RnnWS = namedtuple(
     "RnnWS",
     [
         # forward, time-major (row s·B + b)
-        "XE", "XD",  # ((L+1)B, d), ((T+1)B, d): input embeddings
+        "XE", "XD",  # ((L+1)B, d), ((T+1)B, d): input embeddings, gathered (only without a table)
+        "EWE", "EWD",  # (Vin+2, Gd), (Vout+2, Gd): the table Emb W_ihᵀ, then ∂ of its rows (with one)
         "GIE", "GID",  # ((L+1)B, Gd), ((T+1)B, Gd): input halves of the gates, then the gates
         "GHNE", "GHND",  # ((L+1)B, d), ((T+1)B, d): GRU: the recurrent half of n (r multiplies it)
         "HE", "CE",  # ((L+2)B, d): states, rows 0…B−1 the initial zeros
@@ -132,14 +145,16 @@ RnnWS = namedtuple(
         "tdd",  # (d, d) scratch
         "dGIE", "dGHE",  # ((L+1)B, Gd) gate gradients (the GRU's recurrent ones differ in n)
         "dGID", "dGHD",  # ((T+1)B, Gd)
-        "dX",  # (max(L+1, T+1)·B, d) input embedding gradients
+        "dX",  # input embeddings' gradients (without a table) or the table's (with one)
         "dh", "dc", "tBd",  # (B, d)
         # the KTIW probe
         "PE",  # (B(L+1), d): mean_h project_enc_h(h_enc[l])
         "PC",  # (B(L+1), d): W2 of it
-        "KO",  # (L+1, d)
-        "KZ",  # (L+1, Vout+2)
-        "E", "K",  # float64 scratch of the vectorized exponential (`_scratch_size`)
+        "KO",  # (T(L+1), d): one example's probe states
+        "KZ",  # (T(L+1), Vout+2)
+        "EG", "KG",  # scratch of the exponential in the model's dtype: gates, tanh (`_native_size`)
+        "E", "K",  # float64 scratch of the exponential: softmaxes (`_scratch_size`)
+        "TOKE", "TOKD",  # ((L+1)B,), ((T+1)B,) int64: the input token of each time-major row
     ],
 )  # fmt: skip
 
@@ -151,8 +166,11 @@ def _ws_shapes(ints, B):
     gru, dot = int(ints[LAY_GRU]) == 1, int(ints[LAY_DOT]) == 1
     N = B * T1
     nq = H if dot else 1
+    Vi, Vo_in = int(ints[LAY_VIN]) + 2, Vout + 2
+    te, td = _uses_table(Vi, L1 * B), _uses_table(Vo_in, T1 * B)
     return [
-        (L1 * B, d), (T1 * B, d),
+        (1 if te else L1 * B, d), (1 if td else T1 * B, d),
+        (Vi if te else 1, G * d), (Vo_in if td else 1, G * d),
         (L1 * B, G * d), (T1 * B, G * d),
         (L1 * B if gru else 1, d), (T1 * B if gru else 1, d),
         ((L1 + 1) * B, d), ((L1 + 1) * B if not gru else 1, d),
@@ -163,9 +181,11 @@ def _ws_shapes(ints, B):
         (d, d), (d, d), (N, d), (N, d), (N, Vo),
         (N, d), (N, d), (N, d), (N, d), (N, d), (N if dot else 1, d), (B, L1, d), (T1, L1), (L1, d), (d, d),
         (L1 * B, G * d), (L1 * B if gru else 1, G * d), (T1 * B, G * d), (T1 * B if gru else 1, G * d),
-        (max(L1, T1) * B, d), (B, d), (B, d), (B, d),
-        (B * L1, d), (B * L1, d), (L1, d), (L1, Vo),
+        (max(Vi if te else L1 * B, Vo_in if td else T1 * B), d), (B, d), (B, d), (B, d),
+        (B * L1, d), (B * L1, d), (T * L1, d), (T * L1, Vo),
+        (_native_size(B, L1, T1, d, G),), (_native_size(B, L1, T1, d, G),),
         (_scratch_size(B, L1, T1, d, G, Vo),), (_scratch_size(B, L1, T1, d, G, Vo),),
+        (L1 * B,), (T1 * B,),
     ]  # fmt: skip
 
 
@@ -185,8 +205,17 @@ def _alloc_ws(lay, theta, B):
     CT = (T1 + 1) * B if not gru else 1
     NQ = N if dot else 1
     S = _scratch_size(B, L1, T1, d, G, Vo)
+    SN = _native_size(B, L1, T1, d, G)
+    Vi, Vo_in = ints[LAY_VIN] + 2, Vout + 2
+    te, td = _uses_table(Vi, L1 * B), _uses_table(Vo_in, T1 * B)
+    XE = 1 if te else L1 * B  # the gathered inputs, or the tables, by which the inputs use
+    XD = 1 if td else T1 * B
+    EWE = Vi if te else 1
+    EWD = Vo_in if td else 1
+    DX = max(EWE if te else XE, EWD if td else XD)
     return RnnWS(
-        np.zeros((L1 * B, d), dt), np.zeros((T1 * B, d), dt),
+        np.zeros((XE, d), dt), np.zeros((XD, d), dt),
+        np.zeros((EWE, G * d), dt), np.zeros((EWD, G * d), dt),
         np.zeros((L1 * B, G * d), dt), np.zeros((T1 * B, G * d), dt),
         np.zeros((LB, d), dt), np.zeros((TB, d), dt),
         np.zeros(((L1 + 1) * B, d), dt), np.zeros((CL, d), dt),
@@ -202,24 +231,40 @@ def _alloc_ws(lay, theta, B):
         np.zeros((T1, L1), dt), np.zeros((L1, d), dt), np.zeros((d, d), dt),
         np.zeros((L1 * B, G * d), dt), np.zeros((LB, G * d), dt),
         np.zeros((T1 * B, G * d), dt), np.zeros((TB, G * d), dt),
-        np.zeros((max(L1, T1) * B, d), dt), np.zeros((B, d), dt), np.zeros((B, d), dt), np.zeros((B, d), dt),
-        np.zeros((B * L1, d), dt), np.zeros((B * L1, d), dt), np.zeros((L1, d), dt), np.zeros((L1, Vo), dt),
+        np.zeros((DX, d), dt), np.zeros((B, d), dt), np.zeros((B, d), dt), np.zeros((B, d), dt),
+        np.zeros((B * L1, d), dt), np.zeros((B * L1, d), dt), np.zeros((T * L1, d), dt), np.zeros((T * L1, Vo), dt),
+        np.zeros(SN, dt), np.zeros(SN, dt),
         np.zeros(S, np.float64), np.zeros(S, np.float64),
+        np.zeros(L1 * B, np.int64), np.zeros(T1 * B, np.int64),
     )  # fmt: skip
 
 
 def workspace_bytes(lay, B: int, itemsize: int) -> int:
     """Bytes `_alloc_ws` allocates for batches of B examples (plain Python, exact integers);
     `tests/test_architectures.py` holds the two together."""
-    shapes = _ws_shapes(lay[0], B)
-    return itemsize * sum(math.prod(s) for s in shapes[:-2]) + 8 * sum(math.prod(s) for s in shapes[-2:])
+    shapes = _ws_shapes(lay[0], B)  # the last four (scratch, tokens) are 8-byte
+    return itemsize * sum(math.prod(s) for s in shapes[:-4]) + 8 * sum(math.prod(s) for s in shapes[-4:])
+
+
+@jit(fastmath=False)
+def _uses_table(vocab_rows, input_rows):
+    """Whether the input half of the gates goes through the table ``Emb W_ihᵀ``: when the
+    vocabulary has fewer rows than there are inputs (`_input_gates`)."""
+    return vocab_rows < input_rows
+
+
+@jit(fastmath=False)
+def _native_size(B, L1, T1, d, G):
+    """Entries of the model-dtype scratch: the largest block exponentiated at once in the
+    model's precision (one example's gates, a chunk of a tanh)."""
+    return max(G * d, _CHUNK)
 
 
 @jit(fastmath=False)
 def _scratch_size(B, L1, T1, d, G, Vo):
-    """Entries of the exponential's scratch: the largest block exponentiated at once (one
-    step's gates, the output layer's tanh, the logits, one example's attention)."""
-    return max(B * G * d, B * T1 * d, B * T1 * Vo, T1 * L1, L1 * Vo, (L1 + 1) * B * d, (T1 + 1) * B * d)
+    """Entries of the float64 scratch: the largest softmax taken at once (the logits, one
+    example's attention, one probe row's β)."""
+    return max(B * T1 * Vo, T1 * L1, L1 * Vo)
 
 
 # =============================================================================
@@ -241,33 +286,35 @@ def _v1(theta, off, n):
 
 
 @jit()
-def _act(X, r0, nrows, c0, c1, is_tanh, E, K):
-    """``X[r0:r0+nrows, c0:c1]`` ← its sigmoid, or its tanh, in place, through one call of
-    the vectorized exponential: with ``e = exp(−|v|)`` (``exp(−2|v|)`` for tanh),
-    ``σ(v) = 1/(1+e)`` or ``e/(1+e)`` and ``tanh(v) = ±(1−e)/(1+e)``, neither of which
-    overflows."""
-    w = c1 - c0
-    m = 2.0 if is_tanh else 1.0
-    i = 0
-    for r in range(r0, r0 + nrows):
-        for j in range(c0, c1):
-            E[i] = -m * abs(np.float64(X[r, j]))
-            i += 1
-    _exp_inplace(E, K, K.view(np.int64), nrows * w)
-    i = 0
-    if is_tanh:  # two loops without a branch inside: each vectorizes
-        for r in range(r0, r0 + nrows):
-            for j in range(c0, c1):
-                e = E[i]
-                X[r, j] = np.copysign((1.0 - e) / (1.0 + e), X[r, j])
-                i += 1
+def _exp_native(E, K, n):
+    """``E[:n] = exp(E[:n])`` (arguments ≤ 0) in the arrays' own precision: float32 models'
+    gates through the float32 exponential, float64's through the float64 one. ``itemsize``
+    is known when the kernel compiles, so only one branch is kept."""
+    if E.itemsize == 4:
+        _exp_inplace_f32(E, K, K.view(np.int32), n)
     else:
-        for r in range(r0, r0 + nrows):
-            for j in range(c0, c1):
-                e = E[i]
-                q = 1.0 / (1.0 + e)
-                X[r, j] = q if X[r, j] >= 0 else e * q  # not 1 − q: that loses σ's digits far below 0
-                i += 1
+        _exp_inplace(E, K, K.view(np.int64), n)
+
+
+@jit()
+def _tanh_rows(X, nrows, E, K):
+    """``X[:nrows]`` ← its tanh, in place (X C-contiguous), in X's precision: with
+    ``e = exp(−2|v|)``, ``tanh(v) = ±(1−e)/(1+e)``, which does not overflow. In chunks of
+    `_CHUNK` entries, so that the passes over a chunk stay in the first-level cache.
+    ``E``, ``K``: scratch of X's dtype, at least `_CHUNK` long."""
+    n = nrows * X.shape[1]
+    flat = X[:nrows].reshape(n)
+    one = X.dtype.type(1.0)
+    two = X.dtype.type(2.0)
+    for c0 in range(0, n, _CHUNK):
+        m = min(_CHUNK, n - c0)
+        x = flat[c0 : c0 + m]
+        for i in range(m):
+            E[i] = -two * abs(x[i])
+        _exp_native(E, K, m)
+        for i in range(m):
+            t = (one - E[i]) / (one + E[i])
+            x[i] = t if x[i] >= 0 else -t
 
 
 @jit()
@@ -297,77 +344,70 @@ def _recur(GI, GHN, Hs, Cs, TC, Whh, bhh, GH, steps, B, d, gru, E, K):
     holds the gates (LSTM i, f, g, o; GRU r, z, n), ``GHN`` the GRU's recurrent half of n,
     ``Hs``/``Cs`` rows ``(s+1)B + b`` the states after step s and ``TC`` tanh of the cells.
 
-    A step is one product and few passes over its gates: the pre-activations and the
-    exponential's arguments in one loop (``−|v|`` for a sigmoid, ``−2|v|`` for a tanh, as in
-    `_act`), one call of the vectorized exponential for all gates, then the gates and the
-    state; the columns of each kind of gate get a loop of their own, so none branches."""
-    Kb = K.view(np.int64)
+    A step is one product, then each example's row on its own, all of it in the first-level
+    cache and in the model's precision (``E``, ``K``: scratch of its dtype, ≥ G·d long):
+    the pre-activations and the exponential's arguments in one loop (``−|v|`` for a
+    sigmoid, ``−2|v|`` for a tanh), one call of the exponential, the gates, then the state
+    likewise. The loops run over 1-D views indexed from 0, so they vectorize (see
+    `attnsim._kernels._u`), each kind of gate in a loop of its own."""
+    one = GI.dtype.type(1.0)
+    two = GI.dtype.type(2.0)
     n1 = 2 * d if gru else 4 * d  # the gates exponentiated in the first call
+    e1, e2 = E[:n1], E[:d]
     for s in range(steps):
         np.dot(Hs[s * B : (s + 1) * B], Whh.T, GH)
-        r0 = s * B
         for b in range(B):
-            row = r0 + b
-            e0 = b * n1
+            row = s * B + b
+            gi, gh = GI[row], GH[b]
             for j in range(n1):
-                v = GI[row, j] + GH[b, j] + bhh[j]
-                GI[row, j] = v
-                E[e0 + j] = -abs(np.float64(v))
+                v = gi[j] + gh[j] + bhh[j]
+                gi[j] = v
+                e1[j] = -abs(v)
             if not gru:
-                for j in range(2 * d, 3 * d):  # g is a tanh
-                    E[e0 + j] = 2.0 * E[e0 + j]
-        _exp_inplace(E, K, Kb, B * n1)
-        for b in range(B):
-            row = r0 + b
-            e0 = b * n1
+                eg = e1[2 * d : 3 * d]  # g is a tanh
+                for j in range(d):
+                    eg[j] = two * eg[j]
+            _exp_native(E, K, n1)
             for j in range(2 * d):  # sigmoids: i, f (LSTM); r, z (GRU)
-                e = E[e0 + j]
-                q = 1.0 / (1.0 + e)
-                GI[row, j] = q if GI[row, j] >= 0 else e * q
-            if not gru:
-                for j in range(2 * d, 3 * d):  # g: tanh
-                    e = E[e0 + j]
-                    t = (1.0 - e) / (1.0 + e)
-                    GI[row, j] = t if GI[row, j] >= 0 else -t
-                for j in range(3 * d, 4 * d):  # o: sigmoid
-                    e = E[e0 + j]
-                    q = 1.0 / (1.0 + e)
-                    GI[row, j] = q if GI[row, j] >= 0 else e * q
-        # the state: LSTM c = f c + i g, h = o tanh c; GRU n = tanh(gi_n + r gh_n), h = (1 − z) n + z h
-        for b in range(B):
-            row = r0 + b
-            e0 = b * d
-            if gru:
+                q = one / (one + e1[j])
+                gi[j] = q if gi[j] >= 0 else e1[j] * q
+            h_prev, h_new = Hs[row], Hs[row + B]
+            if gru:  # n = tanh(gi_n + r gh_n), h = (1 − z) n + z h
+                gr, gz, gn, ghn = gi[:d], gi[d : 2 * d], gi[2 * d :], GHN[row]
+                gh_n, bn = gh[2 * d :], bhh[2 * d :]
                 for j in range(d):
-                    ghn = GH[b, 2 * d + j] + bhh[2 * d + j]
-                    GHN[row, j] = ghn
-                    v = GI[row, 2 * d + j] + GI[row, j] * ghn
-                    GI[row, 2 * d + j] = v
-                    E[e0 + j] = -2.0 * abs(np.float64(v))
-            else:
+                    v = gh_n[j] + bn[j]
+                    ghn[j] = v
+                    u = gn[j] + gr[j] * v
+                    gn[j] = u
+                    e2[j] = -two * abs(u)
+                _exp_native(E, K, d)
                 for j in range(d):
-                    c = GI[row, d + j] * Cs[row, j] + GI[row, j] * GI[row, 2 * d + j]
-                    Cs[row + B, j] = c
-                    E[e0 + j] = -2.0 * abs(np.float64(c))
-        _exp_inplace(E, K, Kb, B * d)
-        for b in range(B):
-            row = r0 + b
-            e0 = b * d
-            if gru:
+                    t = (one - e2[j]) / (one + e2[j])
+                    n = t if gn[j] >= 0 else -t
+                    gn[j] = n
+                    z = gz[j]
+                    h_new[j] = (one - z) * n + z * h_prev[j]
+            else:  # c = f c + i g, h = o tanh c
+                gi_, gf, gg, go = gi[:d], gi[d : 2 * d], gi[2 * d : 3 * d], gi[3 * d :]
+                eg, eo = e1[2 * d : 3 * d], e1[3 * d :]
                 for j in range(d):
-                    e = E[e0 + j]
-                    t = (1.0 - e) / (1.0 + e)
-                    n = t if GI[row, 2 * d + j] >= 0 else -t
-                    GI[row, 2 * d + j] = n
-                    z = GI[row, d + j]
-                    Hs[row + B, j] = (1.0 - z) * n + z * Hs[row, j]
-            else:
+                    t = (one - eg[j]) / (one + eg[j])
+                    gg[j] = t if gg[j] >= 0 else -t
                 for j in range(d):
-                    e = E[e0 + j]
-                    t = (1.0 - e) / (1.0 + e)
-                    tc = t if Cs[row + B, j] >= 0 else -t
-                    TC[row + B, j] = tc
-                    Hs[row + B, j] = GI[row, 3 * d + j] * tc
+                    q = one / (one + eo[j])
+                    go[j] = q if go[j] >= 0 else eo[j] * q
+                c_prev, c_new, tc_new = Cs[row], Cs[row + B], TC[row + B]
+                for j in range(d):
+                    c = gf[j] * c_prev[j] + gi_[j] * gg[j]
+                    c_new[j] = c
+                    e2[j] = -two * abs(c)
+                _exp_native(E, K, d)
+                for j in range(d):
+                    t = (one - e2[j]) / (one + e2[j])
+                    tc = t if c_new[j] >= 0 else -t
+                    tc_new[j] = tc
+                    h_new[j] = go[j] * tc
 
 
 @jit()
@@ -424,13 +464,80 @@ def _recur_back(ACT, GHN, Hs, Cs, TC, Whh, dGI, dGH, dh, dc, dIn, in_rows_b, ste
 
 
 @jit()
-def _weight_grads(dGI, dGH, X, Hs, steps, B, gWih, gWhh, gbih, gbhh):
-    """``∂W_ih = ∂GIᵀ X``, ``∂W_hh = ∂GHᵀ H_prev``, the biases' sums, over all steps at once."""
+def _recurrent_grads(dGH, Hs, steps, B, gWhh, gbhh):
+    """``∂W_hh = ∂GHᵀ H_prev`` and ``∂b_hh``, over all steps at once."""
     n = steps * B
-    np.dot(dGI[:n].T, X[:n], gWih)
     np.dot(dGH[:n].T, Hs[:n], gWhh)
-    _col_sums_into(dGI[:n], gbih)
     _col_sums_into(dGH[:n], gbhh)
+
+
+# =============================================================================
+# the inputs: one-hot tokens through an embedding
+# =============================================================================
+@jit()
+def _tokens(x, y, L, T, Vin, Vout, TOKE, TOKD):
+    """The input token of every time-major row: the source then EOS (``Vin``) for the
+    encoder; SOS (``Vout + 1``) then the target for the decoder."""
+    B = x.shape[0]
+    for b in range(B):
+        for l in range(L + 1):  # noqa: E741
+            TOKE[l * B + b] = x[b, l] if l < L else Vin
+        for t in range(T + 1):
+            TOKD[t * B + b] = Vout + 1 if t == 0 else y[b, t - 1]
+
+
+@jit()
+def _input_gates(tok, Emb, Wih, bih, X, EW, GI):
+    """``GI = Emb[tok] W_ihᵀ + b_ih``. An input is a row of the embedding, so when the
+    vocabulary has fewer rows than there are inputs (`_uses_table`), each row of ``GI`` is
+    a row of the table ``EW = Emb W_ihᵀ``, one product of V+2 rows instead of (L+1)·B;
+    otherwise the embeddings are gathered into ``X`` and multiplied."""
+    n, w = GI.shape
+    if _uses_table(Emb.shape[0], n):
+        np.dot(Emb, Wih.T, EW)
+        for r in range(n):
+            t = tok[r]
+            for j in range(w):
+                GI[r, j] = EW[t, j] + bih[j]
+    else:
+        d = Emb.shape[1]
+        for r in range(n):
+            t = tok[r]
+            for j in range(d):
+                X[r, j] = Emb[t, j]
+        np.dot(X, Wih.T, GI)
+        _add_rows(GI, bih)
+
+
+@jit()
+def _input_grads(tok, Emb, Wih, dGI, X, EW, dX, gEmb, gWih, gbih):
+    """The gradients `_input_gates` sends to ``W_ih``, ``b_ih`` and the embedding (added to
+    ``gEmb``: a shared embedding receives the encoder's and the decoder's). With the table,
+    the rows of ``∂GI`` are first summed per token into ``EW``; then ``∂W_ih = EWᵀ Emb``
+    and ``∂Emb = EW W_ih``, products of V+2 rows."""
+    n, w = dGI.shape
+    d = Emb.shape[1]
+    if _uses_table(Emb.shape[0], n):
+        EW[:] = 0.0
+        for r in range(n):
+            t = tok[r]
+            for j in range(w):
+                EW[t, j] += dGI[r, j]
+        np.dot(EW.T, Emb, gWih)
+        _col_sums_into(EW, gbih)
+        V = Emb.shape[0]
+        np.dot(EW, Wih, dX[:V])
+        for v in range(V):
+            for j in range(d):
+                gEmb[v, j] += dX[v, j]
+    else:
+        np.dot(dGI.T, X, gWih)
+        _col_sums_into(dGI, gbih)
+        np.dot(dGI, Wih, dX[:n])
+        for r in range(n):
+            t = tok[r]
+            for j in range(d):
+                gEmb[t, j] += dX[r, j]
 
 
 # =============================================================================
@@ -446,39 +553,32 @@ def _forward_pass(x, y, theta, lay, ws):
     gru, dot = ints[LAY_GRU] == 1, ints[LAY_DOT] == 1
     B = x.shape[0]
     L1, T1, Vo = L + 1, T + 1, Vout + 2
-    embE = _m2(theta, ints[LAY_OFF_EMB_E], Vin + 2, d)
-    embD = _m2(theta, ints[LAY_OFF_EMB_D], Vout + 2, d)
-    # inputs, time-major: the source then EOS; SOS then the target
-    for b in range(B):
-        for l in range(L1):  # noqa: E741
-            tok = x[b, l] if l < L else Vin
-            for j in range(d):
-                ws.XE[l * B + b, j] = embE[tok, j]
-        for t in range(T1):
-            tok = Vout + 1 if t == 0 else y[b, t - 1]
-            for j in range(d):
-                ws.XD[t * B + b, j] = embD[tok, j]
+    _tokens(x, y, L, T, Vin, Vout, ws.TOKE, ws.TOKD)
     # encoder
-    np.dot(ws.XE, _m2(theta, ints[LAY_OFF_E_WIH], G * d, d).T, ws.GIE)
-    _add_rows(ws.GIE, _v1(theta, ints[LAY_OFF_E_BIH], G * d))
+    _input_gates(
+        ws.TOKE, _m2(theta, ints[LAY_OFF_EMB_E], Vin + 2, d), _m2(theta, ints[LAY_OFF_E_WIH], G * d, d),
+        _v1(theta, ints[LAY_OFF_E_BIH], G * d), ws.XE, ws.EWE, ws.GIE,
+    )  # fmt: skip
     ws.HE[:B] = 0.0
     if not gru:
         ws.CE[:B] = 0.0
     Whh = _m2(theta, ints[LAY_OFF_E_WHH], G * d, d)
     _recur(
-        ws.GIE, ws.GHNE, ws.HE, ws.CE, ws.TCE, Whh, _v1(theta, ints[LAY_OFF_E_BHH], G * d), ws.GH, L1, B, d, gru, ws.E,
-        ws.K,
+        ws.GIE, ws.GHNE, ws.HE, ws.CE, ws.TCE, Whh, _v1(theta, ints[LAY_OFF_E_BHH], G * d), ws.GH, L1, B, d, gru, ws.EG,
+        ws.KG,
     )  # fmt: skip
     # decoder, from the encoder's last state
-    np.dot(ws.XD, _m2(theta, ints[LAY_OFF_D_WIH], G * d, d).T, ws.GID)
-    _add_rows(ws.GID, _v1(theta, ints[LAY_OFF_D_BIH], G * d))
+    _input_gates(
+        ws.TOKD, _m2(theta, ints[LAY_OFF_EMB_D], Vout + 2, d), _m2(theta, ints[LAY_OFF_D_WIH], G * d, d),
+        _v1(theta, ints[LAY_OFF_D_BIH], G * d), ws.XD, ws.EWD, ws.GID,
+    )  # fmt: skip
     ws.HD[:B] = ws.HE[L1 * B :]
     if not gru:
         ws.CD[:B] = ws.CE[L1 * B :]
     Whh = _m2(theta, ints[LAY_OFF_D_WHH], G * d, d)
     _recur(
-        ws.GID, ws.GHND, ws.HD, ws.CD, ws.TCD, Whh, _v1(theta, ints[LAY_OFF_D_BHH], G * d), ws.GH, T1, B, d, gru, ws.E,
-        ws.K,
+        ws.GID, ws.GHND, ws.HD, ws.CD, ws.TCD, Whh, _v1(theta, ints[LAY_OFF_D_BHH], G * d), ws.GH, T1, B, d, gru, ws.EG,
+        ws.KG,
     )  # fmt: skip
     # batch-major copies of the states
     for b in range(B):
@@ -531,7 +631,7 @@ def _forward_pass(x, y, theta, lay, ws):
     for r in range(B * T1):
         for j in range(d):
             ws.OUT[r, j] += ws.PD[r, j]
-    _act(ws.OUT, 0, B * T1, 0, d, True, ws.E, ws.K)
+    _tanh_rows(ws.OUT, B * T1, ws.EG, ws.KG)
     np.dot(ws.OUT, _m2(theta, ints[LAY_OFF_OW], Vo, d).T, ws.Z)
     _add_rows(ws.Z, _v1(theta, ints[LAY_OFF_OB], Vo))
 
@@ -539,7 +639,8 @@ def _forward_pass(x, y, theta, lay, ws):
 @jit()
 def _ktiw_accuracy(x, y, gold, theta, lay, ws):
     """Fraction of the target words with a gold position where the KTIW probe's argmax over
-    the L+1 source states hits it (NaN when none has one)."""
+    the L+1 source states hits it (NaN when none has one). One example at a time: its T·(L+1)
+    probe states in one tanh and one product."""
     ints = lay[0]
     H, Vout, L, T, d = ints[LAY_H], ints[LAY_VOUT], ints[LAY_L], ints[LAY_T], ints[LAY_D]
     B = x.shape[0]
@@ -562,37 +663,41 @@ def _ktiw_accuracy(x, y, gold, theta, lay, ws):
     count = 0
     for b in range(B):
         for t in range(T):
+            pd = ws.PD[b * T1 + t]
+            for l in range(L1):  # noqa: E741
+                ko, pc = ws.KO[t * L1 + l], ws.PC[b * L1 + l]
+                for j in range(d):
+                    ko[j] = pd[j] + pc[j]
+        _tanh_rows(ws.KO, T * L1, ws.EG, ws.KG)
+        np.dot(ws.KO, OW.T, ws.KZ)
+        for t in range(T):
             g = gold[b, t]
             if g < 0:
                 continue
-            for l in range(L1):  # noqa: E741
-                for j in range(d):
-                    ws.KO[l, j] = ws.PD[b * T1 + t, j] + ws.PC[b * L1 + l, j]
-            _act(ws.KO, 0, L1, 0, d, True, ws.E, ws.K)
-            np.dot(ws.KO, OW.T, ws.KZ)
             o = y[b, t]
+            r0 = t * L1
             # β_l = z_o − log Σ_{v≠o} e^{z_v}: the target's own term enters as e^{−708} ≈ 0
             for l in range(L1):  # noqa: E741
                 m = -np.inf
                 for v in range(Vo):
-                    z = np.float64(ws.KZ[l, v] + OB[v])
+                    z = np.float64(ws.KZ[r0 + l, v] + OB[v])
                     if v != o and z > m:
                         m = z
                 for v in range(Vo):
-                    ws.E[l * Vo + v] = np.float64(ws.KZ[l, v] + OB[v]) - m if v != o else -1e300
+                    ws.E[l * Vo + v] = np.float64(ws.KZ[r0 + l, v] + OB[v]) - m if v != o else -1e300
             _exp_inplace(ws.E, ws.K, ws.K.view(np.int64), L1 * Vo)
             best = -np.inf
             arg = 0
             for l in range(L1):  # noqa: E741
                 m = -np.inf
                 for v in range(Vo):
-                    z = np.float64(ws.KZ[l, v] + OB[v])
+                    z = np.float64(ws.KZ[r0 + l, v] + OB[v])
                     if v != o and z > m:
                         m = z
                 s = 0.0
                 for v in range(Vo):
                     s += ws.E[l * Vo + v]
-                beta = np.float64(ws.KZ[l, o] + OB[o]) - m - math.log(s)
+                beta = np.float64(ws.KZ[r0 + l, o] + OB[o]) - m - math.log(s)
                 if beta > best:
                     best = beta
                     arg = l
@@ -748,33 +853,22 @@ def _core(x, y, gold, theta, lay, grad, ws, want_grad, want_metrics, metrics, wa
     _recur_back(
         ws.GIE, ws.GHNE, ws.HE, ws.CE, ws.TCE, Whh, ws.dGIE, dGHE, ws.dh, ws.dc, dHEf, L1, L1, B, d, gru, ws.tBd
     )
-    # weights of the cells, then the embeddings (the inputs' gradients scattered to their rows)
-    _weight_grads(
-        ws.dGID, dGHD, ws.XD, ws.HD, T1, B,
-        _m2(grad, ints[LAY_OFF_D_WIH], G * d, d), _m2(grad, ints[LAY_OFF_D_WHH], G * d, d),
-        _v1(grad, ints[LAY_OFF_D_BIH], G * d), _v1(grad, ints[LAY_OFF_D_BHH], G * d),
+    # weights of the cells, then the inputs' (decoder first, as before: a shared embedding's
+    # gradient receives the decoder's part first)
+    gW, gb = _m2(grad, ints[LAY_OFF_D_WHH], G * d, d), _v1(grad, ints[LAY_OFF_D_BHH], G * d)
+    _recurrent_grads(dGHD, ws.HD, T1, B, gW, gb)
+    gW, gb = _m2(grad, ints[LAY_OFF_E_WHH], G * d, d), _v1(grad, ints[LAY_OFF_E_BHH], G * d)
+    _recurrent_grads(dGHE, ws.HE, L1, B, gW, gb)
+    _input_grads(
+        ws.TOKD, _m2(theta, ints[LAY_OFF_EMB_D], Vout + 2, d), _m2(theta, ints[LAY_OFF_D_WIH], G * d, d), ws.dGID,
+        ws.XD, ws.EWD, ws.dX, _m2(grad, ints[LAY_OFF_EMB_D], Vout + 2, d), _m2(grad, ints[LAY_OFF_D_WIH], G * d, d),
+        _v1(grad, ints[LAY_OFF_D_BIH], G * d),
     )  # fmt: skip
-    _weight_grads(
-        ws.dGIE, dGHE, ws.XE, ws.HE, L1, B,
-        _m2(grad, ints[LAY_OFF_E_WIH], G * d, d), _m2(grad, ints[LAY_OFF_E_WHH], G * d, d),
-        _v1(grad, ints[LAY_OFF_E_BIH], G * d), _v1(grad, ints[LAY_OFF_E_BHH], G * d),
+    _input_grads(
+        ws.TOKE, _m2(theta, ints[LAY_OFF_EMB_E], Vin + 2, d), _m2(theta, ints[LAY_OFF_E_WIH], G * d, d), ws.dGIE,
+        ws.XE, ws.EWE, ws.dX, _m2(grad, ints[LAY_OFF_EMB_E], Vin + 2, d), _m2(grad, ints[LAY_OFF_E_WIH], G * d, d),
+        _v1(grad, ints[LAY_OFF_E_BIH], G * d),
     )  # fmt: skip
-    gE = _m2(grad, ints[LAY_OFF_EMB_E], Vin + 2, d)
-    gD = _m2(grad, ints[LAY_OFF_EMB_D], Vout + 2, d)
-    dXD = ws.dX[: T1 * B]
-    np.dot(ws.dGID, _m2(theta, ints[LAY_OFF_D_WIH], G * d, d), dXD)
-    for t in range(T1):
-        for b in range(B):
-            tok = Vout + 1 if t == 0 else y[b, t - 1]
-            for j in range(d):
-                gD[tok, j] += dXD[t * B + b, j]
-    dXE = ws.dX[: L1 * B]
-    np.dot(ws.dGIE, _m2(theta, ints[LAY_OFF_E_WIH], G * d, d), dXE)
-    for l in range(L1):  # noqa: E741
-        for b in range(B):
-            tok = x[b, l] if l < L else Vin
-            for j in range(d):
-                gE[tok, j] += dXE[l * B + b, j]
     return loss
 
 
