@@ -127,7 +127,7 @@ def _exp_inplace(e, k, k_bits, n):
         e[i] *= k[i]
 
 
-@jit()
+@jit(inline="always")
 def _exp_inplace_f32(e, k, k_bits, n):
     """`_exp_inplace` for float32 arrays ``e``, ``k`` (``k_bits`` an int32 view of ``k``),
     in float32 arithmetic: twice the lanes of a vector, and a shorter polynomial."""

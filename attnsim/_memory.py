@@ -70,20 +70,20 @@ def require(nbytes: float, what: str) -> None:
         )
 
 
-def run_bytes(cfg, task, steps: int, batch: int, log_every: int, chunk: int, snapshots: bool = False) -> int:
+def run_bytes(
+    cfg, task, steps: int, batch: int, log_every: int, chunk: int, snapshots: bool = False, workspace: bool = True
+) -> int:
     """Upper bound on the bytes one training run of ``cfg`` on ``task`` allocates: its
     parameters, Adam's moments, the gradient, its starting point and the copies a `Run`
-    keeps (8 parameter vectors), the kernel's workspace, one chunk of drawn data with the
-    sampler's temporaries, its history and, when asked, its snapshots. Exact integers: no
-    overflow for absurd sizes."""
-    from . import _arch
-
-    kernels = _arch.of(cfg).kernels
+    keeps (8 parameter vectors), the kernel's workspace (unless ``workspace`` is false),
+    one chunk of drawn data with the sampler's temporaries, its history and, when asked,
+    its snapshots. Exact integers: no overflow for absurd sizes."""
     item = cfg.np_dtype.itemsize
     P = cfg.n_params
     L, T, Vin = task.src_len, task.tgt_len, task.vocab_in
     total = 8 * P * item
-    total += kernels.workspace_bytes(kernels.layout(cfg), batch, item)
+    if workspace:
+        total += workspace_bytes(cfg, batch)
     total += 3 * 8 * chunk * batch * (L + 2 * T) + 8 * Vin  # data, the sampler's temporaries and its word list
     n_logged = steps // log_every + 2
     total += n_logged * (HISTORY_ROW_BYTES + 8 * (3 + 2 * cfg.heads)) + (steps + 1)
@@ -91,6 +91,22 @@ def run_bytes(cfg, task, steps: int, batch: int, log_every: int, chunk: int, sna
         H, Vout = cfg.heads, cfg.vocab_out
         total += n_logged * item * (H * Vout * Vin + Vout + 2 * H * T * L + H * T * Vin)
     return int(total)
+
+
+def workspace_bytes(cfg, batch: int) -> int:
+    """The kernel's workspace for one run at ``batch``."""
+    from . import _arch
+
+    kernels = _arch.of(cfg).kernels
+    return int(kernels.workspace_bytes(kernels.layout(cfg), batch, cfg.np_dtype.itemsize))
+
+
+def group_bytes(cfg, task, steps, batch, log_every, chunk, runs: int, parallel: int, snapshots=False) -> int:
+    """Upper bound for ``runs`` runs trained together on ``parallel`` threads: each run's own
+    arrays, and a workspace per thread (a run's workspace lives while its chunk of steps
+    runs, inside the loop over runs)."""
+    own = run_bytes(cfg, task, steps, batch, log_every, chunk, snapshots, workspace=False)
+    return runs * own + min(runs, max(parallel, 1)) * workspace_bytes(cfg, batch)
 
 
 def describe_runs(cfg, task, runs: int) -> str:

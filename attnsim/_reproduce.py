@@ -23,7 +23,6 @@ import numpy as np
 
 from . import metrics, tasks, theory
 from ._model import forward, init_params
-from ._progress import interactive
 from ._progress import progress as make_progress
 from ._train import train, train_many
 from .arch.free import ModelConfig
@@ -1540,9 +1539,10 @@ def reproduce(
     weights = {n: SECTION_SECONDS[n] for n in names}
     fmt = "{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]"
     overall = make_progress(100.0, progress, desc=f"reproduce: {names[0]}", unit="%", bar_format=fmt)
-    # on a terminal a bar per group of runs under the overall one; off it, every step of
-    # training ticks the overall counter, which writes a line every 10 s
-    say = _Say(progress, bar=progress if interactive() else (lambda n: overall.update(0)) if progress else False)
+    # a bar per group of runs under the overall one; off a terminal, a group that trains for
+    # more than 10 s writes its own line every 10 s (steps done, time left), so that an hour
+    # of one section does not read "0 % done" throughout
+    say = _Say(progress, bar=progress)
     try:
         for name in names:
             overall.set_description(f"reproduce: {name}")

@@ -32,7 +32,7 @@ import numpy as np
 from . import _arch
 from . import _kernels as K
 from ._blas import one_blas_thread
-from ._memory import describe_runs, require, run_bytes
+from ._memory import describe_runs, group_bytes, require
 from ._model import STREAM_DATA, check_params, init_params, pack, seed_sequence, unpack
 from ._outputs import atomic_npz, atomic_write, jsonable
 from ._progress import progress as make_progress
@@ -449,7 +449,7 @@ def train_many(
     if R == 0:
         raise ValueError("seeds must be a non-empty sequence of seeds, one per run")
     # the memory of R runs is checked before a list of R seeds (a range of 1e7, say) is made
-    steps, batch, log_every = _check_shared(cfg, task, optimizer, steps, batch, log_every, runs=R)
+    steps, batch, log_every = _check_shared(cfg, task, optimizer, steps, batch, log_every, runs=R, threads=threads)
     seeds = list(seeds)
 
     def per_run(name, value):
@@ -481,9 +481,12 @@ def _copied(params: dict) -> dict:
     return {k: np.array(v) for k, v in params.items()}
 
 
-def _check_shared(cfg, task, optimizer, steps, batch, log_every, runs=1, snapshots=False) -> tuple[int, int, int]:
+def _check_shared(
+    cfg, task, optimizer, steps, batch, log_every, runs=1, snapshots=False, threads=None
+) -> tuple[int, int, int]:
     """Validate what the runs of a group share (their shapes and schedule), and that
-    ``runs`` of them fit in this machine's memory (before anything is allocated)."""
+    ``runs`` of them, on ``threads`` threads, fit in this machine's memory (before anything
+    is allocated)."""
     _arch.of(cfg)
     if not isinstance(task, Task):
         raise ValueError(f"task must be an attnsim task (see attnsim.tasks), got {type(task).__name__}")
@@ -493,7 +496,10 @@ def _check_shared(cfg, task, optimizer, steps, batch, log_every, runs=1, snapsho
     steps = _check_number("steps", steps, 0, integer=True)
     batch = _check_number("batch", batch, 1, integer=True)
     log_every = _check_number("log_every", log_every, 1, integer=True)
-    need = runs * run_bytes(cfg, task, steps, batch, log_every, chunk_steps(task, batch), snapshots)
+    import numba
+
+    parallel = numba.get_num_threads() if threads is None else check_threads(threads)
+    need = group_bytes(cfg, task, steps, batch, log_every, chunk_steps(task, batch), runs, parallel, snapshots)
     require(need, f"training {describe_runs(cfg, task, runs)} at batch {batch:,} for {steps:,} steps")
     return steps, batch, log_every
 

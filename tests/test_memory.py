@@ -100,3 +100,21 @@ def test_sizes_that_cannot_fit_are_a_value_error_before_allocating(build, match)
     finally:
         tracemalloc.stop()
     assert peak < 50 * 2**20
+
+
+def test_runs_trained_together_count_one_workspace_per_thread():
+    """A run's workspace lives while its chunk of steps runs, inside the loop over runs: R runs
+    on t threads hold t workspaces at once, not R (120 single-head GRU runs at d 256 need
+    about 5 GiB, not 29)."""
+    from attnsim._train import chunk_steps
+
+    task = at.tasks.copy(40, 40)
+    cfg = at.RNNConfig.for_task(task, cell="gru", hidden=256, shared_embedding=False)
+    args = (cfg, task, 200, 128, 10, chunk_steps(task, 128))
+    one = _memory.run_bytes(*args)
+    own = _memory.run_bytes(*args, workspace=False)
+    ws = _memory.workspace_bytes(cfg, 128)
+    assert one == own + ws and ws > own  # at this size the workspace is most of a run
+    assert _memory.group_bytes(*args, runs=120, parallel=2) == 120 * own + 2 * ws
+    assert _memory.group_bytes(*args, runs=1, parallel=2) == one
+    assert _memory.group_bytes(*args, runs=120, parallel=2) < 6 * 2**30 < 120 * one

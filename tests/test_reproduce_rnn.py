@@ -62,6 +62,13 @@ def test_verdicts_follow_their_numbers(section):
     bad = [k for k, row in enumerate(mh["screening"]["final_acc"]) if max(row) < 0.6]
     assert mh["screening"]["bad"] == bad  # the authors' criterion, token accuracy below 0.6 on all three seeds
     assert len(checks) == 5 and set(section.figures) == {"rnn_copy.png", "rnn_sweeps.png", "rnn_multihead.png"}
+    eight = mh["eight_heads"]
+    if "8 bad" in eight and "7 bad + 1 good" in eight:
+        one, none = eight["7 bad + 1 good"], eight["8 bad"]
+        want = one["success_rate"] - none["success_rate"] >= 0.3 and one["interval"][0] > none["interval"][1]
+        assert checks[-1]["passed"] == want
+    else:  # too few bad or good heads: the report says the comparison cannot be made
+        assert not checks[-1]["passed"] and "the comparison cannot be made" in section.text
 
 
 def test_default_sizes_leave_out_what_the_headline_holds():

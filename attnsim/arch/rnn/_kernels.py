@@ -4,19 +4,23 @@ One batch moves through time together (docs/design.md §7.8). Arrays of the recu
 time-major (row ``s·B + b`` is example b at step s), so every product is one matrix
 product over the batch:
 
-* the input half of every gate, for all steps at once: ``GI = X W_ihᵀ + b_ih``;
+* the input half of every gate, for all steps at once: ``GI = Emb[tokens] W_ihᵀ + b_ih``;
 * the recurrent half, step by step: ``GH = h_{s−1} W_hhᵀ + b_hh``, then the gates
   elementwise (PyTorch's equations: LSTM i, f, g, o; GRU r, z, n);
 * attention per example (the states copied batch-major once), the heads' contexts, the
   output layer, as products over all B·(T+1) predictions;
 * backward, the sweep through time keeps only the state gradients and the gates'
   gradients of every step; each weight's gradient is then one product over all steps
-  (``∂W_ih = ∂GIᵀ X``, ``∂W_hh = ∂GHᵀ H_prev``).
+  (``∂W_hh = ∂GHᵀ H_prev``; ``∂W_ih`` through the table, below).
 
-The products go to BLAS (``np.dot`` into preallocated outputs, through SciPy's BLAS:
-single-threaded inside the batch-of-runs ``prange``, see `attnsim._jit`); the gates and
-the softmaxes are compiled loops. Nothing is allocated inside the step loop. The
-plain-NumPy oracle (`_reference.py`) runs one sequence and one step at a time with vectors.
+The inputs are one-hot, so the input half of the gates is a row of the table ``Emb W_ihᵀ``
+(V+2 rows) when the vocabulary is smaller than the batch's inputs, and its gradients are
+products of V+2 rows too (`_input_gates`, `_input_grads`). The products go to BLAS
+(``np.dot`` into preallocated outputs, through SciPy's BLAS: single-threaded inside the
+batch-of-runs ``prange``, see `attnsim._blas`), the smallest ones to compiled loops (`_mm`);
+the gates, in the model's precision, and the softmaxes are compiled loops. Nothing is
+allocated inside the step loop. The plain-NumPy oracle (`_reference.py`) runs one sequence
+and one step at a time with vectors.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ import math
 from collections import namedtuple
 
 import numpy as np
-from numba import prange
+from numba import prange, types
+from numba.extending import overload
 
 from ..._jit import jit as _jit
 from ..._kernels import (
@@ -48,6 +53,9 @@ def jit(**kw):
     by a number that can be 0: ``1 + e`` with ``e ≥ 0``, or a count checked first)."""
     return _jit(error_model="numpy", **kw)
 
+
+# Products of at most this many multiply-adds are compiled loops, not BLAS calls (`_mm`).
+_SMALL = 1024
 
 # Entries exponentiated at once by `_tanh_rows` (16 KiB of float32).
 _CHUNK = 4096
@@ -286,14 +294,47 @@ def _v1(theta, off, n):
 
 
 @jit()
-def _exp_native(E, K, n):
+def _mm(A, B, C):
+    """``C = A B`` (2-D, any strides). BLAS for a product of more than `_SMALL`
+    multiply-adds; below that a call costs more than its arithmetic (the tiny models make
+    hundreds of such products a step), so a compiled loop, summing in C's precision."""
+    M, K = A.shape
+    N = B.shape[1]
+    if M * N * K > _SMALL:
+        np.dot(A, B, C)
+        return
+    zero = C.dtype.type(0.0)
+    for i in range(M):
+        for j in range(N):
+            acc = zero
+            for k in range(K):
+                acc += A[i, k] * B[k, j]
+            C[i, j] = acc
+
+
+@jit(inline="always")
+def _exp_native(E, K, Kb, n):
     """``E[:n] = exp(E[:n])`` (arguments ≤ 0) in the arrays' own precision: float32 models'
-    gates through the float32 exponential, float64's through the float64 one. ``itemsize``
-    is known when the kernel compiles, so only one branch is kept."""
+    gates through the float32 exponential, float64's through the float64 one. ``Kb`` is
+    `_bits_view` of ``K``. ``itemsize`` is known when the kernel compiles, so only one
+    branch is kept."""
     if E.itemsize == 4:
-        _exp_inplace_f32(E, K, K.view(np.int32), n)
+        _exp_inplace_f32(E, K, Kb, n)
     else:
-        _exp_inplace(E, K, K.view(np.int64), n)
+        _exp_inplace(E, K, Kb, n)
+
+
+def _bits_view(K):
+    """``K``'s bits as integers of its width (what `_exp_native` builds 2**k in)."""
+    return K.view(np.int32) if K.itemsize == 4 else K.view(np.int64)
+
+
+@overload(_bits_view)
+def _bits_view_compiled(K):
+    # the two views have different types, so the choice is made when the caller compiles
+    if K.dtype == types.float32:
+        return lambda K: K.view(np.int32)
+    return lambda K: K.view(np.int64)
 
 
 @jit()
@@ -304,6 +345,7 @@ def _tanh_rows(X, nrows, E, K):
     ``E``, ``K``: scratch of X's dtype, at least `_CHUNK` long."""
     n = nrows * X.shape[1]
     flat = X[:nrows].reshape(n)
+    Kb = _bits_view(K)
     one = X.dtype.type(1.0)
     two = X.dtype.type(2.0)
     for c0 in range(0, n, _CHUNK):
@@ -311,7 +353,7 @@ def _tanh_rows(X, nrows, E, K):
         x = flat[c0 : c0 + m]
         for i in range(m):
             E[i] = -two * abs(x[i])
-        _exp_native(E, K, m)
+        _exp_native(E, K, Kb, m)
         for i in range(m):
             t = (one - E[i]) / (one + E[i])
             x[i] = t if x[i] >= 0 else -t
@@ -348,66 +390,69 @@ def _recur(GI, GHN, Hs, Cs, TC, Whh, bhh, GH, steps, B, d, gru, E, K):
     cache and in the model's precision (``E``, ``K``: scratch of its dtype, ≥ G·d long):
     the pre-activations and the exponential's arguments in one loop (``−|v|`` for a
     sigmoid, ``−2|v|`` for a tanh), one call of the exponential, the gates, then the state
-    likewise. The loops run over 1-D views indexed from 0, so they vectorize (see
-    `attnsim._kernels._u`), each kind of gate in a loop of its own."""
+    likewise. Each kind of gate has a 2-D view of the step's block, made once a step (a
+    view costs two reference counts: made per example they were most of a tiny model's
+    step), indexed [example, column] from 0 so that the loops vectorize (see
+    `attnsim._kernels._u`)."""
     one = GI.dtype.type(1.0)
     two = GI.dtype.type(2.0)
     n1 = 2 * d if gru else 4 * d  # the gates exponentiated in the first call
+    Kb = _bits_view(K)
     e1, e2 = E[:n1], E[:d]
+    eg, eo = E[2 * d : 3 * d], E[3 * d : 4 * d]  # LSTM: g, o
+    bn = bhh[2 * d :]  # GRU: n's recurrent bias
     for s in range(steps):
-        np.dot(Hs[s * B : (s + 1) * B], Whh.T, GH)
+        r0 = s * B
+        _mm(Hs[r0 : r0 + B], Whh.T, GH)
+        A = GI[r0 : r0 + B]  # the step's gates
+        g1, g2, g3 = A[:, :d], A[:, d : 2 * d], A[:, 2 * d : 3 * d]  # i f g (LSTM), r z n (GRU)
+        g4 = A[:, 3 * d :]  # LSTM: o
+        h_prev, h_new = Hs[r0 : r0 + B], Hs[r0 + B : r0 + 2 * B]
+        c_prev, c_new, tc_new = Cs[r0 : r0 + B], Cs[r0 + B : r0 + 2 * B], TC[r0 + B : r0 + 2 * B]
+        gh_n, ghn = GH[:, 2 * d :], GHN[r0 : r0 + B]
         for b in range(B):
-            row = s * B + b
-            gi, gh = GI[row], GH[b]
             for j in range(n1):
-                v = gi[j] + gh[j] + bhh[j]
-                gi[j] = v
+                v = A[b, j] + GH[b, j] + bhh[j]
+                A[b, j] = v
                 e1[j] = -abs(v)
             if not gru:
-                eg = e1[2 * d : 3 * d]  # g is a tanh
-                for j in range(d):
+                for j in range(d):  # g is a tanh
                     eg[j] = two * eg[j]
-            _exp_native(E, K, n1)
+            _exp_native(E, K, Kb, n1)
             for j in range(2 * d):  # sigmoids: i, f (LSTM); r, z (GRU)
                 q = one / (one + e1[j])
-                gi[j] = q if gi[j] >= 0 else e1[j] * q
-            h_prev, h_new = Hs[row], Hs[row + B]
+                A[b, j] = q if A[b, j] >= 0 else e1[j] * q
             if gru:  # n = tanh(gi_n + r gh_n), h = (1 − z) n + z h
-                gr, gz, gn, ghn = gi[:d], gi[d : 2 * d], gi[2 * d :], GHN[row]
-                gh_n, bn = gh[2 * d :], bhh[2 * d :]
                 for j in range(d):
-                    v = gh_n[j] + bn[j]
-                    ghn[j] = v
-                    u = gn[j] + gr[j] * v
-                    gn[j] = u
+                    v = gh_n[b, j] + bn[j]
+                    ghn[b, j] = v
+                    u = g3[b, j] + g1[b, j] * v
+                    g3[b, j] = u
                     e2[j] = -two * abs(u)
-                _exp_native(E, K, d)
+                _exp_native(E, K, Kb, d)
                 for j in range(d):
                     t = (one - e2[j]) / (one + e2[j])
-                    n = t if gn[j] >= 0 else -t
-                    gn[j] = n
-                    z = gz[j]
-                    h_new[j] = (one - z) * n + z * h_prev[j]
+                    n = t if g3[b, j] >= 0 else -t
+                    g3[b, j] = n
+                    z = g2[b, j]
+                    h_new[b, j] = (one - z) * n + z * h_prev[b, j]
             else:  # c = f c + i g, h = o tanh c
-                gi_, gf, gg, go = gi[:d], gi[d : 2 * d], gi[2 * d : 3 * d], gi[3 * d :]
-                eg, eo = e1[2 * d : 3 * d], e1[3 * d :]
                 for j in range(d):
                     t = (one - eg[j]) / (one + eg[j])
-                    gg[j] = t if gg[j] >= 0 else -t
+                    g3[b, j] = t if g3[b, j] >= 0 else -t
                 for j in range(d):
                     q = one / (one + eo[j])
-                    go[j] = q if go[j] >= 0 else eo[j] * q
-                c_prev, c_new, tc_new = Cs[row], Cs[row + B], TC[row + B]
+                    g4[b, j] = q if g4[b, j] >= 0 else eo[j] * q
                 for j in range(d):
-                    c = gf[j] * c_prev[j] + gi_[j] * gg[j]
-                    c_new[j] = c
+                    c = g2[b, j] * c_prev[b, j] + g1[b, j] * g3[b, j]
+                    c_new[b, j] = c
                     e2[j] = -two * abs(c)
-                _exp_native(E, K, d)
+                _exp_native(E, K, Kb, d)
                 for j in range(d):
                     t = (one - e2[j]) / (one + e2[j])
-                    tc = t if c_new[j] >= 0 else -t
-                    tc_new[j] = tc
-                    h_new[j] = go[j] * tc
+                    tc = t if c_new[b, j] >= 0 else -t
+                    tc_new[b, j] = tc
+                    h_new[b, j] = g4[b, j] * tc
 
 
 @jit()
@@ -457,7 +502,7 @@ def _recur_back(ACT, GHN, Hs, Cs, TC, Whh, dGI, dGH, dh, dc, dIn, in_rows_b, ste
                     dGI[row, 3 * d + j] = g_h * tc * o * (1.0 - o)
                     dc[b, j] = dcell * f
                     dh[b, j] = 0.0
-        np.dot(dGH[s * B : (s + 1) * B], Whh, tBd)
+        _mm(dGH[s * B : (s + 1) * B], Whh, tBd)
         for b in range(B):
             for j in range(d):
                 dh[b, j] += tBd[b, j]
@@ -467,7 +512,7 @@ def _recur_back(ACT, GHN, Hs, Cs, TC, Whh, dGI, dGH, dh, dc, dIn, in_rows_b, ste
 def _recurrent_grads(dGH, Hs, steps, B, gWhh, gbhh):
     """``∂W_hh = ∂GHᵀ H_prev`` and ``∂b_hh``, over all steps at once."""
     n = steps * B
-    np.dot(dGH[:n].T, Hs[:n], gWhh)
+    _mm(dGH[:n].T, Hs[:n], gWhh)
     _col_sums_into(dGH[:n], gbhh)
 
 
@@ -494,7 +539,7 @@ def _input_gates(tok, Emb, Wih, bih, X, EW, GI):
     otherwise the embeddings are gathered into ``X`` and multiplied."""
     n, w = GI.shape
     if _uses_table(Emb.shape[0], n):
-        np.dot(Emb, Wih.T, EW)
+        _mm(Emb, Wih.T, EW)
         for r in range(n):
             t = tok[r]
             for j in range(w):
@@ -505,7 +550,7 @@ def _input_gates(tok, Emb, Wih, bih, X, EW, GI):
             t = tok[r]
             for j in range(d):
                 X[r, j] = Emb[t, j]
-        np.dot(X, Wih.T, GI)
+        _mm(X, Wih.T, GI)
         _add_rows(GI, bih)
 
 
@@ -523,17 +568,17 @@ def _input_grads(tok, Emb, Wih, dGI, X, EW, dX, gEmb, gWih, gbih):
             t = tok[r]
             for j in range(w):
                 EW[t, j] += dGI[r, j]
-        np.dot(EW.T, Emb, gWih)
+        _mm(EW.T, Emb, gWih)
         _col_sums_into(EW, gbih)
         V = Emb.shape[0]
-        np.dot(EW, Wih, dX[:V])
+        _mm(EW, Wih, dX[:V])
         for v in range(V):
             for j in range(d):
                 gEmb[v, j] += dX[v, j]
     else:
-        np.dot(dGI.T, X, gWih)
+        _mm(dGI.T, X, gWih)
         _col_sums_into(dGI, gbih)
-        np.dot(dGI, Wih, dX[:n])
+        _mm(dGI, Wih, dX[:n])
         for r in range(n):
             t = tok[r]
             for j in range(d):
@@ -598,12 +643,12 @@ def _forward_pass(x, y, theta, lay, ws):
     for h in range(H):
         if dot:
             Qh = ws.Q[h]
-            np.dot(ws.HDB, AW[h * d * d : (h + 1) * d * d].reshape((d, d)).T, Qh)
+            _mm(ws.HDB, AW[h * d * d : (h + 1) * d * d].reshape((d, d)).T, Qh)
             _add_rows(Qh, AB[h * d : (h + 1) * d])
         for b in range(B):
             Ab = ws.AL[h, b]
             if dot:
-                np.dot(ws.Q[h][b * T1 : (b + 1) * T1], ws.HEB[b].T, Ab)
+                _mm(ws.Q[h][b * T1 : (b + 1) * T1], ws.HEB[b].T, Ab)
                 for t in range(T1):
                     for l in range(L1):  # noqa: E741
                         ws.E[t * L1 + l] = Ab[t, l]
@@ -613,8 +658,8 @@ def _forward_pass(x, y, theta, lay, ws):
                         Ab[t, l] = ws.E[t * L1 + l]
             else:
                 Ab[:] = 1.0 / L1
-            np.dot(Ab, ws.HEB[b], ws.RAW[h][b * T1 : (b + 1) * T1])
-        np.dot(ws.RAW[h], PW[h * d * d : (h + 1) * d * d].reshape((d, d)).T, ws.PJ)
+            _mm(Ab, ws.HEB[b], ws.RAW[h][b * T1 : (b + 1) * T1])
+        _mm(ws.RAW[h], PW[h * d * d : (h + 1) * d * d].reshape((d, d)).T, ws.PJ)
         pb = PB[h * d : (h + 1) * d]
         for r in range(B * T1):
             for j in range(d):
@@ -625,14 +670,14 @@ def _forward_pass(x, y, theta, lay, ws):
         for j in range(d):
             ws.W1[i, j] = CW[i, j]
             ws.W2[i, j] = CW[i, d + j]
-    np.dot(ws.HDB, ws.W1.T, ws.PD)
+    _mm(ws.HDB, ws.W1.T, ws.PD)
     _add_rows(ws.PD, _v1(theta, ints[LAY_OFF_CB], d))
-    np.dot(ws.CTX, ws.W2.T, ws.OUT)
+    _mm(ws.CTX, ws.W2.T, ws.OUT)
     for r in range(B * T1):
         for j in range(d):
             ws.OUT[r, j] += ws.PD[r, j]
     _tanh_rows(ws.OUT, B * T1, ws.EG, ws.KG)
-    np.dot(ws.OUT, _m2(theta, ints[LAY_OFF_OW], Vo, d).T, ws.Z)
+    _mm(ws.OUT, _m2(theta, ints[LAY_OFF_OW], Vo, d).T, ws.Z)
     _add_rows(ws.Z, _v1(theta, ints[LAY_OFF_OB], Vo))
 
 
@@ -653,12 +698,12 @@ def _ktiw_accuracy(x, y, gold, theta, lay, ws):
     ws.PE[:] = 0.0
     inv_h = 1.0 / H
     for h in range(H):
-        np.dot(HEf, PW[h * d * d : (h + 1) * d * d].reshape((d, d)).T, ws.PC)
+        _mm(HEf, PW[h * d * d : (h + 1) * d * d].reshape((d, d)).T, ws.PC)
         pb = PB[h * d : (h + 1) * d]
         for r in range(B * L1):
             for j in range(d):
                 ws.PE[r, j] += (ws.PC[r, j] + pb[j]) * inv_h
-    np.dot(ws.PE, ws.W2.T, ws.PC)
+    _mm(ws.PE, ws.W2.T, ws.PC)
     hits = 0
     count = 0
     for b in range(B):
@@ -669,7 +714,7 @@ def _ktiw_accuracy(x, y, gold, theta, lay, ws):
                 for j in range(d):
                     ko[j] = pd[j] + pc[j]
         _tanh_rows(ws.KO, T * L1, ws.EG, ws.KG)
-        np.dot(ws.KO, OW.T, ws.KZ)
+        _mm(ws.KO, OW.T, ws.KZ)
         for t in range(T):
             g = gold[b, t]
             if g < 0:
@@ -776,26 +821,26 @@ def _core(x, y, gold, theta, lay, grad, ws, want_grad, want_metrics, metrics, wa
     grad[:] = 0.0
     # output layer
     OW = _m2(theta, ints[LAY_OFF_OW], Vo, d)
-    np.dot(ws.Z.T, ws.OUT, _m2(grad, ints[LAY_OFF_OW], Vo, d))
+    _mm(ws.Z.T, ws.OUT, _m2(grad, ints[LAY_OFF_OW], Vo, d))
     _col_sums_into(ws.Z, _v1(grad, ints[LAY_OFF_OB], Vo))
-    np.dot(ws.Z, OW, ws.dOUT)
+    _mm(ws.Z, OW, ws.dOUT)
     for r in range(N):
         for j in range(d):
             o = ws.OUT[r, j]
             ws.dA[r, j] = ws.dOUT[r, j] * (1.0 - o * o)
     # after_decoder_hidden: its two halves, then the gradients of h_dec and ctx
     gCW = _m2(grad, ints[LAY_OFF_CW], d, 2 * d)
-    np.dot(ws.dA.T, ws.HDB, ws.tdd)
+    _mm(ws.dA.T, ws.HDB, ws.tdd)
     for i in range(d):
         for j in range(d):
             gCW[i, j] = ws.tdd[i, j]
-    np.dot(ws.dA.T, ws.CTX, ws.tdd)
+    _mm(ws.dA.T, ws.CTX, ws.tdd)
     for i in range(d):
         for j in range(d):
             gCW[i, d + j] = ws.tdd[i, j]
     _col_sums_into(ws.dA, _v1(grad, ints[LAY_OFF_CB], d))
-    np.dot(ws.dA, ws.W1, ws.dHDB)
-    np.dot(ws.dA, ws.W2, ws.dCTX)
+    _mm(ws.dA, ws.W1, ws.dHDB)
+    _mm(ws.dA, ws.W2, ws.dCTX)
     inv_h = 1.0 / H
     for r in range(N):
         for j in range(d):
@@ -809,33 +854,33 @@ def _core(x, y, gold, theta, lay, grad, ws, want_grad, want_metrics, metrics, wa
     gPB = _v1(grad, ints[LAY_OFF_PB], H * d)
     ws.dHEB[:] = 0.0
     for h in range(H):
-        np.dot(ws.dCTX.T, ws.RAW[h], gPW[h * d * d : (h + 1) * d * d].reshape((d, d)))
+        _mm(ws.dCTX.T, ws.RAW[h], gPW[h * d * d : (h + 1) * d * d].reshape((d, d)))
         _col_sums_into(ws.dCTX, gPB[h * d : (h + 1) * d])
-        np.dot(ws.dCTX, PW[h * d * d : (h + 1) * d * d].reshape((d, d)), ws.dRAW)
+        _mm(ws.dCTX, PW[h * d * d : (h + 1) * d * d].reshape((d, d)), ws.dRAW)
         for b in range(B):
             Ab = ws.AL[h, b]
             dRb = ws.dRAW[b * T1 : (b + 1) * T1]
-            np.dot(Ab.T, dRb, ws.tLd)
+            _mm(Ab.T, dRb, ws.tLd)
             if dot:
-                np.dot(dRb, ws.HEB[b].T, ws.dAL)
+                _mm(dRb, ws.HEB[b].T, ws.dAL)
                 for t in range(T1):
                     s = 0.0
                     for l in range(L1):  # noqa: E741
                         s += Ab[t, l] * ws.dAL[t, l]
                     for l in range(L1):  # noqa: E741
                         ws.dAL[t, l] = Ab[t, l] * (ws.dAL[t, l] - s)
-                np.dot(ws.dAL, ws.HEB[b], ws.dQ[b * T1 : (b + 1) * T1])
+                _mm(ws.dAL, ws.HEB[b], ws.dQ[b * T1 : (b + 1) * T1])
                 for l in range(L1):  # noqa: E741
                     for j in range(d):
                         ws.dHEB[b, l, j] += ws.tLd[l, j]
-                np.dot(ws.dAL.T, ws.Q[h][b * T1 : (b + 1) * T1], ws.tLd)
+                _mm(ws.dAL.T, ws.Q[h][b * T1 : (b + 1) * T1], ws.tLd)
             for l in range(L1):  # noqa: E741
                 for j in range(d):
                     ws.dHEB[b, l, j] += ws.tLd[l, j]
         if dot:
-            np.dot(ws.dQ.T, ws.HDB, gAW[h * d * d : (h + 1) * d * d].reshape((d, d)))
+            _mm(ws.dQ.T, ws.HDB, gAW[h * d * d : (h + 1) * d * d].reshape((d, d)))
             _col_sums_into(ws.dQ, gAB[h * d : (h + 1) * d])
-            np.dot(ws.dQ, AW[h * d * d : (h + 1) * d * d].reshape((d, d)), ws.dRAW)
+            _mm(ws.dQ, AW[h * d * d : (h + 1) * d * d].reshape((d, d)), ws.dRAW)
             for r in range(N):
                 for j in range(d):
                     ws.dHDB[r, j] += ws.dRAW[r, j]
