@@ -88,10 +88,12 @@ def _copy_runs(V, d, seeds, steps, say, log_every=10):
     return train_many(cfg, task, range(seeds), steps=steps, log_every=log_every, progress=say.bar, **RNN_ADAM)
 
 
-def _multihead(sizes: Sizes, say, screening: dict | None = None) -> tuple[dict, list]:
+def _multihead(sizes: Sizes, say, screening: dict | None = None, done: dict | None = None) -> tuple[dict, list]:
     """The authors' protocol on their GRU model: candidates screened, then 8-head models.
     ``screening`` (the ``"screening"`` entry of an earlier result with these sizes) skips
-    the single-head runs: the 8-head models are then those its numbers choose."""
+    the single-head runs: the 8-head models are then those its numbers choose. ``done``
+    (an earlier result's ``"eight_heads"``): a kind whose models have the same heads there
+    is taken from it, marked ``"reused"``, and has no curves here."""
     task = copy(40, L)
     d, steps = sizes.rnn_mh_dim, sizes.rnn_steps
     cfg1 = RNNConfig.for_task(task, cell="gru", hidden=d, shared_embedding=False)
@@ -141,13 +143,18 @@ def _multihead(sizes: Sizes, say, screening: dict | None = None) -> tuple[dict, 
     kinds["8 random"] = [list(rng.choice(len(cands), 8, replace=False)) for _ in range(sizes.rnn_combos)]
     eight, curves = {}, []
     for name, combos in kinds.items():
+        heads = [[int(h) for h in c] for c in combos]
+        if done and name in done and done[name]["heads"] == heads:
+            say(f"rnn: multihead: {name}: the {len(combos)} models of the earlier result (the same heads)")
+            eight[name] = {**done[name], "reused": True}
+            continue
         say(f"rnn: multihead: {len(combos)} 8-head models, {name}")
         runs = train_many(
             cfg8, task, range(len(combos)), params=[model(c) for c in combos], steps=steps, log_every=10,
             progress=say.bar, **RNN_ADAM,
         )  # fmt: skip
         k = int(sum(r.success for r in runs))
-        eight[name] = {"heads": [[int(h) for h in c] for c in combos], "learned": k, "runs": len(runs),
+        eight[name] = {"heads": heads, "learned": k, "runs": len(runs),
                        "success_rate": k / len(runs), "interval": _wilson(k, len(runs))}  # fmt: skip
         curves.append((name, runs))
     res = {

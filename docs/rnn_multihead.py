@@ -41,13 +41,16 @@ if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     out = claim(os.path.join(HERE, "rnn_multihead"), "reproduce", force=True)
     sizes = Sizes.full_sizes()
-    screening, before = None, 0.0
+    screening, before, done = None, 0.0, None
     if sys.argv[1:] == ["--reuse-screening"]:
         with open(os.path.join(out, "results.json"), encoding="utf-8") as fh:
             old = json.load(fh)
         screening, before = old["multihead"]["screening"], old["screening_seconds"]
+        done = old["multihead"]["eight_heads"]
     t0 = time.perf_counter()
-    mh, curves = _multihead(sizes, _Say(True, bar=True), screening=screening)
+    mh, curves = _multihead(sizes, _Say(True, bar=True), screening=screening, done=done)
+    reused = [k for k, v in mh["eight_heads"].items() if v.get("reused")]
+    kept = f", and its models of {' and '.join(reused)}, which have the same heads" if reused else ""
     check, r71, r8b, apart = multihead_verdict(mh)
     ag = agreement(mh["screening"]["success"])
     elapsed = time.perf_counter() - t0
@@ -58,7 +61,7 @@ if __name__ == "__main__":
         f"independently at that rate.\n\n"
         + (
             f"*The screening took {before / 60:.0f} minutes (an earlier run of this script, whose screening this "
-            f"one reused), the 8-head models {elapsed / 60:.0f}, on {os.cpu_count()} cores.*\n"
+            f"one reused{kept}), the 8-head models trained here {elapsed / 60:.0f}, on {os.cpu_count()} cores.*\n"
             if screening
             else f"*{elapsed / 60:.0f} minutes on {os.cpu_count()} cores.*\n"
         )
