@@ -20,16 +20,12 @@ SMALL = dataclasses.replace(
 )  # fmt: skip
 
 
-class _Quiet:
-    bar = False
-
-    def __call__(self, message):
-        pass
+QUIET = R._Say(False, bar=False)  # no lines, no bars
 
 
 @pytest.fixture(scope="module")
 def copy_section():
-    return R.section_copy(SMALL, _Quiet())
+    return R.section_copy(SMALL, QUIET)
 
 
 def test_copy_numbers_are_those_of_independent_runs(copy_section):
@@ -69,7 +65,7 @@ def test_copy_theory_beside_simulation(copy_section):
 
 
 def test_multihead_protocol_composes_screened_heads():
-    sec = R.section_multihead(SMALL, _Quiet())
+    sec = R.section_multihead(SMALL, QUIET)
     res = sec.results
     scr = res["screening"]
     ok, attn = np.array(scr["success"]), np.array(scr["final_attn_acc"])
@@ -94,7 +90,7 @@ def test_multihead_protocol_composes_screened_heads():
 
 
 def test_salient_scores_and_keyword_timing():
-    sec = R.section_salient(SMALL, _Quiet())
+    sec = R.section_salient(SMALL, QUIET)
     for name in ("translate", "keyword"):
         for row in sec.results[name]["agreement"]:
             assert 0 <= row["chance_top5"] < row["top5_match"] <= 1
@@ -114,7 +110,7 @@ def test_proxy_table_is_cooccurrence_alone():
 
 
 def test_toy_and_text_sections_agree():
-    toy = R.section_toy(SMALL, _Quiet())
+    toy = R.section_toy(SMALL, QUIET)
     assert all(c["passed"] for c in toy.checks)
     assert toy.results["claim_flat_then_rises"]["tau_p_reaches_1"] == pytest.approx(
         math.acosh(2) / math.sqrt(2), abs=1e-4

@@ -17,16 +17,12 @@ TINY = dataclasses.replace(
 )  # fmt: skip
 
 
-class _Quiet:
-    bar = False
-
-    def __call__(self, message):
-        pass
+QUIET = R._Say(False, bar=False)  # no lines, no bars
 
 
 @pytest.fixture(scope="module")
 def section():
-    return section_rnn(TINY, _Quiet())
+    return section_rnn(TINY, QUIET)
 
 
 def test_the_command_line_offers_every_section():
@@ -79,7 +75,7 @@ def test_default_sizes_leave_out_what_the_headline_holds():
     """At the default sizes the sweeps reuse the headline's runs and the multi-head protocol
     is not run: the report says so instead of drawing a sweep of one point."""
     small = dataclasses.replace(R.Sizes.default(), rnn_dim=4, rnn_steps=5, rnn_seeds=2, rnn_dims=(4,))
-    sec = section_rnn(small, _Quiet())
+    sec = section_rnn(small, QUIET)
     assert set(sec.figures) == {"rnn_copy.png"} and len(sec.checks) == 4
     assert "`attnsim reproduce rnn --full` runs them" in sec.text and sec.results["multihead"] is None
     assert sec.results["by_vocab"] == [] and sec.results["by_width"] == []
