@@ -1,5 +1,5 @@
-"""The models of docs/design.md §1, §7.1 and §7.7 written in PyTorch, straight from the equations
-(rung 2 from torch's own ``nn.LSTM``/``nn.GRU``, as the authors' code builds it),
+"""The models of docs/design.md §1, §7.1, §7.7 and §7.9 written in PyTorch, straight from the
+equations (rungs 2 and 3 from torch's own ``nn.LSTM``/``nn.GRU``, as the authors' code builds them),
 for the cross-check (autograd's gradients against attnsim's hand-derived ones) and the
 speed comparison (torch eager against attnsim on the same model and Adam loop).
 
@@ -160,6 +160,55 @@ def rnn_loss(model: Seq2seq, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     z, _ = model(x, y)
     tgt = torch.cat([y, torch.full((y.shape[0], 1), model.cfg.vocab_out, dtype=y.dtype)], 1)
     return F.cross_entropy(z.reshape(-1, z.shape[-1]), tgt.reshape(-1))
+
+
+class Classifier(torch.nn.Module):
+    """Rung 3 (docs/design.md §7.9) as the authors build it: ``nn.Embedding``, a
+    bidirectional ``nn.LSTM`` (batch-first), ``ReLU(hidden2attn_intermediate(h))`` then
+    ``attn_intermediate2logit`` for the attention logits (zero for uniform attention),
+    ``hidden2beta`` for β, the score ``Σ_l α β`` and torch's logistic loss on it."""
+
+    def __init__(self, cfg, dtype=torch.float64):
+        super().__init__()
+        nn = torch.nn
+        d = cfg.hidden
+        self.cfg = cfg
+        self.embedding = nn.Embedding(cfg.vocab_in, cfg.embed)
+        self.encoder = nn.LSTM(cfg.embed, d, batch_first=True, bidirectional=True)
+        if cfg.attention == "mlp":
+            self.hidden2attn_intermediate = nn.Linear(2 * d, cfg.intermediate)
+            self.attn_intermediate2logit = nn.Linear(cfg.intermediate, 1)
+        self.hidden2beta = nn.Linear(2 * d, 1)
+        self.to(dtype)
+
+    def named(self) -> dict:
+        """attnsim's parameter names → this module's tensors (the LSTM's without ``_l0``)."""
+        return {name.replace("_l0", ""): t for name, t in self.named_parameters()}
+
+    def load(self, params: dict) -> None:
+        with torch.no_grad():
+            for name, t in self.named().items():
+                t.copy_(torch.as_tensor(params[name]))
+
+    def grads(self) -> dict:
+        return {name: t.grad for name, t in self.named().items()}
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scores (B,) and attention (B, L)."""
+        h, _ = self.encoder(self.embedding(x))  # (B, L, 2d): [forward; backward]
+        if self.cfg.attention == "mlp":
+            logit = self.attn_intermediate2logit(torch.relu(self.hidden2attn_intermediate(h))).squeeze(-1)
+        else:
+            logit = torch.zeros(h.shape[:2], dtype=h.dtype)
+        alpha = torch.softmax(logit, dim=-1)
+        beta = self.hidden2beta(h).squeeze(-1)
+        return (alpha * beta).sum(-1), alpha
+
+
+def clf_loss(model: Classifier, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean logistic loss of the score against the label (y: (B, 1) of 0 and 1)."""
+    score, _ = model(x)
+    return F.binary_cross_entropy_with_logits(score, y[:, 0].to(score.dtype))
 
 
 LOGITS = {"dot": dot_logits, "free": free_logits}

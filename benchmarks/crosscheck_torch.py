@@ -9,7 +9,9 @@ Rung 1 (dot): every attention mode × both value modes × context ρ ∈ {0, 0.5
 context reaches keys or values) × 1–2 heads;
 rung 0 (free): every attention mode × a table or a factored one × 1–3 heads;
 rung 2 (rnn), against torch's own ``nn.LSTM``/``nn.GRU``: both cells × dot or uniform
-attention × shared or separate embeddings × 1–2 heads. Each
+attention × shared or separate embeddings × 1–2 heads;
+rung 3 (clf), against torch's bidirectional ``nn.LSTM`` and its logistic loss: mlp or
+uniform attention (each direction's gradients by name, ``_reverse`` the backward one). Each
 configuration draws its sizes, parameters (N(0, 0.7²)) and a batch at random. A gradient
 agrees when its largest difference from autograd's, relative to its largest entry (at
 least 1e-6 absolute), is at most 1e-8; the loss, to 1e-10 relative. Exits 1 if any does not.
@@ -44,17 +46,19 @@ def kinds():
         yield "free", {"attention": attention, "d_model": "factored" if factored else None, "heads": heads}
     for cell, attention, shared, heads in itertools.product(("lstm", "gru"), ("dot", "uniform"), (True, False), (1, 2)):
         yield "rnn", {"cell": cell, "attention": attention, "shared_embedding": shared, "heads": heads}
+    for attention, _ in itertools.product(("mlp", "uniform"), range(4)):  # four draws each: as many as rnn's kinds
+        yield "clf", {"attention": attention}
 
 
 def _torch_loss_and_grads(cfg, params, x, y):
     """The loss and autograd's gradients, by attnsim's parameter names."""
     import torch
-    from _torch_models import Seq2seq, loss, rnn_loss, tensors
+    from _torch_models import Classifier, Seq2seq, clf_loss, loss, rnn_loss, tensors
 
-    if cfg.model == "rnn":
-        model = Seq2seq(cfg)
+    if cfg.model in ("rnn", "clf"):
+        model = Seq2seq(cfg) if cfg.model == "rnn" else Classifier(cfg)
         model.load(params)
-        value = rnn_loss(model, torch.from_numpy(x), torch.from_numpy(y))
+        value = (rnn_loss if cfg.model == "rnn" else clf_loss)(model, torch.from_numpy(x), torch.from_numpy(y))
         value.backward()
         return float(value.detach()), {k: g.numpy() for k, g in model.grads().items()}
     p = tensors(params)
@@ -81,7 +85,7 @@ def check(model: str, kind: dict, rng: np.random.Generator) -> dict:
     return {
         "model": model,
         "config": cfg.describe()
-        + f", H {cfg.heads}, V {cfg.vocab_in}→{cfg.vocab_out}, L {cfg.src_len}, T {cfg.tgt_len}",
+        + f", H {cfg.heads}, V {cfg.vocab_in}→{cfg.vocab_out}, L {cfg.src_len}, T {cfg.tgt_len}, B {B}",
         "params": len(grads),
         "loss_rel": loss_err,
         "grad_rel": worst,
@@ -106,7 +110,7 @@ def main(argv=None) -> int:
     print(f"{'configuration':{width}s}  {'loss rel':>9s}  {'grad rel':>9s}  ok")
     for r in rows:
         print(f"{r['config']:{width}s}  {r['loss_rel']:9.1e}  {r['grad_rel']:9.1e}  {'yes' if r['ok'] else 'NO'}")
-    for model in ("rnn", "dot", "free"):
+    for model in ("clf", "rnn", "dot", "free"):
         mine = [r for r in rows if r["model"] == model]
         print(
             f"{model}: {sum(r['ok'] for r in mine)} of {len(mine)} configurations agree with torch {torch.__version__} "

@@ -25,7 +25,7 @@ import tempfile
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from numba.core.registry import CPUDispatcher
 
@@ -116,6 +116,8 @@ def test_kernel_matches_oracle(model, kernel):
 def _gradient_check(case, weight_decay=0.0):
     cfg, params, x, y = case
     oracle = _arch.of(cfg).reference
+    # a model with a kink (the classifier's ReLU) has no derivative there for differences to find
+    assume(not hasattr(oracle, "near_kink") or not oracle.near_kink(cfg, params, x))
     loss, grads = at.loss_and_grad(cfg, params, x, y, weight_decay=weight_decay)
     assert list(grads) == list(cfg.param_shapes())
     for k, shape in cfg.param_shapes().items():
@@ -165,7 +167,11 @@ def test_forward_matches_oracle_and_attention_rows_sum_to_one(model, data):
         assert np.array_equal(z2, z) and np.array_equal(alpha2, alpha)
 
 
-@pytest.mark.parametrize("model", MODELS)
+# the models whose output layer has a bias over the classes (the classifier's logits are (0, s))
+WITH_OUTPUT_BIAS = [m for m in MODELS if _arch.get(m).reference.random_config(np.random.default_rng(0)).output_bias]
+
+
+@pytest.mark.parametrize("model", WITH_OUTPUT_BIAS)
 @given(data=st.data())
 def test_bias_gradient_sums_to_zero(model, data):
     """Σ_o δ = 0 over the vocabulary, so the output bias's gradient sums to zero."""
@@ -287,10 +293,13 @@ def test_plain_python_equals_the_compiled_kernels(model):
     """NUMBA_DISABLE_JIT=1 runs every kernel as Python (to debug or line-count them): a
     tiny run there equals the compiled one to rounding (the compiled code fuses
     multiply-adds)."""
-    rich = _arch.get(model).reference.RICH  # options that reach every path of the kernels
+    ref = _arch.get(model).reference
+    rich = ref.RICH  # options that reach every path of the kernels
+    task = ref.small_task() if hasattr(ref, "small_task") else at.tasks.copy(6, 4)  # a task of the model's shapes
     code = (
         "import attnsim as at, numpy as np, sys\n"
-        f"t = at.tasks.copy(6, 4); cfg = at.{_arch.get(model).config.__name__}.for_task(t, **{rich!r})\n"
+        f"t = at.tasks.from_spec({task.spec()!r})\n"
+        f"cfg = at.{_arch.get(model).config.__name__}.for_task(t, **{rich!r})\n"
         "r = at.train(cfg, t, steps=6, batch=3, log_every=2, weight_decay=0.01, scale=0.3)\n"
         "np.save('out.npy', np.concatenate([r.history['loss'], *[v.ravel() for v in r.params.values()]]))\n"
     )
@@ -299,7 +308,6 @@ def test_plain_python_equals_the_compiled_kernels(model):
         proc = subprocess.run([sys.executable, "-c", code], cwd=d, env=env, capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stderr
         plain = np.load(os.path.join(d, "out.npy"))
-    task = at.tasks.copy(6, 4)
     cfg = _arch.get(model).config.for_task(task, **rich)
     run = at.train(cfg, task, steps=6, batch=3, log_every=2, weight_decay=0.01, scale=0.3)
     compiled = np.concatenate([run.history["loss"], *[v.ravel() for v in run.params.values()]])
