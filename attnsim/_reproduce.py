@@ -27,7 +27,10 @@ from ._progress import progress as make_progress
 from ._train import train, train_many
 from .arch.free import ModelConfig
 
-SECTIONS = ("copy", "multihead", "salient", "toy", "text", "rnn")
+SECTIONS = ("copy", "multihead", "salient", "toy", "text", "rnn", "ladder")
+# the paper's experiments (what ``attnsim reproduce`` runs by default); "ladder" is attnsim's
+# validity map across the architectures, run by name or with "all"
+PAPER = SECTIONS[:6]
 
 # Colours shared by every figure: simulation solid, theory dashed.
 SIM, THEORY, GOOD, BAD = "C0", "C3", "C2", "C1"
@@ -62,6 +65,14 @@ class Sizes:
     rnn_mh_dim: int = 64
     rnn_candidates: int = 0  # 0: the multi-head protocol is not run
     rnn_combos: int = 6
+    # the validity map across the ladder (`_reproduce_ladder`): copy(L + k, L) with L 10, 16 seeds, the
+    # recurrent rungs at d 32 (--full: L 40, 20 seeds, d 256 at the authors' lr 1e-3)
+    ladder_len: int = 10
+    ladder_seeds: int = 16
+    ladder_steps: int = 200
+    ladder_word_steps: int = 300
+    ladder_dim: int = 32
+    ladder_rnn_lr: float = 0.01
 
     @classmethod
     def default(cls) -> Sizes:
@@ -74,6 +85,7 @@ class Sizes:
             scales=(1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6), scale_seeds=10, scale_steps=560, candidates=100,
             combos=50, heads_seeds=20, rnn_dim=256, rnn_seeds=20, rnn_vocabs=(40, 41, 42, 44, 48, 60),
             rnn_dims=(32, 64, 128, 256), rnn_sweep_seeds=10, rnn_mh_dim=256, rnn_candidates=40, rnn_combos=20,
+            ladder_len=40, ladder_seeds=20, ladder_word_steps=600, ladder_dim=256, ladder_rnn_lr=1e-3,
         )  # fmt: skip
 
 
@@ -1436,13 +1448,17 @@ class _Say:
 
 
 def parse_sections(which) -> tuple[str, ...]:
-    """``"all"``, one section name, or a list of them -> the sections in report order."""
+    """``"all"``, ``"paper"`` (`PAPER`), one section name, or a list of them -> the sections
+    in report order."""
     names = [which] if isinstance(which, str) else list(which)
     if "all" in names:
         return SECTIONS
+    if "paper" in names:
+        names = [n for n in names if n != "paper"] + list(PAPER)
     bad = [n for n in names if n not in SECTIONS]
     if bad or not names:
-        raise ValueError(f"unknown section {bad[0] if bad else '(none)'!r}: choose from {', '.join(SECTIONS)} or all")
+        choices = f"{', '.join(SECTIONS)}, paper or all"
+        raise ValueError(f"unknown section {bad[0] if bad else '(none)'!r}: choose from {choices}")
     return tuple(s for s in SECTIONS if s in names)
 
 
@@ -1507,10 +1523,10 @@ def _report(doc: dict, out: str) -> str:
 
 
 def reproduce(
-    out, sections="all", full: bool = False, progress: bool = False, sizes: Sizes | None = None, force: bool = False
+    out, sections="paper", full: bool = False, progress: bool = False, sizes: Sizes | None = None, force: bool = False
 ) -> dict:
-    """Run the paper's experiments (``sections``: "all", a name from `SECTIONS` or a
-    list) and write ``out/report.md``, the figures (PNG), ``out/results.json`` and one
+    """Run the paper's experiments (``sections``: "paper", the default: `PAPER`; "all":
+    those and the ladder's validity map; a name from `SECTIONS` or a list) and write ``out/report.md``, the figures (PNG), ``out/results.json`` and one
     ``out/<section>.md`` per section.
 
     Each section's files are written as soon as it finishes (each file whole), so an
@@ -1555,7 +1571,15 @@ def reproduce(
 
 # Seconds each section takes at the default sizes on 2 cores (measured): the weights of
 # the overall progress bar.
-SECTION_SECONDS = {"copy": 32.0, "multihead": 40.0, "salient": 3.0, "toy": 0.5, "text": 0.5, "rnn": 87.0}
+SECTION_SECONDS = {
+    "copy": 32.0,
+    "multihead": 40.0,
+    "salient": 3.0,
+    "toy": 0.5,
+    "text": 0.5,
+    "rnn": 87.0,
+    "ladder": 120.0,
+}
 
 
 def _run_section(name, sizes, say, doc, out) -> None:
@@ -1570,6 +1594,10 @@ def _run_section(name, sizes, say, doc, out) -> None:
             from ._reproduce_rnn import section_rnn  # it builds on this module's helpers
 
             sec = section_rnn(sizes, say)
+        elif name == "ladder":
+            from ._reproduce_ladder import section_ladder  # it builds on this module's helpers
+
+            sec = section_ladder(sizes, say)
         else:
             sec = {"copy": section_copy, "multihead": section_multihead, "salient": section_salient,
                    "toy": section_toy}[name](sizes, say)  # fmt: skip

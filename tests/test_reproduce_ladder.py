@@ -1,0 +1,116 @@
+"""`attnsim reproduce ladder`: every cell of the validity map is the number that runs trained
+independently of the section give, and every verdict is the one its number gives against
+the threshold the section states."""
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+from scipy.stats import fisher_exact
+
+import attnsim as at
+from attnsim import _reproduce as R
+from attnsim import _reproduce_ladder as LD
+
+TINY = dataclasses.replace(
+    R.Sizes.default(), ladder_len=4, ladder_seeds=3, ladder_steps=20, ladder_word_steps=30, ladder_dim=4
+)
+QUIET = R._Say(False, bar=False)
+
+
+@pytest.fixture(scope="module")
+def section():
+    return LD.section_ladder(TINY, QUIET)
+
+
+def _rung(section, key):
+    return next(r for r in section.results["rungs"] if r["key"] == key)
+
+
+def _make(key):
+    return next(r for r in LD.rungs(TINY) if r["key"] == key)
+
+
+def test_the_map_has_every_rung_and_claim(section):
+    keys = [r["key"] for r in section.results["rungs"]]
+    assert keys == ["free", "dot0", "dot0.5", "dot1", "lstm", "gru8", "clf"]
+    for r in section.results["rungs"]:
+        assert set(r["claims"]) == set(LD.MEASURED)
+        assert (r["claims"]["4"] is None) == (r["key"] == "clf")  # no copy task for a classifier
+    assert set(section.figures) == {"ladder_map.png", "ladder_copy.png"}
+
+
+def test_hard_distribution_cells_are_those_of_independent_runs(section):
+    """Claim 4 and the copy rows of the LSTM rung, from runs trained one at a time."""
+    rung, cell = _make("lstm"), _rung(section, "lstm")
+    L = TINY.ladder_len
+    for row in cell["copy"]:
+        task = at.tasks.copy(L + row["k"], L)
+        cfg = rung["make"](task, False)
+        runs = [at.train(cfg, task, seed=s, steps=TINY.ladder_steps, log_every=5, **rung["train"])
+                for s in range(TINY.ladder_seeds)]  # fmt: skip
+        assert row["learned"] == sum(r.success for r in runs)
+    hard, easy = cell["copy"][0], cell["copy"][-1]
+    p = fisher_exact([[hard["learned"], 3 - hard["learned"]], [easy["learned"], 3 - easy["learned"]]], "less")[1]
+    assert cell["claims"]["4"]["fisher_p"] == pytest.approx(p, rel=1e-12)
+
+
+def test_co_occurrence_cell_is_that_of_an_independent_uniform_run(section):
+    """Claim 1 of rung 0: A(β^uf, β^px) on the held-out inputs, from a uniform run of its own."""
+    rung = _make("free")
+    task = at.tasks.translate(40, 40, 20, zipf=1.0, noise=0.05)
+    ucfg = rung["make"](task, True)
+    uniform = at.train(ucfg, task, steps=TINY.ladder_word_steps, seed=LD.WORD_SEED, log_every=1, **rung["train"])
+    x, y, gold = task.sample(np.random.default_rng(LD.EVAL_SEED), LD.EVAL_N)
+    beta_uf = at.metrics.ktiw_probe(ucfg, uniform.params, x, y)
+    beta_px = R._proxy_table(task)[y[:, :, None], x[:, None, :]]
+    has = gold >= 0
+    want = at.metrics.agreement(beta_uf[has], beta_px[has])
+    assert _rung(section, "free")["claims"]["1"]["value"] == pytest.approx(want, abs=0)
+
+
+def test_attention_order_cell_of_rung_0_from_its_snapshots(section):
+    """Claim 5 of rung 0, recomputed from one uninterrupted SGD run's recorded tables (the
+    section continues its run part by part, which gives the same bits)."""
+    rung = _make("free")
+    task = at.tasks.keyword(40, 20, keywords=8, zipf=1.0)
+    cfg = rung["make"](task, False)
+    steps = rung["order_steps"]
+    every = max(1, steps // LD.CHECKPOINTS)
+    run = at.train(cfg, task, steps=steps, seed=LD.WORD_SEED, log_every=every, snapshots=True, **rung["order_train"])
+    snaps = run.snapshots
+    keep = [k for k, s in enumerate(snaps["step"]) if s > 0]
+    ckpt = [(int(snaps["step"][k]), {n: snaps[n][k] for n in ("U", "b", "A")}) for k in keep]
+    x, y, gold = task.sample(np.random.default_rng(LD.EVAL_SEED), LD.EVAL_N)
+    want = LD._order(task, cfg, ckpt, x, y, gold)
+    got = _rung(section, "free")["claims"]["5"]
+    assert got["first_step"] == want["first_step"]
+    assert got["value"] == want["value"] or (math.isnan(got["value"]) and math.isnan(want["value"]))
+
+
+def test_verdicts_follow_their_numbers(section):
+    for r in section.results["rungs"]:
+        c = r["claims"]
+        for k in ("1", "2"):
+            assert c[k]["passed"] == (c[k]["interval"][0] > c[k]["chance_interval"][1])
+            assert c[k]["interval"][0] <= c[k]["value"] <= c[k]["interval"][1]
+        assert c["3"]["passed"] == (c["3"]["of"] > 0 and c["3"]["count"] / c["3"]["of"] >= LD.KTIW_FIRST)
+        if c["4"] is not None:
+            assert c["4"]["passed"] == (c["4"]["easy"] >= LD.EASY_RATE and c["4"]["fisher_p"] < LD.FISHER_P)
+        n = c["5"]["attended"]
+        assert c["5"]["passed"] == (n >= 2 and c["5"]["value"] >= R._kendall_critical(n))
+    # the report's table prints each verdict beside its number
+    for r in section.results["rungs"]:
+        row = next(line for line in section.text.splitlines() if line.startswith(f"| {r['label']} |"))
+        marks = [cell.strip().split()[-1] for cell in row.strip("|").split("|")[1:]]
+        assert marks == [LD._mark(r["claims"][k]) for k in LD.MEASURED]
+    assert [c["passed"] for c in section.checks] == [section.results["rungs"][0]["claims"][k]["passed"]
+                                                     for k in LD.MEASURED]  # fmt: skip
+
+
+def test_paper_is_the_default_and_all_adds_the_ladder():
+    assert R.parse_sections("paper") == R.PAPER and "ladder" not in R.PAPER
+    assert R.parse_sections("all")[-1] == "ladder" and R.parse_sections("ladder") == ("ladder",)
+    with pytest.raises(ValueError, match="choose from .*, paper or all"):
+        R.parse_sections("ladders")
