@@ -13,7 +13,9 @@ threshold fixed before the run (`CLAIMS`):
 4. the hard distribution: the permutation copy (V = L) learns less often than V = L + 20
    (Fisher's exact test, one-sided p < 0.05), which learns in ≥ 90 % of seeds;
 5. the attention order: words are attended in the order of their stage-2 rate N
-   (Kendall τ at the 1 % level of random orders).
+   (Kendall τ at the 1 % level of random orders);
+6. the init decides the fate: on the permutation copy, a statistic of the init is larger
+   in the runs that learn than in those that do not (Mann–Whitney, one-sided p < 0.05).
 
 Claims 1 and 2 are measured on a Zipf word task (translate for the seq2seq rungs, keyword
 with Zipf keywords for the classifier), claim 5 on keyword for every rung (the order in which
@@ -22,8 +24,11 @@ claim 3; claim 4 does not apply to it). Rung 0 trains on the theory's clock for 
 (SGD, as ``attnsim reproduce salient``): Adam moves each of its free logits at about its
 learning rate whatever its gradient, which erases the order the rates give; the other rungs
 share their parameters among words and train with Adam throughout. Claims 6 (a function of the
-init predicts a run's fate) and 7 (the multi-head rescue) are not measured by this section
-yet: the map shows them as such.
+init predicts a run's fate) is measured on the permutation copy's runs: the saddle
+projection of the init where the rung has effective tables (rung 0, and rung 1 with
+positional attention, through its tables), else the largest initial attention mass on the
+gold positions among the heads (held-out inputs); claim 7 (the multi-head rescue) is not
+measured by this section yet: the map shows it as such.
 """
 
 from __future__ import annotations
@@ -75,8 +80,9 @@ THRESHOLDS = {
     "3": f"≥ {KTIW_FIRST:.0%} of learned runs",
     "4": f"V = L + 20 learns in ≥ {EASY_RATE:.0%}; the permutation less often, Fisher one-sided p < {FISHER_P}",
     "5": "Kendall τ above the 1 % level of random orders",
+    "6": "learned runs' init statistic above the stuck runs' (Mann–Whitney one-sided p < 0.05)",
 }
-MEASURED = ("1", "2", "3", "4", "5")
+MEASURED = ("1", "2", "3", "4", "5", "6")
 
 
 def rungs(sizes: Sizes) -> list[dict]:
@@ -90,10 +96,12 @@ def rungs(sizes: Sizes) -> list[dict]:
         attention = "uniform" if uniform else ("both" if task.name == "translate" else None)
         return ModelConfig.for_task(task, **({"attention": attention} if attention else {}))
 
-    def dot(rho):
-        return lambda task, uniform: DotConfig.for_task(
-            task, dim=32, attention="uniform" if uniform else "both", values="word+position", context=rho
-        )
+    def dot(rho):  # positional attention on copy (the saddle's coordinates), both on the word tasks
+        def make(task, uniform):
+            attention = "uniform" if uniform else ("positional" if task.name == "copy" else "both")
+            return DotConfig.for_task(task, dim=32, attention=attention, values="word+position", context=rho)
+
+        return make
 
     def rnn(**kw):
         return lambda task, uniform: RNNConfig.for_task(task, hidden=d, attention="uniform" if uniform else "dot", **kw)
@@ -266,6 +274,9 @@ def _copy_claims(rung, sizes, say) -> tuple[dict, list]:
         rows.append({"k": k, "vocab": L + k, "learned": ok, "runs": n, "interval": _wilson(ok, n),
                      "time_to_learn": [r.time_to_learn for r in runs if r.success]})  # fmt: skip
         every += runs
+        if k == 0:
+            cfg_hard, task_hard, runs_hard = cfg, task, runs
+    c6 = _init_claim(cfg_hard, task_hard, runs_hard)
     hard, easy = rows[0], rows[-1]
     p = _fisher_less(hard["learned"], hard["runs"], easy["learned"], easy["runs"])
     c4 = {
@@ -273,7 +284,43 @@ def _copy_claims(rung, sizes, say) -> tuple[dict, list]:
         "easy": easy["learned"] / easy["runs"], "easy_interval": easy["interval"], "fisher_p": p,
         "passed": bool(easy["learned"] / easy["runs"] >= EASY_RATE and p < FISHER_P),
     }  # fmt: skip
-    return {"3": _ktiw_first(every), "4": c4}, rows
+    return {"3": _ktiw_first(every), "4": c4, "6": c6}, rows
+
+
+def _init_statistic(cfg, params, task) -> tuple[float, str]:
+    """What of the init predicts the fate: the saddle projection where the model has
+    positional effective tables, else the largest mean attention on the gold position
+    among its heads, on held-out inputs."""
+    try:
+        return float(theory.saddle_projection(cfg, params, task)), "saddle projection of the init"
+    except ValueError:
+        x, y, gold = _held_out(task)
+        _, alpha = forward(cfg, params, x, y)
+        T, L = task.tgt_len, task.src_len
+        a = np.asarray(alpha, np.float64)[:, :, :T, :L]
+        b, t = np.nonzero(gold >= 0)
+        mass = a[:, b, t, gold[b, t]].mean(axis=1)  # (H,)
+        return float(mass.max()), "initial gold attention mass (largest head)"
+
+
+def _init_claim(cfg, task, runs) -> dict | None:
+    """Claim 6: whether the init statistic of the runs that learn lies above that of the
+    runs that do not (one-sided Mann–Whitney); None when all learn or none does."""
+    from scipy.stats import mannwhitneyu
+
+    stats = [_init_statistic(cfg, r.initial_params, task) for r in runs]
+    what = stats[0][1]
+    value = np.array([s for s, _ in stats])
+    ok = np.array([r.success for r in runs])
+    if ok.all() or not ok.any():
+        return None
+    u = mannwhitneyu(value[ok], value[~ok], alternative="greater")
+    auc = float(u.statistic) / (ok.sum() * (~ok).sum())  # P(a learned run's statistic > a stuck run's)
+    sign = float(np.mean((value > 0) == ok)) if what.startswith("saddle") else float("nan")
+    return {
+        "value": auc, "statistic": what, "p": float(u.pvalue), "learned": value[ok].tolist(),
+        "stuck": value[~ok].tolist(), "sign_right": sign, "passed": bool(u.pvalue < 0.05),
+    }  # fmt: skip
 
 
 def section_ladder(sizes: Sizes, say) -> Section:
@@ -297,7 +344,7 @@ def section_ladder(sizes: Sizes, say) -> Section:
             runs = train_many(cfg, keyword, seeds=range(sizes.ladder_seeds), steps=sizes.ladder_word_steps,
                               log_every=5, progress=say.bar, **rung["train"])  # fmt: skip
             cells["3"] = _ktiw_first(runs)
-            cells["4"] = None  # no copy task for a classifier
+            cells["4"] = cells["6"] = None  # no copy task for a classifier
         else:
             copy_cells, copy_rows = _copy_claims(rung, sizes, say)
             cells.update(copy_cells)
@@ -327,6 +374,9 @@ def _cell_value(c, cell) -> str:
         return f"{cell['count']}/{cell['of']}"
     if c == "4":
         return f"{cell['value']:.2f} vs {cell['easy']:.2f} (p {cell['fisher_p']:.2g})"
+    if c == "6":
+        what = "saddle" if cell["statistic"].startswith("saddle") else "gold mass"
+        return f"AUC {cell['value']:.2f} ({what}, p {cell['p']:.2g})"
     return f"τ {cell['value']:.2f} ({cell['attended']} words)"
 
 
@@ -368,8 +418,8 @@ seq2seq). Each verdict is computed from the number beside it against a threshold
 
 ![the validity map](ladder_map.png)
 
-*Rows: rungs; columns: claims. Green: the claim holds; red: it fails; grey: not measured by this section yet (claims
-6 and 7) or not applicable (the copy task on a classifier).*
+*Rows: rungs; columns: claims. Blue: the claim holds; orange: it fails; grey: not measured by this section yet
+(claim 7) or not applicable (no copy task for a classifier; claim 6 where every permutation run learned, or none).*
 
 **Where a claim fails.**
 
@@ -391,6 +441,8 @@ def _locate(r, bad) -> str:
         parts.append(f" Success against k = V − L: {curve}.")
     if "3" in bad:
         parts.append(f" KTIW first in {c['3']['count']} of {c['3']['of']} learned runs.")
+    if "6" in bad:
+        parts.append(f" Init against fate: {c['6']['statistic']}, AUC {c['6']['value']:.2f} (p {c['6']['p']:.2g}).")
     if "5" in bad:
         parts.append(f" Attention order: τ {c['5']['value']:.2f} against the 1 % level {c['5']['critical']:.2f}, "
                      f"over the {c['5']['attended']} words attended by the end.")  # fmt: skip

@@ -89,6 +89,28 @@ def test_attention_order_cell_of_rung_0_from_its_snapshots(section):
     assert got["value"] == want["value"] or (math.isnan(got["value"]) and math.isnan(want["value"]))
 
 
+def test_init_statistic_is_the_saddle_projection_or_the_gold_mass():
+    """Claim 6's statistic: the saddle projection through the effective tables where the
+    rung has positional ones (rung 0; rung 1 on copy), else the largest head's mean gold
+    attention at init on the held-out inputs."""
+    task = at.tasks.copy(TINY.ladder_len, TINY.ladder_len)
+    for key in ("free", "dot0.5"):
+        rung = _make(key)
+        cfg = rung["make"](task, False)
+        params = at.init_params(cfg, 3, rung["train"]["scale"])
+        value, what = LD._init_statistic(cfg, params, task)
+        assert what.startswith("saddle") and value == at.theory.saddle_projection(cfg, params, task)
+    rung = _make("gru8")
+    cfg = rung["make"](task, False)
+    params = at.init_params(cfg, 3)
+    value, what = LD._init_statistic(cfg, params, task)
+    x, y, gold = task.sample(np.random.default_rng(LD.EVAL_SEED), LD.EVAL_N)
+    _, alpha = at.forward(cfg, params, x, y)
+    mass = [np.mean([alpha[h, b, t, gold[b, t]] for b in range(len(x)) for t in range(task.tgt_len)])
+            for h in range(cfg.heads)]  # fmt: skip
+    assert what.startswith("initial gold") and value == pytest.approx(max(mass), rel=1e-6)
+
+
 def test_verdicts_follow_their_numbers(section):
     for r in section.results["rungs"]:
         c = r["claims"]
@@ -100,6 +122,9 @@ def test_verdicts_follow_their_numbers(section):
             assert c["4"]["passed"] == (c["4"]["easy"] >= LD.EASY_RATE and c["4"]["fisher_p"] < LD.FISHER_P)
         n = c["5"]["attended"]
         assert c["5"]["passed"] == (n >= 2 and c["5"]["value"] >= R._kendall_critical(n))
+        if c["6"] is not None:
+            assert c["6"]["passed"] == (c["6"]["p"] < 0.05) and 0 <= c["6"]["value"] <= 1
+            assert len(c["6"]["learned"]) + len(c["6"]["stuck"]) == TINY.ladder_seeds
     # the report's table prints each verdict beside its number
     for r in section.results["rungs"]:
         row = next(line for line in section.text.splitlines() if line.startswith(f"| {r['label']} |"))
