@@ -277,9 +277,14 @@ def test_a_run_saved_before_the_model_ladder_still_loads(tmp_path):
     assert run.initial_params is None and run.state is None
     with pytest.raises(ValueError, match="saved without its optimizer state"):
         run.extend(10)
-    # it trains again to the same bits: the code moved, the arithmetic did not
+    # it trains again to the same run: the code moved, the arithmetic did not (to rounding: the
+    # file was written on another machine, and the same bits are promised on one: docs/design.md §5)
     again = at.train(run.cfg, at.tasks.copy(6, 4), steps=30, batch=8, log_every=7)
-    _same_run(run, again)
+    assert run.history.keys() == again.history.keys()
+    for k in run.history:
+        assert np.allclose(run.history[k], again.history[k], rtol=1e-9, atol=1e-12, equal_nan=True), k
+    for k in run.params:
+        assert np.allclose(run.params[k], again.params[k], rtol=1e-9, atol=1e-12), k
     run.save(tmp_path / "v2")  # and is written in the current format
     assert json.loads((tmp_path / "v2" / "history.json").read_text())["format"] == "attnsim-run/2"
 
