@@ -46,7 +46,6 @@ from ._reproduce import (
     _check,
     _figure,
     _first_at_least,
-    _kendall_critical,
     _proxy_table,
     _wilson,
 )
@@ -63,7 +62,7 @@ KS = (0, 1, 2, 4, 8, 20)  # V = L + k
 KTIW_FIRST = 0.8
 EASY_RATE = 0.9
 FISHER_P = 0.05
-CHECKPOINTS = 30  # the normal run of a word task is saved this many times (claim 5)
+CHECKPOINTS = 60  # the normal run of the keyword task is saved this many times (claim 5)
 
 CLAIMS = {
     "1": "stage 1 is co-occurrence learning: A(β^uf, β^px) above chance",
@@ -79,8 +78,9 @@ THRESHOLDS = {
     "2": "A's 95 % interval above Â's",
     "3": f"≥ {KTIW_FIRST:.0%} of learned runs",
     "4": f"V = L + 20 learns in ≥ {EASY_RATE:.0%}; the permutation less often, Fisher one-sided p < {FISHER_P}",
-    "5": "Kendall τ above the 1 % level of random orders",
-    "6": "learned runs' init statistic above the stuck runs' (Mann–Whitney one-sided p < 0.05)",
+    "5": "Kendall τ_b of earliness and rate with permutation p < 0.01 (ties kept)",
+    "6": "learned runs' init statistic above the stuck runs' (Mann–Whitney one-sided p < 0.05; n/a when the "
+    "counts cannot reach it)",
 }
 MEASURED = ("1", "2", "3", "4", "5", "6")
 
@@ -233,12 +233,40 @@ def _order(task, cfg, ckpt, x, y, gold) -> dict:
     seen = np.isfinite(first)
     n = int(seen.sum())
     tau = metrics.kendall_tau(-first[seen], rate[seen]) if n >= 2 else float("nan")
-    crit = _kendall_critical(n)
+    p = kendall_p(-first[seen], rate[seen]) if n >= 2 else float("nan")
     return {
-        "value": tau, "critical": crit, "words": [int(i) for i in keep], "attended": n,
-        "first_step": [float(v) for v in first], "rate": rate.tolist(),
-        "passed": bool(n >= 2 and tau >= crit),
+        "value": tau, "p": p, "words": [int(i) for i in keep], "attended": n,
+        "distinct_times": int(np.unique(first[seen]).size), "first_step": [float(v) for v in first],
+        "rate": rate.tolist(), "passed": bool(n >= 2 and p < ORDER_P),
     }  # fmt: skip
+
+
+ORDER_P = 0.01
+
+
+def kendall_p(u, v, draws: int = 20_000) -> float:
+    """One-sided p of Kendall's τ_b between u and v, ties kept: the fraction of the orderings
+    of v (all of them for up to 8 items, else ``draws`` random ones from a fixed stream)
+    whose τ_b with u is at least the observed one."""
+    import itertools
+
+    u, v = np.asarray(u, np.float64), np.asarray(v, np.float64)
+    n = u.size
+    if n <= 8:
+        perms = np.array(list(itertools.permutations(range(n))))
+    else:
+        rng = np.random.default_rng(0)
+        perms = np.array([rng.permutation(n) for _ in range(draws)])
+    i, j = np.triu_indices(n, k=1)
+    su = np.sign(u[i] - u[j])
+    vs = v[perms]  # each row an ordering of v
+    sv = np.sign(vs[:, i] - vs[:, j])
+    den = np.sqrt(float((su != 0).sum()) * float((sv[0] != 0).sum()))  # the ties of v are the same in every row
+    if den == 0:
+        return float("nan")
+    taus = (sv * su).sum(axis=1) / den
+    observed = float((np.sign(v[i] - v[j]) * su).sum()) / den
+    return float(np.mean(taus >= observed - 1e-12))
 
 
 def _ktiw_first(runs) -> dict:
@@ -276,7 +304,7 @@ def _copy_claims(rung, sizes, say) -> tuple[dict, list]:
         every += runs
         if k == 0:
             cfg_hard, task_hard, runs_hard = cfg, task, runs
-    c6 = _init_claim(cfg_hard, task_hard, runs_hard)
+    c6, why6 = _init_claim(cfg_hard, task_hard, runs_hard)
     hard, easy = rows[0], rows[-1]
     p = _fisher_less(hard["learned"], hard["runs"], easy["learned"], easy["runs"])
     c4 = {
@@ -284,7 +312,7 @@ def _copy_claims(rung, sizes, say) -> tuple[dict, list]:
         "easy": easy["learned"] / easy["runs"], "easy_interval": easy["interval"], "fisher_p": p,
         "passed": bool(easy["learned"] / easy["runs"] >= EASY_RATE and p < FISHER_P),
     }  # fmt: skip
-    return {"3": _ktiw_first(every), "4": c4, "6": c6}, rows
+    return {"3": _ktiw_first(every), "4": c4, "6": c6}, rows, ({"6": why6} if c6 is None else {})
 
 
 def _init_statistic(cfg, params, task) -> tuple[float, str]:
@@ -303,24 +331,29 @@ def _init_statistic(cfg, params, task) -> tuple[float, str]:
         return float(mass.max()), "initial gold attention mass (largest head)"
 
 
-def _init_claim(cfg, task, runs) -> dict | None:
+def _init_claim(cfg, task, runs) -> tuple[dict | None, str]:
     """Claim 6: whether the init statistic of the runs that learn lies above that of the
-    runs that do not (one-sided Mann–Whitney); None when all learn or none does."""
+    runs that do not (one-sided Mann–Whitney); None, and why, when the counts of learned
+    and stuck runs cannot give p < 0.05 (the smallest p is 1 / C(n, k))."""
+    import math as _math
+
     from scipy.stats import mannwhitneyu
 
     stats = [_init_statistic(cfg, r.initial_params, task) for r in runs]
     what = stats[0][1]
     value = np.array([s for s, _ in stats])
     ok = np.array([r.success for r in runs])
-    if ok.all() or not ok.any():
-        return None
+    k, n = int(ok.sum()), len(runs)
+    if 1.0 / _math.comb(n, k) >= 0.05:
+        return None, (f"{k} of {n} permutation runs learned: no ordering of {k} against {n - k} reaches p < 0.05, "
+                      "so the init cannot be tested against the fate")  # fmt: skip
     u = mannwhitneyu(value[ok], value[~ok], alternative="greater")
     auc = float(u.statistic) / (ok.sum() * (~ok).sum())  # P(a learned run's statistic > a stuck run's)
     sign = float(np.mean((value > 0) == ok)) if what.startswith("saddle") else float("nan")
     return {
         "value": auc, "statistic": what, "p": float(u.pvalue), "learned": value[ok].tolist(),
         "stuck": value[~ok].tolist(), "sign_right": sign, "passed": bool(u.pvalue < 0.05),
-    }  # fmt: skip
+    }, ""  # fmt: skip
 
 
 def section_ladder(sizes: Sizes, say) -> Section:
@@ -337,7 +370,7 @@ def section_ladder(sizes: Sizes, say) -> Section:
         word_task = keyword if rung["classifier"] else translate
         cells, finals = _word_task(rung, word_task, sizes.ladder_word_steps, say)
         cells["5"] = _order_claim(rung, keyword, sizes.ladder_word_steps, say)
-        copy_rows = []
+        copy_rows, na = [], {}
         if rung["classifier"]:
             say(f"ladder: {rung['label']}: {keyword!r}, {sizes.ladder_seeds} seeds")
             cfg = rung["make"](keyword, False)
@@ -345,17 +378,19 @@ def section_ladder(sizes: Sizes, say) -> Section:
                               log_every=5, progress=say.bar, **rung["train"])  # fmt: skip
             cells["3"] = _ktiw_first(runs)
             cells["4"] = cells["6"] = None  # no copy task for a classifier
+            na = {"4": "no copy task for a classifier", "6": "no copy task for a classifier"}
         else:
-            copy_cells, copy_rows = _copy_claims(rung, sizes, say)
+            copy_cells, copy_rows, na = _copy_claims(rung, sizes, say)
             cells.update(copy_cells)
         results["rungs"].append({
             "key": rung["key"], "label": rung["label"], "breaks": rung["breaks"], "task": word_task.spec(),
-            "claims": cells, "copy": copy_rows, **finals, "seconds": time.perf_counter() - t1,
+            "claims": cells, "not_applicable": na, "copy": copy_rows, **finals, "seconds": time.perf_counter() - t1,
         })  # fmt: skip
-    checks = [
-        _check(f"the paper's approximation (rung 0): {CLAIMS[c]}", _cell_value(c, results["rungs"][0]["claims"][c]),
-               THRESHOLDS[c], results["rungs"][0]["claims"][c]["passed"])
-        for c in MEASURED
+    zero = results["rungs"][0]["claims"]
+    checks = [  # rung 0's cells (a cell that cannot be measured, with its reason in the text, is not a check)
+        _check(f"the paper's approximation (rung 0): {CLAIMS[c]}", _cell_value(c, zero[c]), THRESHOLDS[c],
+               zero[c]["passed"])
+        for c in MEASURED if zero[c] is not None
     ]  # fmt: skip
     figs = {"ladder_map.png": _fig_map(results), "ladder_copy.png": _fig_copy(results)}
     return Section("ladder", "Where the two-stage story holds: the validity map across the ladder", results, figs,
@@ -377,7 +412,7 @@ def _cell_value(c, cell) -> str:
     if c == "6":
         what = "saddle" if cell["statistic"].startswith("saddle") else "gold mass"
         return f"AUC {cell['value']:.2f} ({what}, p {cell['p']:.2g})"
-    return f"τ {cell['value']:.2f} ({cell['attended']} words)"
+    return f"τ {cell['value']:.2f} (p {cell['p']:.2g}, {cell['attended']} words)"
 
 
 def _mark(cell) -> str:
@@ -387,11 +422,24 @@ def _mark(cell) -> str:
 def section_text(results: dict) -> str:
     """The section's text, from its results alone."""
     s = results["settings"]
-    head = "| rung | " + " | ".join(f"{c}. {CLAIMS[c]}" for c in MEASURED) + " |"
-    lines = [head, "|---|" + "---|" * len(MEASURED)]
+    head = "| rung | " + " | ".join(f"{c}. {CLAIMS[c]}" for c in CLAIMS) + " |"
+    lines = [head, "|---|" + "---|" * len(CLAIMS)]
     for r in results["rungs"]:
         cells = [f"{_cell_value(c, r['claims'][c])} {_mark(r['claims'][c])}" for c in MEASURED]
-        lines.append(f"| {r['label']} | " + " | ".join(cells) + " |")
+        lines.append(f"| {r['label']} | " + " | ".join(cells) + " | not measured yet |")
+    held = sum(r["claims"][c] is not None and r["claims"][c]["passed"] for r in results["rungs"] for c in MEASURED)
+    failed = sum(
+        r["claims"][c] is not None and not r["claims"][c]["passed"] for r in results["rungs"] for c in MEASURED
+    )
+    na = sum(r["claims"][c] is None for r in results["rungs"] for c in MEASURED)
+    summary = (f"**The map: {held} cells hold, {failed} fail, {na} cannot be measured** (claims 1–6 on "
+               f"{len(results['rungs'])} rungs; claim 7 is not measured by this section yet). The report's checks "
+               "above count rung 0 only — the paper's claims on the paper's own model; the other rungs' cells are "
+               "measurements of where the story carries over, not checks of attnsim.")  # fmt: skip
+    notes = [f"- {r['label']}, claim {c}: {why}." for r in results["rungs"]
+             for c, why in r.get("not_applicable", {}).items() if "classifier" not in why]  # fmt: skip
+    na_text = ("\n\n**Cells that cannot be measured.**\n\n" + "\n".join(notes)) if notes else ""
+    claim2 = _claim2_text(results)
     thresholds = "\n".join(f"- **{c}.** {CLAIMS[c]}: {THRESHOLDS[c]}." for c in MEASURED)
     fails = []
     for r in results["rungs"]:
@@ -414,12 +462,19 @@ seq2seq). Each verdict is computed from the number beside it against a threshold
 
 {thresholds}
 
+{summary}
+
 {chr(10).join(lines)}
 
 ![the validity map](ladder_map.png)
 
 *Rows: rungs; columns: claims. Blue: the claim holds; orange: it fails; grey: not measured by this section yet
-(claim 7) or not applicable (no copy task for a classifier; claim 6 where every permutation run learned, or none).*
+(claim 7) or not applicable (no copy task for a classifier; claim 6 where too few permutation runs learned, or got
+stuck, for any ordering to reach p < 0.05). Claim 6's statistic is the saddle projection on rungs 0 and 1 and the
+initial gold attention mass on rung 2: a ✗ there says that proxy does not predict the fate, not that nothing
+does.*{na_text}
+
+{claim2}
 
 **Where a claim fails.**
 
@@ -444,8 +499,9 @@ def _locate(r, bad) -> str:
     if "6" in bad:
         parts.append(f" Init against fate: {c['6']['statistic']}, AUC {c['6']['value']:.2f} (p {c['6']['p']:.2g}).")
     if "5" in bad:
-        parts.append(f" Attention order: τ {c['5']['value']:.2f} against the 1 % level {c['5']['critical']:.2f}, "
-                     f"over the {c['5']['attended']} words attended by the end.")  # fmt: skip
+        parts.append(f" Attention order: τ {c['5']['value']:.2f}, permutation p {c['5']['p']:.2g} (needs < "
+                     f"{ORDER_P}), over the {c['5']['attended']} keywords attended by the end, at "
+                     f"{c['5']['distinct_times']} distinct save steps; one run.")  # fmt: skip
     for k in ("1", "2"):
         if k in bad:
             parts.append(f" Claim {k}: A {c[k]['value']:.2f} against chance {c[k]['chance']:.2f}.")
@@ -459,6 +515,27 @@ def _locate(r, bad) -> str:
             "encoder has read the whole sentence, so with attention uniform any position can carry the evidence."
         )
     return "".join(parts)
+
+
+def _claim2_text(results) -> str:
+    """Why A(α, β^uf) is lower on the rungs whose states differ by position than on rung 0."""
+    r0 = results["rungs"][0]
+    others = [r for r in results["rungs"][1:] if r["task"]["name"] == "translate"]
+    if not others:
+        return ""
+    lo = min(r["claims"]["2"]["value"] for r in others)
+    hi = max(r["claims"]["2"]["value"] for r in others)
+    ktiw = ", ".join(f"{r['uniform_final']['ktiw_acc']:.2f}" for r in others)
+    return (
+        f"**Reading claim 2.** A(α, β^uf) is {r0['claims']['2']['value']:.2f} on rung 0 and {lo:.2f}–{hi:.2f} on the "
+        "other seq2seq rungs, with chance levels "
+        f"{r0['claims']['2']['chance']:.2f} and about {others[0]['claims']['2']['chance']:.2f}. Rung 0's β depends on "
+        "a position's word alone, so the positions that hold the same Zipf word tie, and a tie at the top counts as "
+        "a match (which raises its chance level too). On the other rungs every position's β differs, and the uniform "
+        "model, which has no attention to tell one copy of a word from another, puts its largest β on the aligned "
+        f"position in only a fraction of the rows (its KTIW accuracy: {ktiw}): A(α, β^uf) tracks that fraction. Both "
+        "are far above chance."
+    )
 
 
 def _fig_map(results):
@@ -477,7 +554,11 @@ def _fig_map(results):
                                                                   f"{_mark(cell)} {_cell_value(c, cell)}")  # fmt: skip
             a.text(j, i, text.replace(" vs ", "\nvs ").replace(" (", "\n("), ha="center", va="center", fontsize=7)
     a.imshow(grid, cmap=ListedColormap(["0.85", "#f4a582", "#92c5de"]), vmin=0, vmax=2, aspect="auto")
-    a.set_xticks(range(len(cols)), [f"{c}. {CLAIMS[c]}" for c in cols], fontsize=7, rotation=12, ha="right")
+    import textwrap
+
+    labels = [textwrap.fill(f"{c}. {CLAIMS[c]}".replace("β^uf", "β$^{uf}$").replace("β^px", "β$^{px}$"), 24)
+              for c in cols]  # fmt: skip
+    a.set_xticks(range(len(cols)), labels, fontsize=7)
     a.set_yticks(range(len(rs)), [r["label"] for r in rs], fontsize=8)
     a.set_title("Which parts of the two-stage story hold on which architecture (blue: holds; orange: fails; grey: "
                 "not measured / n/a)", fontsize=9)  # fmt: skip
@@ -492,7 +573,7 @@ def _fig_copy(results):
         rate = np.array([row["learned"] / row["runs"] for row in r["copy"]])
         lo = np.array([row["interval"][0] for row in r["copy"]])
         hi = np.array([row["interval"][1] for row in r["copy"]])
-        off = (i - 2.5) * 0.04  # spread the rungs' points apart on the log axis
+        off = (i - 2.5) * 0.012  # the rungs' points a little apart (a few % of the step between ticks)
         a.errorbar((ks + 1) * 10**off, rate, yerr=[np.maximum(rate - lo, 0), np.maximum(hi - rate, 0)], fmt="o-",
                    capsize=2, label=r["label"], color=f"C{i}")  # fmt: skip
     a.set_xscale("log")
@@ -500,7 +581,7 @@ def _fig_copy(results):
     a.set_xlabel(f"k = V − L (copy(L + k, L), L = {results['settings']['copy_length']}; k = 0: the permutation)")
     a.set_ylabel("fraction of seeds that learn (95 % interval)")
     a.set_ylim(-0.03, 1.03)
-    a.axhline(EASY_RATE, color="0.5", ls=":", lw=1)
+    a.axhline(EASY_RATE, color="0.5", ls=":", lw=1, label=f"{EASY_RATE:g}: claim 4's bar for k = 20")
     a.legend(fontsize=7, loc="lower right")
     a.grid(alpha=0.3)
     a.set_title("The hard distribution on every rung", fontsize=10)

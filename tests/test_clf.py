@@ -77,6 +77,12 @@ def test_state_dict_refusals():
         cfg.params_from_state_dict({**sd, "encoder.weight_ih_l1": sd["encoder.weight_ih_l0"]})
     with pytest.raises(ValueError, match="does not use: extra.weight"):
         cfg.params_from_state_dict({**sd, "extra.weight": np.zeros(3)})
+    with pytest.raises(ValueError, match="missing encoder.weight_hh_l0_reverse"):
+        cfg.params_from_state_dict({k: v for k, v in sd.items() if k != "encoder.weight_hh_l0_reverse"})
+    with pytest.raises(ValueError, match=r"encoder.weight_ih_l0: the state dict's shape \(1, 1\)"):
+        cfg.params_from_state_dict({**sd, "encoder.weight_ih_l0": np.zeros((1, 1))})
+    with pytest.raises(ValueError, match="holds encoder.bias_ih twice, as encoder.bias_ih_l0 and as encoder.bias_ih"):
+        cfg.params_from_state_dict({**sd, "encoder.bias_ih": sd["encoder.bias_ih_l0"]})
     with pytest.raises(ValueError, match="missing hidden2beta.bias"):
         cfg.params_from_state_dict({k: v for k, v in sd.items() if k != "hidden2beta.bias"})
     with pytest.raises(ValueError, match=r"hidden2beta.weight: the state dict's shape \(1, 5\)"):

@@ -19,6 +19,12 @@ from ..rnn._state_dict import _array
 _ATTENTION_NETWORK = ("hidden2attn_intermediate", "attn_intermediate2logit")
 
 
+def _theirs(name: str) -> str:
+    """The authors' key of attnsim's parameter ``name`` (their LSTM's carry ``_l0``)."""
+    m = re.fullmatch(r"encoder\.(weight_ih|weight_hh|bias_ih|bias_hh)(_reverse)?", name)
+    return f"encoder.{m.group(1)}_l0{m.group(2) or ''}" if m else name
+
+
 def params_from_state_dict(cfg, state_dict: Mapping) -> dict:
     """``params`` for ``cfg`` (a `ClassifierConfig`) from a state dict of the authors'
     classifier. Every key must be used and every parameter found, with its shape: else
@@ -27,7 +33,7 @@ def params_from_state_dict(cfg, state_dict: Mapping) -> dict:
         raise ValueError(f"a state dict is a mapping of names to arrays, got {type(state_dict).__name__}")
     sd = {str(k).removeprefix("module."): _array(v) for k, v in state_dict.items()}
     shapes = cfg.param_shapes()
-    out, unused = {}, []
+    out, source, unused = {}, {}, []
     for key, v in sd.items():
         if not (np.issubdtype(v.dtype, np.floating) or np.issubdtype(v.dtype, np.integer)):
             raise ValueError(f"{key}: expected real numbers, got dtype {v.dtype}")
@@ -41,17 +47,19 @@ def params_from_state_dict(cfg, state_dict: Mapping) -> dict:
         else:
             name = key
         if name in shapes:
-            out[name] = v
+            if name in out:
+                raise ValueError(f"the state dict holds {name} twice, as {source[name]} and as {key}: one of each")
+            out[name], source[name] = v, key
         elif cfg.attention == "uniform" and name.split(".")[0] in _ATTENTION_NETWORK:
             continue  # the uniform model's attention network is not a parameter
         else:
             unused.append(key)
     if unused:
         raise ValueError(f"the state dict has keys attnsim's clf does not use: {', '.join(sorted(unused))}")
-    missing = [k for k in shapes if k not in out]
+    missing = [_theirs(k) for k in shapes if k not in out]
     if missing:
         raise ValueError(f"the state dict does not match {cfg.describe()}: missing {', '.join(missing)}")
     for k, shape in shapes.items():
         if out[k].shape != shape:
-            raise ValueError(f"{k}: the state dict's shape {out[k].shape} is not the config's {shape}")
+            raise ValueError(f"{source[k]}: the state dict's shape {out[k].shape} is not the config's {shape}")
     return {k: np.ascontiguousarray(out[k], dtype=cfg.np_dtype) for k in shapes}
