@@ -73,6 +73,8 @@ class Sizes:
     ladder_word_steps: int = 300
     ladder_dim: int = 32
     ladder_rnn_lr: float = 0.01
+    ladder_saves: int = 60  # saves of the keyword run that times each keyword's attention (claim 5)
+    ladder_rungs: tuple | None = None  # None: every rung (the tests pick a few)
 
     @classmethod
     def default(cls) -> Sizes:

@@ -62,7 +62,6 @@ KS = (0, 1, 2, 4, 8, 20)  # V = L + k
 KTIW_FIRST = 0.8
 EASY_RATE = 0.9
 FISHER_P = 0.05
-CHECKPOINTS = 60  # the normal run of the keyword task is saved this many times (claim 5)
 
 CLAIMS = {
     "1": "stage 1 is co-occurrence learning: A(β^uf, β^px) above chance",
@@ -158,10 +157,10 @@ def _agreement(u, v, rows: int) -> dict:
     return {"value": a, "interval": ia, "chance": chance, "chance_interval": ic, "rows": rows, "passed": ia[0] > ic[1]}
 
 
-def _checkpointed(cfg, task, steps, kw) -> tuple:
-    """A run saved at `CHECKPOINTS` steps (continued part by part: the same bits as one
+def _checkpointed(cfg, task, steps, kw, saves) -> tuple:
+    """A run saved ``saves`` times (continued part by part: the same bits as one
     uninterrupted run): the run and [(step, params)]."""
-    every = max(1, steps // CHECKPOINTS)
+    every = max(1, steps // saves)
     run = train(cfg, task, steps=every, **kw)
     ckpt = [(every, run.params)]
     while ckpt[-1][0] < steps:
@@ -177,7 +176,7 @@ def _held_out(task):
 def _word_task(rung, task, steps, say) -> tuple[dict, dict, object]:
     """Claims 1 and 2 on ``task``: a normal and a uniform run; returns the claims, their
     final metrics, and the normal run."""
-    kw = dict(rung["train"], seed=WORD_SEED, log_every=max(1, steps // CHECKPOINTS))
+    kw = dict(rung["train"], seed=WORD_SEED, log_every=max(1, steps // 60))
     cfg, ucfg = rung["make"](task, False), rung["make"](task, True)
     say(f"ladder: {rung['label']}: {task!r}, a uniform and a normal run")
     uniform = train(ucfg, task, steps=steps, **kw)
@@ -199,14 +198,14 @@ def _word_task(rung, task, steps, say) -> tuple[dict, dict, object]:
     return {"1": c1, "2": c2}, {"normal_final": run.final(), "uniform_final": uniform.final(), "beta_uf_at_gold": where}
 
 
-def _order_claim(rung, task, steps, say) -> dict:
-    """Claim 5 on ``task`` (keyword): a normal run saved at `CHECKPOINTS` steps."""
+def _order_claim(rung, task, steps, saves, say) -> dict:
+    """Claim 5 on ``task`` (keyword): a normal run saved ``saves`` times."""
     kw = dict(rung.get("order_train", rung["train"]), seed=WORD_SEED)
     steps = rung.get("order_steps", steps)
-    kw["log_every"] = max(1, steps // CHECKPOINTS)
+    kw["log_every"] = max(1, steps // saves)
     cfg = rung["make"](task, False)
     say(f"ladder: {rung['label']}: {task!r}, when each keyword is attended ({kw['optimizer']}, {steps} steps)")
-    _, ckpt = _checkpointed(cfg, task, steps, kw)
+    _, ckpt = _checkpointed(cfg, task, steps, kw, saves)
     x, y, gold = _held_out(task)
     return {**_order(task, cfg, ckpt, x, y, gold), "optimizer": kw["optimizer"], "lr": kw["lr"], "steps": steps}
 
@@ -362,14 +361,17 @@ def section_ladder(sizes: Sizes, say) -> Section:
     keyword = tasks.keyword(40, 20, keywords=8, zipf=1.0)
     results = {"settings": {
         "copy_length": sizes.ladder_len, "ks": list(KS), "seeds": sizes.ladder_seeds, "copy_steps": sizes.ladder_steps,
-        "word_steps": sizes.ladder_word_steps, "rnn_hidden": sizes.ladder_dim, "rnn_lr": sizes.ladder_rnn_lr,
+        "word_steps": sizes.ladder_word_steps, "saves": sizes.ladder_saves, "rnn_hidden": sizes.ladder_dim,
+        "rnn_lr": sizes.ladder_rnn_lr,
         "translate": translate.spec(), "keyword": keyword.spec(), "held_out": EVAL_N,
     }, "claims": CLAIMS, "thresholds": THRESHOLDS, "rungs": []}  # fmt: skip
     for rung in rungs(sizes):
+        if sizes.ladder_rungs is not None and rung["key"] not in sizes.ladder_rungs:
+            continue
         t1 = time.perf_counter()
         word_task = keyword if rung["classifier"] else translate
         cells, finals = _word_task(rung, word_task, sizes.ladder_word_steps, say)
-        cells["5"] = _order_claim(rung, keyword, sizes.ladder_word_steps, say)
+        cells["5"] = _order_claim(rung, keyword, sizes.ladder_word_steps, sizes.ladder_saves, say)
         copy_rows, na = [], {}
         if rung["classifier"]:
             say(f"ladder: {rung['label']}: {keyword!r}, {sizes.ladder_seeds} seeds")
@@ -452,7 +454,7 @@ def section_text(results: dict) -> str:
 Every rung is trained here from scratch. Claims 1 and 2: on {s["translate"]["name"]} (Zipf words; the seq2seq
 rungs) or keyword (Zipf keywords; the classifier), one normal and one uniform-attention run each ({s["word_steps"]}
 steps), measured on {s["held_out"]} held-out inputs. Claim 5: on keyword for every rung, one normal run saved
-{CHECKPOINTS} times; a keyword is attended at the first save where the mean attention on it (held-out positives
+{s["saves"]} times; a keyword is attended at the first save where the mean attention on it (held-out positives
 holding it) reaches 0.5, and the stage-2 rate N (docs/design.md §4.2) of each keyword orders them (rung 0 on the
 theory's clock, SGD lr 5 for {2 * s["word_steps"]} steps; Adam, which moves each of its free logits at about its
 learning rate whatever the gradient, would erase the order). Claims 3 and 4: copy(L + k, L), L =
