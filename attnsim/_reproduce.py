@@ -1498,7 +1498,13 @@ def _report(doc: dict, out: str) -> str:
         "",
         'Snell, Zhong, Klein and Steinhardt, "Approximating How Single Head Attention Learns" (arXiv 2103.07601), '
         "reproduced in attnsim's analytic model (and, in the rnn section, on the authors' own recurrent seq2seq), "
-        "each experiment beside the theory's prediction.",
+        "each experiment beside the theory's prediction."
+        + (
+            " The ladder section measures which of its claims hold on each of attnsim's architectures; its checks "
+            "count rung 0 only, and its map says how the other rungs fare."
+            if "ladder" in done
+            else ""
+        ),
         "",
         f"Sections: {', '.join(done)}. Sizes: {'--full (the paper' + chr(39) + 's)' if doc.get('full') else 'default (fewer seeds; --full for the paper' + chr(39) + 's sizes)'}."
         f" Every number below is in `results.json`; every run is reproducible bit for bit from its seed.",
@@ -1528,8 +1534,9 @@ def reproduce(
     out, sections="paper", full: bool = False, progress: bool = False, sizes: Sizes | None = None, force: bool = False
 ) -> dict:
     """Run the paper's experiments (``sections``: "paper", the default: `PAPER`; "all":
-    those and the ladder's validity map; a name from `SECTIONS` or a list) and write ``out/report.md``, the figures (PNG), ``out/results.json`` and one
-    ``out/<section>.md`` per section.
+    those and the ladder's validity map; a name from `SECTIONS` or a list) and write
+    ``out/report.md``, the figures (PNG), ``out/results.json`` and one ``out/<section>.md``
+    per section.
 
     Each section's files are written as soon as it finishes (each file whole), so an
     interruption loses only the section under way; sections already in ``out`` from an
