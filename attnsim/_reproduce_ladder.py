@@ -33,6 +33,7 @@ measured by this section yet: the map shows it as such.
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -334,8 +335,6 @@ def _init_claim(cfg, task, runs) -> tuple[dict | None, str]:
     """Claim 6: whether the init statistic of the runs that learn lies above that of the
     runs that do not (one-sided Mann–Whitney); None, and why, when the counts of learned
     and stuck runs cannot give p < 0.05 (the smallest p is 1 / C(n, k))."""
-    import math as _math
-
     from scipy.stats import mannwhitneyu
 
     stats = [_init_statistic(cfg, r.initial_params, task) for r in runs]
@@ -343,7 +342,7 @@ def _init_claim(cfg, task, runs) -> tuple[dict | None, str]:
     value = np.array([s for s, _ in stats])
     ok = np.array([r.success for r in runs])
     k, n = int(ok.sum()), len(runs)
-    if 1.0 / _math.comb(n, k) >= 0.05:
+    if 1.0 / math.comb(n, k) >= 0.05:
         return None, (f"{k} of {n} permutation runs learned: no ordering of {k} against {n - k} reaches p < 0.05, "
                       "so the init cannot be tested against the fate")  # fmt: skip
     u = mannwhitneyu(value[ok], value[~ok], alternative="greater")
