@@ -55,6 +55,19 @@ def chunk_steps(task: Task, batch: int) -> int:
     return max(1, min(1024, CHUNK_ELEMS // per_step))
 
 
+def fmt_value(v) -> str:
+    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"
+
+
+def accuracies(cfg, final: dict) -> str:
+    """A run's accuracies in words: a classifier's is its label accuracy, a seq2seq model's
+    its token accuracy; a model whose attention is frozen uniform has no attention accuracy."""
+    acc = f"accuracy {fmt_value(final['acc'])}" if cfg.model == "clf" else f"token acc {fmt_value(final['acc'])}"
+    if getattr(cfg, "attention", None) == "uniform":
+        return f"{acc} (attention uniform)"
+    return f"{acc}, attention acc {fmt_value(final['attn_acc'])}"
+
+
 @dataclass
 class Run:
     """One training run: its config (and so its architecture), task, settings, history,
@@ -98,11 +111,10 @@ class Run:
             how = f"diverged at step {self.stopped_at}"
         else:
             how = f"learned at step {self.time_to_learn}" if self.success else "did not learn"
-        acc = "n/a" if f["attn_acc"] is None or math.isnan(f["attn_acc"]) else f"{f['attn_acc']:.3f}"
         return (
             f"Run({self.task.get('name')}, {self.model}, {self.cfg.heads} head{'s' if self.cfg.heads > 1 else ''}, "
             f"{st.get('optimizer')} lr {st.get('lr'):g}, seed {st.get('seed')}, {f['step']} steps: {how}; "
-            f"loss {f['loss']:.4g}, token acc {f['acc']:.3f}, attention acc {acc})"
+            f"loss {f['loss']:.4g}, {accuracies(self.cfg, f)})"
         )
 
     @property

@@ -356,7 +356,7 @@ def cmd_run(args) -> int:
 
     from . import _plots
     from ._outputs import claim, write_dir
-    from ._train import check_compatible, kernels_cached, train
+    from ._train import accuracies, check_compatible, fmt_value, kernels_cached, train
 
     task = _make_task(args)
     cfg = _model_config(args, task)
@@ -394,15 +394,12 @@ def cmd_run(args) -> int:
     if run.status == "diverged":  # the reason is the one warning line the training logged
         verdict = f"diverged at step {run.stopped_at}"
 
-    def fmt(v):
-        return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"
-
     steps = f"{f['step']} steps" if run.status != "diverged" else f"stopped at step {run.stopped_at} of {args.steps}"
     took = f"{run.elapsed:.1f} s" + (", the first compile included" if compiles else "")
     loss = "n/a" if f["loss"] is None else f"{f['loss']:.4g}"
     print(
-        f"{task!r}: {verdict} — loss {loss}, token acc {fmt(f['acc'])}, attention acc "
-        f"{fmt(f['attn_acc'])}, KTIW acc {fmt(f['ktiw_acc'])} ({steps}, {took}) → {args.out}"
+        f"{task!r}: {verdict} — loss {loss}, {accuracies(run.cfg, f)}, KTIW acc {fmt_value(f['ktiw_acc'])} ({steps}, "
+        f"{took}) → {args.out}"
     )
     if run.status == "diverged":
         return EXIT_DIVERGED

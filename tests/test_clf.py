@@ -165,3 +165,21 @@ def test_learns_keywords_with_the_probe_no_later_than_attention():
         assert first(h, "ktiw_acc") <= first(h, "attn_acc")
         earlier += first(h, "ktiw_acc") < first(h, "attn_acc")
     assert earlier >= 4
+
+
+def test_runs_speak_of_a_classifiers_accuracy_and_of_no_attention_accuracy_when_uniform():
+    """A classifier's accuracy is its label accuracy, not a token accuracy; a model whose
+    attention is frozen uniform has no attention accuracy to print."""
+    from attnsim._train import accuracies
+
+    final = {"acc": 0.5, "attn_acc": 0.25}
+    task = at.tasks.keyword(12, 6, keywords=2)
+    clf = at.ClassifierConfig.for_task(task, embed=4, hidden=4, intermediate=4)
+    assert accuracies(clf, final) == "accuracy 0.500, attention acc 0.250"
+    uni = at.ClassifierConfig.for_task(task, embed=4, hidden=4, intermediate=4, attention="uniform")
+    assert accuracies(uni, final) == "accuracy 0.500 (attention uniform)"
+    copy = at.tasks.copy(6, 6)
+    assert accuracies(at.ModelConfig.for_task(copy), final) == "token acc 0.500, attention acc 0.250"
+    assert accuracies(at.RNNConfig.for_task(copy, hidden=4, attention="uniform"), final) == (
+        "token acc 0.500 (attention uniform)"
+    )
