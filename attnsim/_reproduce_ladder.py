@@ -23,12 +23,15 @@ its keywords are attended), claims 3 and 4 on the copy tasks (keyword for the cl
 claim 3; claim 4 does not apply to it). Rung 0 trains on the theory's clock for claim 5
 (SGD, as ``attnsim reproduce salient``): Adam moves each of its free logits at about its
 learning rate whatever its gradient, which erases the order the rates give; the other rungs
-share their parameters among words and train with Adam throughout. Claims 6 (a function of the
+share their parameters among words and train with Adam throughout. Claim 6 (a function of the
 init predicts a run's fate) is measured on the permutation copy's runs: the saddle
 projection of the init where the rung has effective tables (rung 0, and rung 1 with
 positional attention, through its tables), else the largest initial attention mass on the
-gold positions among the heads (held-out inputs); claim 7 (the multi-head rescue) is not
-measured by this section yet: the map shows it as such.
+gold positions among the heads (held-out inputs). Claim 7 (the multi-head rescue) follows
+the paper's protocol on the permutation copy, on every rung with a multi-head form (all but
+the classifier): candidate heads are screened by single-head runs over 3 data seeds from one
+shared base model (good: learns on every seed; bad: on none), then 8-head models of 7 bad +
+1 good heads are trained against 8-head models of 8 bad heads.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ import time
 import numpy as np
 
 from . import metrics, tasks, theory
-from ._model import forward
+from ._model import forward, init_params
 from ._reproduce import (
     ADAM,
     Section,
@@ -63,6 +66,9 @@ KS = (0, 1, 2, 4, 8, 20)  # V = L + k
 KTIW_FIRST = 0.8
 EASY_RATE = 0.9
 FISHER_P = 0.05
+RESCUE_P = 0.05
+BASE_SEED = 30_000  # the shared base model of claim 7's candidates (its non-head parameters)
+DATA_SEEDS = (0, 1, 2)  # claim 7's screening: each candidate head on three data streams
 
 CLAIMS = {
     "1": "stage 1 is co-occurrence learning: A(β^uf, β^px) above chance",
@@ -81,59 +87,69 @@ THRESHOLDS = {
     "5": "Kendall τ_b of earliness and rate with permutation p < 0.01 (ties kept)",
     "6": "learned runs' init statistic above the stuck runs' (Mann–Whitney one-sided p < 0.05; n/a when the "
     "counts cannot reach it)",
+    "7": f"7 bad + 1 good learns more often than 8 bad (Fisher one-sided p < {RESCUE_P}; n/a when the screening "
+    "finds fewer than 8 bad or no good heads)",
 }
-MEASURED = ("1", "2", "3", "4", "5", "6")
+MEASURED = tuple(CLAIMS)
 
 
 def rungs(sizes: Sizes) -> list[dict]:
-    """The rungs of the map: a config for a task (``uniform``: attention frozen at 1/L), the
-    training settings, and which of the paper's assumptions the rung breaks."""
+    """The rungs of the map: a config for a task (``uniform``: attention frozen at 1/L;
+    ``heads``: claim 7's single- and 8-head forms, None for the rung's own), the training
+    settings, and which of the paper's assumptions the rung breaks. A rung without a
+    ``multihead`` form (the classifier) has no claim 7."""
     d = sizes.ladder_dim
     rnn_adam = dict(optimizer="adam", lr=sizes.ladder_rnn_lr, batch=128, scale=None)
     dot_adam = dict(optimizer="adam", lr=0.01, batch=128, scale=None)
 
-    def free(task, uniform):
+    def free(task, uniform, heads=None):
         attention = "uniform" if uniform else ("both" if task.name == "translate" else None)
-        return ModelConfig.for_task(task, **({"attention": attention} if attention else {}))
+        return ModelConfig.for_task(task, heads=heads or 1, **({"attention": attention} if attention else {}))
 
     def dot(rho):  # positional attention on copy (the saddle's coordinates), both on the word tasks
-        def make(task, uniform):
+        def make(task, uniform, heads=None):
             attention = "uniform" if uniform else ("positional" if task.name == "copy" else "both")
-            return DotConfig.for_task(task, dim=32, attention=attention, values="word+position", context=rho)
+            return DotConfig.for_task(task, heads=heads or 1, dim=32, attention=attention, values="word+position",
+                                      context=rho)  # fmt: skip
 
         return make
 
-    def rnn(**kw):
-        return lambda task, uniform: RNNConfig.for_task(task, hidden=d, attention="uniform" if uniform else "dot", **kw)
+    def rnn(own_heads=1, **kw):
+        def make(task, uniform, heads=None):
+            return RNNConfig.for_task(task, hidden=d, attention="uniform" if uniform else "dot",
+                                      heads=heads or own_heads, **kw)  # fmt: skip
 
-    def clf(task, uniform):
+        return make
+
+    def clf(task, uniform, heads=None):
         return ClassifierConfig.for_task(task, embed=d, hidden=d, intermediate=d,
                                          attention="uniform" if uniform else "mlp")  # fmt: skip
 
     out = [
-        dict(key="free", label="free logits (rung 0)", make=free, train=dict(ADAM), classifier=False,
+        dict(key="free", label="free logits (rung 0)", make=free, train=dict(ADAM), classifier=False, multihead=True,
              order_train=dict(optimizer="sgd", lr=5.0, batch=128, scale=0.01), order_steps=2 * sizes.ladder_word_steps,
              breaks="none: it is the paper's approximation"),
     ]  # fmt: skip
     for rho in (0.0, 0.5, 1.0):
         out.append(dict(
             key=f"dot{rho:g}", label=f"dot head, ρ {rho:g} (rung 1)", make=dot(rho), train=dict(dot_adam),
-            classifier=False,
+            classifier=False, multihead=True,
             breaks="none at ρ 0 (it equals rung 0 at its effective tables, learned jointly)" if rho == 0 else
             f"assumption 1: a source state carries ρ/2 = {rho / 2:g} of each neighbour's word",
         ))  # fmt: skip
     out.append(dict(
         key="lstm", label=f"LSTM seq2seq, d {d} (rung 2)", make=rnn(), train=dict(rnn_adam), classifier=False,
+        multihead=True,
         breaks="assumption 1 entirely (states carry their prefix) and fixed queries (they come from the decoder)",
     ))  # fmt: skip
     out.append(dict(
         key="gru8", label=f"GRU seq2seq, 8 heads, d {d} (rung 2)",
-        make=rnn(cell="gru", heads=8, shared_embedding=False), train=dict(rnn_adam), classifier=False,
+        make=rnn(8, cell="gru", shared_embedding=False), train=dict(rnn_adam), classifier=False, multihead=True,
         breaks="as the LSTM, with 8 heads averaged",
     ))  # fmt: skip
     out.append(dict(
         key="clf", label=f"attention classifier, d {d} (rung 3)", make=clf,
-        train=dict(optimizer="adam", lr=3e-3, batch=32, scale=None), classifier=True,
+        train=dict(optimizer="adam", lr=3e-3, batch=32, scale=None), classifier=True, multihead=False,
         breaks="assumption 1 entirely (bidirectional states carry the whole sentence); logits from a network",
     ))  # fmt: skip
     return out
@@ -354,6 +370,69 @@ def _init_claim(cfg, task, runs) -> tuple[dict | None, str]:
     }, ""  # fmt: skip
 
 
+def head_names(cfg1, cfg8) -> list[str]:
+    """The per-head parameters: those whose shape differs between the 1- and 8-head forms
+    (heads stacked on their first axis)."""
+    s1, s8 = cfg1.param_shapes(), cfg8.param_shapes()
+    return [k for k in s1 if s1[k] != s8[k]]
+
+
+def _rescue_claim(rung, sizes, say) -> tuple[dict | None, str, dict]:
+    """Claim 7, the paper's protocol on the permutation copy: ``ladder_candidates`` heads,
+    each on the shared base model (seed `BASE_SEED`) as a single-head run over the three
+    `DATA_SEEDS`; good heads learn on every seed, bad ones on none; then ``ladder_combos``
+    8-head models of 7 bad + 1 good (the good head at a random place) and as many of 8 bad.
+    Holds when 7 + 1 learns more often (Fisher one-sided p < `RESCUE_P`). None, and why, when
+    the screening finds fewer than 8 bad heads or no good one."""
+    L, n = sizes.ladder_len, sizes.ladder_candidates
+    task = tasks.copy(L, L)
+    cfg1, cfg8 = rung["make"](task, False, heads=1), rung["make"](task, False, heads=8)
+    names = head_names(cfg1, cfg8)
+    kw = dict(rung["train"])
+    scale = kw.pop("scale")
+    base = init_params(cfg1, BASE_SEED, scale)
+    cands = [{k: p[k] for k in names} for p in (init_params(cfg1, 1 + i, scale) for i in range(n))]
+
+    def model(heads):
+        return {**base, **{k: np.concatenate([cands[h][k] for h in heads]) for k in names}}
+
+    nd = len(DATA_SEEDS)
+    say(f"ladder: {rung['label']}: claim 7, screening {n} heads × {nd} data seeds on copy({L}, {L})")
+    screen = train_many(cfg1, task, [s for _ in range(n) for s in DATA_SEEDS],
+                        params=[model([h]) for h in range(n) for _ in DATA_SEEDS], steps=sizes.ladder_steps,
+                        log_every=5, progress=say.bar, **kw)  # fmt: skip
+    ok = np.array([r.success for r in screen]).reshape(n, nd)
+    good, bad = np.flatnonzero(ok.all(axis=1)), np.flatnonzero(~ok.any(axis=1))
+    screening = {"candidates": n, "good": good.tolist(), "bad": bad.tolist(), "success": ok.tolist()}
+    if len(bad) < 8 or len(good) < 1:
+        return None, (f"the screening found {len(good)} good and {len(bad)} bad heads of {n} (learned on every / "
+                      "no data seed): 7 bad + 1 good against 8 bad needs 8 bad and 1 good"), screening  # fmt: skip
+    kinds = {}
+    rng = np.random.default_rng([777, 1])
+    kinds["8 bad"] = [list(rng.choice(bad, 8, replace=False)) for _ in range(sizes.ladder_combos)]
+    rng = np.random.default_rng([777, 2])
+    combos = []
+    for _ in range(sizes.ladder_combos):
+        heads = list(rng.choice(bad, 7, replace=False))
+        heads.insert(int(rng.integers(0, 8)), int(rng.choice(good)))
+        combos.append(heads)
+    kinds["7 bad + 1 good"] = combos
+    rows = {}
+    for name, combos in kinds.items():
+        say(f"ladder: {rung['label']}: claim 7, {len(combos)} 8-head models of {name}")
+        runs = train_many(cfg8, task, range(len(combos)), params=[model(c) for c in combos],
+                          steps=sizes.ladder_steps, log_every=5, progress=say.bar, **kw)  # fmt: skip
+        k = int(sum(r.success for r in runs))
+        rows[name] = {"heads": [[int(h) for h in c] for c in combos], "learned": k, "runs": len(runs),
+                      "interval": _wilson(k, len(runs))}  # fmt: skip
+    one, eight = rows["7 bad + 1 good"], rows["8 bad"]
+    p = _fisher_less(eight["learned"], eight["runs"], one["learned"], one["runs"])
+    return {
+        "value": one["learned"] / one["runs"], "interval": one["interval"], "bad": eight["learned"] / eight["runs"],
+        "bad_interval": eight["interval"], "fisher_p": p, "models": rows, "passed": bool(p < RESCUE_P),
+    }, "", screening  # fmt: skip
+
+
 def section_ladder(sizes: Sizes, say) -> Section:
     t0 = time.perf_counter()
     translate = tasks.translate(40, 40, 20, zipf=1.0, noise=0.05)
@@ -361,7 +440,7 @@ def section_ladder(sizes: Sizes, say) -> Section:
     results = {"settings": {
         "copy_length": sizes.ladder_len, "ks": list(KS), "seeds": sizes.ladder_seeds, "copy_steps": sizes.ladder_steps,
         "word_steps": sizes.ladder_word_steps, "saves": sizes.ladder_saves, "rnn_hidden": sizes.ladder_dim,
-        "rnn_lr": sizes.ladder_rnn_lr,
+        "rnn_lr": sizes.ladder_rnn_lr, "candidates": sizes.ladder_candidates, "combos": sizes.ladder_combos,
         "translate": translate.spec(), "keyword": keyword.spec(), "held_out": EVAL_N,
     }, "claims": CLAIMS, "thresholds": THRESHOLDS, "rungs": []}  # fmt: skip
     for rung in rungs(sizes):
@@ -383,9 +462,17 @@ def section_ladder(sizes: Sizes, say) -> Section:
         else:
             copy_cells, copy_rows, na = _copy_claims(rung, sizes, say)
             cells.update(copy_cells)
+        screening = None
+        if rung["multihead"]:
+            cells["7"], why7, screening = _rescue_claim(rung, sizes, say)
+            if cells["7"] is None:
+                na["7"] = why7
+        else:
+            cells["7"], na["7"] = None, "one attention head: the classifier has no multi-head form"
         results["rungs"].append({
             "key": rung["key"], "label": rung["label"], "breaks": rung["breaks"], "task": word_task.spec(),
-            "claims": cells, "not_applicable": na, "copy": copy_rows, **finals, "seconds": time.perf_counter() - t1,
+            "claims": cells, "not_applicable": na, "copy": copy_rows, "screening": screening, **finals,
+            "seconds": time.perf_counter() - t1,
         })  # fmt: skip
     zero = results["rungs"][0]["claims"]
     checks = [  # rung 0's cells (a cell that cannot be measured, with its reason in the text, is not a check)
@@ -410,6 +497,8 @@ def _cell_value(c, cell) -> str:
         return f"{cell['count']}/{cell['of']}"
     if c == "4":
         return f"{cell['value']:.2f} vs {cell['easy']:.2f} (p {cell['fisher_p']:.2g})"
+    if c == "7":
+        return f"{cell['value']:.2f} vs {cell['bad']:.2f} (p {cell['fisher_p']:.2g})"
     if c == "6":
         what = "saddle" if cell["statistic"].startswith("saddle") else "gold mass"
         return f"AUC {cell['value']:.2f} ({what}, p {cell['p']:.2g})"
@@ -427,14 +516,14 @@ def section_text(results: dict) -> str:
     lines = [head, "|---|" + "---|" * len(CLAIMS)]
     for r in results["rungs"]:
         cells = [f"{_cell_value(c, r['claims'][c])} {_mark(r['claims'][c])}" for c in MEASURED]
-        lines.append(f"| {r['label']} | " + " | ".join(cells) + " | not measured yet |")
+        lines.append(f"| {r['label']} | " + " | ".join(cells) + " |")
     held = sum(r["claims"][c] is not None and r["claims"][c]["passed"] for r in results["rungs"] for c in MEASURED)
     failed = sum(
         r["claims"][c] is not None and not r["claims"][c]["passed"] for r in results["rungs"] for c in MEASURED
     )
     na = sum(r["claims"][c] is None for r in results["rungs"] for c in MEASURED)
-    summary = (f"**The map: {held} cells hold, {failed} fail, {na} cannot be measured** (claims 1–6 on "
-               f"{len(results['rungs'])} rungs; claim 7 is not measured by this section yet). The report's checks "
+    summary = (f"**The map: {held} cells hold, {failed} fail, {na} cannot be measured** (claims 1–7 on "
+               f"{len(results['rungs'])} rungs). The report's checks "
                "above count rung 0 only — the paper's claims on the paper's own model; the other rungs' cells are "
                "measurements of where the story carries over, not checks of attnsim.")  # fmt: skip
     notes = [f"- {r['label']}, claim {c}: {why}." for r in results["rungs"]
@@ -457,7 +546,10 @@ steps), measured on {s["held_out"]} held-out inputs. Claim 5: on keyword for eve
 holding it) reaches 0.5, and the stage-2 rate N (docs/design.md §4.2) of each keyword orders them (rung 0 on the
 theory's clock, SGD lr 5 for {2 * s["word_steps"]} steps; Adam, which moves each of its free logits at about its
 learning rate whatever the gradient, would erase the order). Claims 3 and 4: copy(L + k, L), L =
-{s["copy_length"]}, k = {", ".join(map(str, s["ks"]))}, {s["seeds"]} seeds each ({s["copy_steps"]} steps). The
+{s["copy_length"]}, k = {", ".join(map(str, s["ks"]))}, {s["seeds"]} seeds each ({s["copy_steps"]} steps). Claim 7,
+the paper's protocol on the permutation copy: {s["candidates"]} candidate heads, each trained alone on one shared base
+model over 3 data seeds (good: learns on all 3; bad: on none), then {s["combos"]} 8-head models of 7 bad + 1 good
+heads against {s["combos"]} of 8 bad (the rung's own multi-head form; the classifier has none). The
 recurrent rungs and the classifier have d {s["rnn_hidden"]} (Adam lr {s["rnn_lr"]:g} for the recurrent
 seq2seq). Each verdict is computed from the number beside it against a threshold fixed before the run:
 
@@ -469,11 +561,11 @@ seq2seq). Each verdict is computed from the number beside it against a threshold
 
 ![the validity map](ladder_map.png)
 
-*Rows: rungs; columns: claims. Blue: the claim holds; orange: it fails; grey: not measured by this section yet
-(claim 7) or not applicable (no copy task for a classifier; claim 6 where too few permutation runs learned, or got
-stuck, for any ordering to reach p < 0.05). Claim 6's statistic is the saddle projection on rungs 0 and 1 and the
-initial gold attention mass on rung 2: a ✗ there says that proxy does not predict the fate, not that nothing
-does.*{na_text}
+*Rows: rungs; columns: claims. Blue: the claim holds; orange: it fails; grey: not applicable (no copy task and
+one head for a classifier; claim 6 where too few permutation runs learned, or got stuck, for any ordering to reach
+p < 0.05; claim 7 where the screening found too few bad or good heads). Claim 6's statistic is the saddle
+projection on rungs 0 and 1 and the initial gold attention mass on rung 2: a ✗ there says that proxy does not
+predict the fate, not that nothing does.*{na_text}
 
 {claim2}
 
@@ -495,6 +587,12 @@ def _locate(r, bad) -> str:
     if "4" in bad and r["copy"]:
         curve = ", ".join(f"k {row['k']}: {row['learned']}/{row['runs']}" for row in r["copy"])
         parts.append(f" Success against k = V − L: {curve}.")
+    if "7" in bad:
+        sc, m = r["screening"], c["7"]["models"]
+        one, eight = m["7 bad + 1 good"], m["8 bad"]
+        parts.append(f" Claim 7: of {sc['candidates']} screened heads {len(sc['good'])} learned on every data seed "
+                     f"and {len(sc['bad'])} on none; 7 bad + 1 good learned in {one['learned']} of {one['runs']}, "
+                     f"8 bad in {eight['learned']} of {eight['runs']}.")  # fmt: skip
     if "3" in bad:
         parts.append(f" KTIW first in {c['3']['count']} of {c['3']['of']} learned runs.")
     if "6" in bad:
@@ -551,8 +649,7 @@ def _fig_map(results):
         for j, c in enumerate(cols):
             cell = r["claims"].get(c)
             grid[i, j] = 0 if cell is None else (2 if cell["passed"] else 1)
-            text = "not measured\nyet" if c not in MEASURED else ("n/a" if cell is None else
-                                                                  f"{_mark(cell)} {_cell_value(c, cell)}")  # fmt: skip
+            text = "n/a" if cell is None else f"{_mark(cell)} {_cell_value(c, cell)}"
             a.text(j, i, text.replace(" vs ", "\nvs ").replace(" (", "\n("), ha="center", va="center", fontsize=7)
     a.imshow(grid, cmap=ListedColormap(["0.85", "#f4a582", "#92c5de"]), vmin=0, vmax=2, aspect="auto")
     import textwrap
@@ -562,7 +659,7 @@ def _fig_map(results):
     a.set_xticks(range(len(cols)), labels, fontsize=7)
     a.set_yticks(range(len(rs)), [r["label"] for r in rs], fontsize=8)
     a.set_title("Which parts of the two-stage story hold on which architecture (blue: holds; orange: fails; grey: "
-                "not measured / n/a)", fontsize=9)  # fmt: skip
+                "n/a)", fontsize=9)  # fmt: skip
     return fig
 
 

@@ -41,6 +41,7 @@ def test_the_map_has_every_rung_and_claim(section):
     for r in section.results["rungs"]:
         assert set(r["claims"]) == set(LD.MEASURED)
         assert (r["claims"]["4"] is None) == (r["key"] == "clf")  # no copy task for a classifier
+        assert (r["screening"] is None) == (r["key"] == "clf")  # nor a multi-head form
     assert set(section.figures) == {"ladder_map.png", "ladder_copy.png"}
 
 
@@ -92,6 +93,45 @@ def test_attention_order_cell_of_rung_0_from_its_snapshots(section):
     assert got["value"] == want["value"] or (math.isnan(got["value"]) and math.isnan(want["value"]))
 
 
+def test_rescue_cell_is_that_of_independent_runs(section):
+    """Claim 7 of rung 0: the screening and both kinds of 8-head model, trained one at a
+    time from heads drawn here, and Fisher's p from their counts."""
+    rung, cell = _make("free"), _rung(section, "free")
+    L, n = TINY.ladder_len, TINY.ladder_candidates
+    task = at.tasks.copy(L, L)
+    cfg1, cfg8 = at.ModelConfig.for_task(task), at.ModelConfig.for_task(task, heads=8)
+    kw = {k: v for k, v in rung["train"].items() if k != "scale"}
+    scale = rung["train"]["scale"]
+    base_b = at.init_params(cfg1, LD.BASE_SEED, scale)["b"]
+    heads = [at.init_params(cfg1, 1 + i, scale) for i in range(n)]
+
+    def model(hs):
+        return {"U": np.concatenate([heads[h]["U"] for h in hs]), "S": np.concatenate([heads[h]["S"] for h in hs]),
+                "b": base_b}  # fmt: skip
+
+    ok = [[at.train(cfg1, task, seed=s, params=model([h]), steps=TINY.ladder_steps, log_every=5, **kw).success
+           for s in LD.DATA_SEEDS] for h in range(n)]  # fmt: skip
+    assert cell["screening"]["success"] == ok
+    assert cell["screening"]["bad"] == [h for h in range(n) if not any(ok[h])]
+    assert cell["screening"]["good"] == [h for h in range(n) if all(ok[h])]
+    c7 = cell["claims"]["7"]
+    assert c7 is not None, "TINY's screening should find 8 bad heads and a good one on rung 0"
+    counts = {}
+    for name, row in c7["models"].items():
+        assert len(row["heads"]) == TINY.ladder_combos
+        counts[name] = sum(at.train(cfg8, task, seed=s, params=model(hs), steps=TINY.ladder_steps, log_every=5,
+                                    **kw).success for s, hs in enumerate(row["heads"]))  # fmt: skip
+        assert row["learned"] == counts[name]
+        if name == "7 bad + 1 good":
+            assert all(sum(h in cell["screening"]["good"] for h in hs) == 1 for hs in row["heads"])
+        else:
+            assert all(set(hs) <= set(cell["screening"]["bad"]) for hs in row["heads"])
+    m = TINY.ladder_combos
+    p = fisher_exact([[counts["8 bad"], m - counts["8 bad"]], [counts["7 bad + 1 good"], m - counts["7 bad + 1 good"]]],
+                     "less")[1]  # fmt: skip
+    assert c7["fisher_p"] == pytest.approx(p, rel=1e-12) and c7["passed"] == (p < LD.RESCUE_P)
+
+
 def test_init_statistic_is_the_saddle_projection_or_the_gold_mass():
     """Claim 6's statistic: the saddle projection through the effective tables where the
     rung has positional ones (rung 0; rung 1 on copy), else the largest head's mean gold
@@ -130,11 +170,18 @@ def test_verdicts_follow_their_numbers(section):
             assert len(c["6"]["learned"]) + len(c["6"]["stuck"]) == TINY.ladder_seeds
         else:  # the reason is stated: a classifier, or counts that cannot reach p < 0.05
             assert "6" in r["not_applicable"]
+        if c["7"] is not None:
+            assert c["7"]["passed"] == (c["7"]["fisher_p"] < LD.RESCUE_P)
+            assert c["7"]["interval"][0] <= c["7"]["value"] <= c["7"]["interval"][1]
+        else:  # a classifier, or a screening without 8 bad heads and a good one
+            assert "7" in r["not_applicable"]
+            sc = r["screening"]
+            assert r["key"] == "clf" or len(sc["bad"]) < 8 or not sc["good"]
     # the report's table prints each verdict beside its number
     for r in section.results["rungs"]:
         row = next(line for line in section.text.splitlines() if line.startswith(f"| {r['label']} |"))
         marks = [cell.strip().split()[-1] for cell in row.strip("|").split("|")[1:]]
-        assert marks == [LD._mark(r["claims"][k]) for k in LD.MEASURED] + ["yet"]  # claim 7: "not measured yet"
+        assert marks == [LD._mark(r["claims"][k]) for k in LD.MEASURED]
     zero = section.results["rungs"][0]["claims"]
     assert [c["passed"] for c in section.checks] == [zero[k]["passed"] for k in LD.MEASURED if zero[k] is not None]
 
