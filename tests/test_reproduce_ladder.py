@@ -114,7 +114,7 @@ def test_rescue_cell_is_that_of_independent_runs(section):
     assert cell["screening"]["success"] == ok
     assert cell["screening"]["bad"] == [h for h in range(n) if not any(ok[h])]
     assert cell["screening"]["good"] == [h for h in range(n) if all(ok[h])]
-    c7 = cell["claims"]["7"]
+    c7, m = cell["claims"]["7"], TINY.ladder_combos
     assert c7 is not None, "TINY's screening should find 8 bad heads and a good one on rung 0"
     counts = {}
     for name, row in c7["models"].items():
@@ -122,11 +122,14 @@ def test_rescue_cell_is_that_of_independent_runs(section):
         counts[name] = sum(at.train(cfg8, task, seed=s, params=model(hs), steps=TINY.ladder_steps, log_every=5,
                                     **kw).success for s, hs in enumerate(row["heads"]))  # fmt: skip
         assert row["learned"] == counts[name]
+        assert all(len(set(hs)) == 8 and set(hs) <= set(range(n)) for hs in row["heads"])
         if name == "7 bad + 1 good":
             assert all(sum(h in cell["screening"]["good"] for h in hs) == 1 for hs in row["heads"])
-        else:
+            assert all(sum(h in cell["screening"]["bad"] for h in hs) == 7 for hs in row["heads"])
+        elif name == "8 bad":
             assert all(set(hs) <= set(cell["screening"]["bad"]) for hs in row["heads"])
-    m = TINY.ladder_combos
+    assert set(c7["models"]) == {"7 bad + 1 good", "8 bad", "8 random"}
+    assert c7["random"] == counts["8 random"] / m
     p = fisher_exact([[counts["8 bad"], m - counts["8 bad"]], [counts["7 bad + 1 good"], m - counts["7 bad + 1 good"]]],
                      "less")[1]  # fmt: skip
     assert c7["fisher_p"] == pytest.approx(p, rel=1e-12) and c7["passed"] == (p < LD.RESCUE_P)
