@@ -607,6 +607,28 @@ BASE_SEED = 10_000  # the shared base init (the output bias)
 DATA_SEEDS = (0, 1, 2)
 
 
+def rescue_kinds(bad, good, candidates: int, n: int, rng_for) -> dict:
+    """The 8-head models of the rescue protocol, each a list of candidate heads: ``n`` of 8
+    bad heads (when there are 8), of 7 bad + 1 good (the good one at a random place; when
+    there are 7 and 1) and of 8 random candidates, in that order; ``rng_for(kind)`` gives the
+    generator each kind draws from (one stream for all, or one per kind)."""
+    kinds = {}
+    if len(bad) >= 8:
+        rng = rng_for("8 bad")
+        kinds["8 bad"] = [list(rng.choice(bad, 8, replace=False)) for _ in range(n)]
+    if len(bad) >= 7 and len(good) >= 1:
+        rng = rng_for("7 bad + 1 good")
+        combos = []
+        for _ in range(n):
+            heads = list(rng.choice(bad, 7, replace=False))
+            heads.insert(int(rng.integers(0, 8)), int(rng.choice(good)))
+            combos.append(heads)
+        kinds["7 bad + 1 good"] = combos
+    rng = rng_for("8 random")
+    kinds["8 random"] = [list(rng.choice(candidates, 8, replace=False)) for _ in range(n)]
+    return kinds
+
+
 def _compose(heads, base_b):
     """A model of the given single-head (U, S) pairs, heads averaged, with the base bias."""
     return {
@@ -651,17 +673,7 @@ def section_multihead(sizes: Sizes, say) -> Section:
     }  # fmt: skip
     rng = np.random.default_rng(777)
     cfg8 = ModelConfig.for_task(task, heads=8)
-    kinds = {}
-    if len(bad) >= 8:
-        kinds["8 bad"] = [list(rng.choice(bad, 8, replace=False)) for _ in range(sizes.combos)]
-    if len(bad) >= 7 and len(good) >= 1:
-        combos = []
-        for _ in range(sizes.combos):
-            heads = list(rng.choice(bad, 7, replace=False))
-            heads.insert(int(rng.integers(0, 8)), int(rng.choice(good)))
-            combos.append(heads)
-        kinds["7 bad + 1 good"] = combos
-    kinds["8 random"] = [list(rng.choice(sizes.candidates, 8, replace=False)) for _ in range(sizes.combos)]
+    kinds = rescue_kinds(bad, good, sizes.candidates, sizes.combos, lambda kind: rng)  # one stream, in turn
     say(f"multihead: 8-head models, {sizes.combos} of each of {len(kinds)} kinds")
     eight = {}
     for name, combos in kinds.items():

@@ -52,6 +52,7 @@ from ._reproduce import (
     _first_at_least,
     _proxy_table,
     _wilson,
+    rescue_kinds,
 )
 from ._train import train, train_many
 from .arch.clf import ClassifierConfig
@@ -408,18 +409,9 @@ def _rescue_claim(rung, sizes, say) -> tuple[dict | None, str, dict]:
     if len(bad) < 8 or len(good) < 1:
         return None, (f"the screening found {len(good)} good and {len(bad)} bad heads of {n} (learned on every / "
                       "no data seed): 7 bad + 1 good against 8 bad needs 8 bad and 1 good"), screening  # fmt: skip
-    kinds = {}
-    rng = np.random.default_rng([777, 1])
-    kinds["8 bad"] = [list(rng.choice(bad, 8, replace=False)) for _ in range(sizes.ladder_combos)]
-    rng = np.random.default_rng([777, 2])
-    combos = []
-    for _ in range(sizes.ladder_combos):
-        heads = list(rng.choice(bad, 7, replace=False))
-        heads.insert(int(rng.integers(0, 8)), int(rng.choice(good)))
-        combos.append(heads)
-    kinds["7 bad + 1 good"] = combos
-    rng = np.random.default_rng([777, 3])  # the control: can 8 averaged heads learn within the budget at all?
-    kinds["8 random"] = [list(rng.choice(n, 8, replace=False)) for _ in range(sizes.ladder_combos)]
+    # 8 random heads are the control: can 8 averaged heads learn within the budget at all?
+    streams = {"8 bad": [777, 1], "7 bad + 1 good": [777, 2], "8 random": [777, 3]}
+    kinds = rescue_kinds(bad, good, n, sizes.ladder_combos, lambda kind: np.random.default_rng(streams[kind]))
     rows = {}
     for name, combos in kinds.items():
         say(f"ladder: {rung['label']}: claim 7, {len(combos)} 8-head models of {name}")

@@ -20,7 +20,7 @@ import numpy as np
 
 from . import theory
 from ._model import init_params
-from ._reproduce import BAD, GOOD, Section, Sizes, _check, _curve_panel, _figure, _verdict, _wilson
+from ._reproduce import BAD, GOOD, Section, Sizes, _check, _curve_panel, _figure, _verdict, _wilson, rescue_kinds
 from ._train import train_many
 from .arch.rnn import RNNConfig
 from .tasks import copy
@@ -127,20 +127,8 @@ def _multihead(sizes: Sizes, say, screening: dict | None = None, done: dict | No
                              f"{len(cands)} × {nd}")  # fmt: skip
     good = np.flatnonzero(ok.all(axis=1))
     bad, criterion = bad_heads(acc, ok)
-    kinds = {}  # each kind's combinations from a stream of its own: one kind's are the same whatever the others'
-    if len(bad) >= 8:
-        rng = np.random.default_rng([777, 1])
-        kinds["8 bad"] = [list(rng.choice(bad, 8, replace=False)) for _ in range(sizes.rnn_combos)]
-    if len(bad) >= 7 and len(good) >= 1:
-        rng = np.random.default_rng([777, 2])
-        combos = []
-        for _ in range(sizes.rnn_combos):
-            heads = list(rng.choice(bad, 7, replace=False))
-            heads.insert(int(rng.integers(0, 8)), int(rng.choice(good)))
-            combos.append(heads)
-        kinds["7 bad + 1 good"] = combos
-    rng = np.random.default_rng(777)
-    kinds["8 random"] = [list(rng.choice(len(cands), 8, replace=False)) for _ in range(sizes.rnn_combos)]
+    streams = {"8 bad": [777, 1], "7 bad + 1 good": [777, 2], "8 random": 777}  # one kind's whatever the others'
+    kinds = rescue_kinds(bad, good, len(cands), sizes.rnn_combos, lambda kind: np.random.default_rng(streams[kind]))
     eight, curves = {}, []
     for name, combos in kinds.items():
         heads = [[int(h) for h in c] for c in combos]
