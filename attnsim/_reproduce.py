@@ -895,6 +895,34 @@ def _snapshot_params(run, k) -> dict:
     return {name: s[name][k] for name in ("U", "b", "S", "A") if name in s}
 
 
+def salient_tables(cfg, sel, ckpts, x, y, rows) -> tuple[list, dict, np.ndarray, np.ndarray]:
+    """The paper's salient-word numbers from the scores ``sel`` (alpha, beta, beta_uf,
+    beta_px, delta; the ``rows`` of the held-out ``x`` with a gold position) and the normal
+    run's parameters at its checkpoints ``ckpts`` (the last is its final one): each pair's
+    agreement A and Kendall τ beside their chance (`PAIRS`); ξ(X), the accuracy of the first
+    checkpoint whose attention agrees with the final attention as well as X does; and the
+    accuracy and that agreement at every checkpoint (ξ* is the best accuracy)."""
+    table = []
+    for label, u, v in PAIRS:
+        chance = metrics.shuffled_baseline(sel[u], sel[v], seed=1)
+        table.append(
+            {
+                "pair": label, "top5_match": metrics.agreement(sel[u], sel[v]),
+                "kendall_tau": metrics.kendall_tau(sel[u], sel[v]),
+                "chance_top5": chance["agreement"], "chance_kendall": chance["kendall"],
+            }
+        )  # fmt: skip
+    final = sel["alpha"]
+    perf = np.array([_accuracy(cfg, p, x, y) for p in ckpts])
+    agree = np.array([metrics.agreement(final, _attention(cfg, p, x)[rows]) for p in ckpts])
+    xi = {}
+    for key, label in (("beta_uf", "ξ(β^uf)"), ("beta_px", "ξ(β^px)"), ("delta", "ξ(Δ)")):
+        target = metrics.agreement(final, sel[key])
+        idx = np.flatnonzero(agree >= target)
+        xi[label] = {"agreement_with_final_attention": target, "xi": float(perf[idx[0]] if idx.size else perf[-1])}
+    return table, xi, perf, agree
+
+
 def _salient_task(name, task, cfg, uniform_cfg, train_kw, say) -> dict:
     """Normal and uniform-attention runs of ``task``; the paper's agreement table and ξ."""
     say(f"salient: {task!r}, a normal and a uniform-attention run")
@@ -913,30 +941,8 @@ def _salient_task(name, task, cfg, uniform_cfg, train_kw, say) -> dict:
     }
     rows_with_gold = gold >= 0  # classification: the positive examples (the only ones with a salient word)
     sel = {k: v[rows_with_gold] for k, v in scores.items()}
-    table = []
-    for label, u, v in PAIRS:
-        chance = metrics.shuffled_baseline(sel[u], sel[v], seed=1)
-        table.append(
-            {
-                "pair": label, "top5_match": metrics.agreement(sel[u], sel[v]),
-                "kendall_tau": metrics.kendall_tau(sel[u], sel[v]),
-                "chance_top5": chance["agreement"], "chance_kendall": chance["kendall"],
-            }
-        )  # fmt: skip
-    # ξ: the performance of the normal run at its first checkpoint whose attention agrees
-    # with its final attention as well as X does
-    final = sel["alpha"]
-    perf, agree = [], []
-    for k in range(len(normal.snapshots["step"])):
-        p = _snapshot_params(normal, k)
-        perf.append(_accuracy(cfg, p, x, y))
-        agree.append(metrics.agreement(final, _attention(cfg, p, x)[rows_with_gold]))
-    perf, agree = np.array(perf), np.array(agree)
-    xi = {}
-    for key, label in (("beta_uf", "ξ(β^uf)"), ("beta_px", "ξ(β^px)"), ("delta", "ξ(Δ)")):
-        target = metrics.agreement(final, sel[key])
-        idx = np.flatnonzero(agree >= target)
-        xi[label] = {"agreement_with_final_attention": target, "xi": float(perf[idx[0]] if idx.size else perf[-1])}
+    ckpts = [_snapshot_params(normal, k) for k in range(len(normal.snapshots["step"]))]
+    table, xi, perf, agree = salient_tables(cfg, sel, ckpts, x, y, rows_with_gold)
     return {
         "task": task.spec(),
         "attention": cfg.attention,

@@ -183,3 +183,33 @@ def test_runs_speak_of_a_classifiers_accuracy_and_of_no_attention_accuracy_when_
     assert accuracies(at.RNNConfig.for_task(copy, hidden=4, attention="uniform"), final) == (
         "token acc 0.500 (attention uniform)"
     )
+
+
+def test_value_columns_give_the_logits_and_the_saliency_is_the_logit_gradient():
+    """A position adds (0, β[l]) to the logits, so z = Σ α (0, β); the saliency Δ is minus
+    the gradient of each example's loss on the attention logits, here against central
+    differences of the logistic loss of softmax(logits) · β, logits moved one at a time."""
+    rng = np.random.default_rng(5)
+    task = at.tasks.keyword(12, 6, keywords=2)
+    cfg = at.ClassifierConfig.for_task(task, embed=3, hidden=3, intermediate=4, dtype="float64")
+    params = oracle.random_params(cfg, rng, 1.0)
+    x, y, _ = task.sample(rng, 5)
+    cols = oracle.value_columns(cfg, params, x)
+    z, alpha = at.forward(cfg, params, x)
+    assert cols.shape == (1, 5, 6, 2) and np.all(cols[..., 0] == 0)
+    assert np.allclose(np.einsum("hbl,hblo->bo", alpha[:, :, 0, :], cols), z[:, 0, :], rtol=1e-12, atol=1e-12)
+    delta = at.metrics.saliency(cfg, params, x, y)
+    p = oracle._p64(params)
+    h = 1e-5
+    for b, words in enumerate(x):
+        one = oracle._one(cfg, p, words)
+        beta, logit = one["beta"], np.log(one["alpha"])  # logits up to a constant, which softmax ignores
+        sign = 1.0 if y[b, 0] == 1 else -1.0
+
+        def loss(lg, beta=beta, sign=sign):
+            a = np.exp(lg - lg.max())
+            a /= a.sum()
+            return np.logaddexp(0.0, -sign * (a @ beta))
+
+        fd = [(loss(logit + h * e) - loss(logit - h * e)) / (2 * h) for e in np.eye(len(words))]
+        assert np.allclose(delta[b, 0], -np.array(fd), rtol=1e-6, atol=1e-9)

@@ -206,3 +206,30 @@ def test_paper_is_the_default_and_all_adds_the_ladder():
     assert R.parse_sections("all")[-1] == "ladder" and R.parse_sections("ladder") == ("ladder",)
     with pytest.raises(ValueError, match="choose from .*, paper or all"):
         R.parse_sections("ladders")
+
+
+def test_salient_block_of_the_classifier(section):
+    """The classifier's salient-word numbers: its A(α, β^uf) and A(β^uf, β^px) are claims 2
+    and 1 of the map; Δ, from a uniform run trained here, ranks as β^uf does in every row
+    (the score is linear in α); ξ* is the best accuracy over the saves, and each ξ one of them."""
+    rung, r = _make("clf"), _rung(section, "clf")
+    sal = r["salient"]
+    pairs = {row["pair"]: row for row in sal["agreement"]}
+    assert pairs["A(α, β^uf)"]["top5_match"] == r["claims"]["2"]["value"]
+    assert pairs["A(β^uf, β^px)"]["top5_match"] == r["claims"]["1"]["value"]
+    task = at.tasks.keyword(40, 20, keywords=8, zipf=1.0)
+    ucfg = rung["make"](task, True)
+    uniform = at.train(ucfg, task, steps=TINY.ladder_word_steps, seed=LD.WORD_SEED, log_every=1, **rung["train"])
+    x, y, gold = task.sample(np.random.default_rng(LD.EVAL_SEED), LD.EVAL_N)
+    beta_uf = at.metrics.ktiw_probe(ucfg, uniform.params, x, y)[gold >= 0]
+    cfg = rung["make"](task, False)
+    start = {**at.init_params(cfg, LD.WORD_SEED), **uniform.params}
+    for k in ("attn_intermediate2logit.weight", "attn_intermediate2logit.bias"):
+        start[k] = np.zeros_like(start[k])  # attention uniform: where stage 1 ends
+    delta = at.metrics.saliency(cfg, start, x, y)[gold >= 0]
+    assert at.metrics.agreement(delta, beta_uf) == 1.0 == pairs["A(Δ, β^uf)"]["top5_match"]
+    assert at.metrics.kendall_tau(delta, beta_uf) == pytest.approx(pairs["A(Δ, β^uf)"]["kendall_tau"], abs=1e-12)
+    acc = sal["checkpoints"]["accuracy"]
+    assert sal["xi_star"] == max(acc) and all(v["xi"] in acc for v in sal["xi"].values())
+    assert len(acc) == len(sal["checkpoints"]["step"]) == TINY.ladder_saves
+    assert "The salient-word experiment on the classifier" in section.text

@@ -155,6 +155,14 @@ def ktiw_probe(cfg: ClassifierConfig, params: dict, x, y) -> np.ndarray:
     return np.array([_one(cfg, p, words)["beta"] for words in np.asarray(x)])[:, None, :] * sign[:, None, None]
 
 
+def value_columns(cfg: ClassifierConfig, params: dict, x) -> np.ndarray:
+    """(1, B, L, 2): what position l adds to the logits when attended, ``(0, β[l])``; the
+    logits are ``Σ_l α[l] (0, β[l]) = (0, s)``, linear in α as rung 0's are."""
+    p = _p64(params)
+    beta = np.array([_one(cfg, p, words)["beta"] for words in np.asarray(x)])  # (B, L)
+    return np.stack([np.zeros_like(beta), beta], axis=-1)[None]
+
+
 def batch_metrics(cfg: ClassifierConfig, params: dict, x, y, gold) -> dict:
     """Accuracy of the label; KTIW accuracy, attention accuracy and gold mass over the
     sequences with a gold position (argmax over the L positions)."""
