@@ -27,17 +27,20 @@ def save_figure(fig: Figure, path) -> None:
     atomic_write(os.fspath(path), buf.getvalue())
 
 
-def learning_curves(history: dict, title: str = "", heads: int = 1, stopped: int | None = None) -> Figure:
-    """Loss, token accuracy, attention accuracy and KTIW accuracy against step; a run
-    that diverged (``stopped``: the step it stopped at) is marked there, and its few
-    logged points are drawn as markers so that they show."""
+def learning_curves(
+    history: dict, title: str = "", heads: int = 1, stopped: int | None = None, accuracy: str = "token accuracy"
+) -> Figure:
+    """Loss, token accuracy (``accuracy``: what a classifier calls its own), attention
+    accuracy and KTIW accuracy against step; a run that diverged (``stopped``: the step it
+    stopped at) is marked there, and its few logged points are drawn as markers so that
+    they show."""
     fig = Figure(figsize=(10, 6.4), layout="constrained")
     axes = fig.subplots(2, 2, sharex=True)
     step = np.asarray(history["step"])
     style = {"marker": "o", "ms": 4} if len(step) <= 20 else {}
     panels = [
         ("loss", "loss (cross-entropy, nats)", axes[0, 0]),
-        ("acc", "token accuracy", axes[0, 1]),
+        ("acc", accuracy, axes[0, 1]),
         ("attn_acc", "attention accuracy (argmax α = gold)", axes[1, 0]),
         ("ktiw_acc", "KTIW accuracy (argmax β = gold)", axes[1, 1]),
     ]

@@ -1572,6 +1572,8 @@ def reproduce(
         sizes = Sizes.full_sizes() if full else Sizes.default()
     elif not isinstance(sizes, Sizes):
         raise ValueError(f"sizes must be an attnsim reproduce Sizes, got {type(sizes).__name__}")
+    if not str(os.fspath(out)).strip():
+        raise ValueError("reproduce: the output directory is empty: give a path, e.g. attnsim-reproduce")
     out = os.path.abspath(os.fspath(out))
     held = os.path.isdir(out) and "reproduce" in result_kinds(out)
     out = claim(out, "reproduce", force=force or held)  # a report may grow by sections

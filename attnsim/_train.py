@@ -119,15 +119,23 @@ class Run:
 
     @property
     def success(self) -> bool:
-        """Token and attention accuracy >= 0.95 at the end of the budget (docs/design.md §3.5)."""
-        return self.status == "finished" and _success(self.history)
+        """Token and attention accuracy >= 0.95 at the end of the budget (docs/design.md §3.5);
+        token accuracy alone for a model whose attention is frozen uniform."""
+        return self.status == "finished" and _success(self._judged())
+
+    def _judged(self) -> dict:
+        """The history success reads: a uniform-attention model has no attention to learn, so
+        its attention accuracy (the argmax of a constant) is left out, as where there is no gold."""
+        if getattr(self.cfg, "attention", None) != "uniform":
+            return self.history
+        return {**self.history, "attn_acc": np.full(len(self.history["acc"]), np.nan)}
 
     @property
     def time_to_learn(self) -> int | None:
         """First logged step where token and attention accuracy are both >= 0.95: a
         multiple of ``log_every`` (or the last step), up to ``log_every - 1`` steps after
         the step where both first held."""
-        return _time_to_learn(self.history)
+        return _time_to_learn(self._judged())
 
     def final(self) -> dict:
         """The last logged values."""

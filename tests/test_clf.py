@@ -213,3 +213,13 @@ def test_value_columns_give_the_logits_and_the_saliency_is_the_logit_gradient():
 
         fd = [(loss(logit + h * e) - loss(logit - h * e)) / (2 * h) for e in np.eye(len(words))]
         assert np.allclose(delta[b, 0], -np.array(fd), rtol=1e-6, atol=1e-9)
+
+
+def test_a_uniform_classifier_succeeds_by_its_accuracy_alone():
+    """Uniform attention has nothing to learn: success and time to learn read the accuracy only."""
+    task = at.tasks.keyword(12, 6, keywords=2)
+    cfg = at.ClassifierConfig.for_task(task, embed=8, hidden=8, intermediate=8, attention="uniform")
+    run = at.train(cfg, task, steps=150, batch=32, lr=1e-2, log_every=10)
+    acc = np.asarray(run.history["acc"])
+    assert acc[-1] >= 0.95 and run.success
+    assert run.time_to_learn == run.history["step"][int(np.flatnonzero(acc >= 0.95)[0])]

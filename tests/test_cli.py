@@ -97,6 +97,13 @@ BAD = [
     (["run", "copy", "--model", "dot", "--values", "all"], "argument --values: invalid choice: 'all'"),
     (["compare", "copy", "--model", "dot", "--key-dim", "-2"], "DotConfig: key_dim must be None or a positive integer"),
     (["run", "copy", "--model", "dot", "--dim", "100000000000"], "needs about"),
+    # a value the task refuses is refused, not replaced by its default
+    (["run", "keyword", "--keywords", "0"], "keywords must be an integer >= 1, got 0"),
+    (["run", "translate", "--vocab-out", "0"], "vocab_out must be an integer >= 1, got 0"),
+    (
+        ["run", "keyword", "--model", "clf", "--attention", "uniform", "--intermediate", "8"],
+        "--intermediate does not apply to uniform attention",
+    ),  # fmt: skip
 ]
 
 
@@ -107,6 +114,13 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, capsys, argv
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err and "Traceback" not in err
     assert not out.exists() and os.listdir(tmp_path) == []
+
+
+def test_reproduce_refuses_an_empty_output_directory(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # '' would be the working directory
+    assert main(["reproduce", "ladder", "--out", ""]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "the output directory is empty" in err and os.listdir(tmp_path) == []
 
 
 @pytest.mark.parametrize(
