@@ -31,11 +31,12 @@ class _Lines:
         self.total, self.desc, self.unit = total, desc, unit
         self.n = 0.0
         self.t0 = self.last = time.monotonic()
+        self.shown = None  # the count of the last line written
 
     def update(self, n=1):
         self.n += n
         now = time.monotonic()
-        if now - self.last >= EVERY:
+        if now - self.last >= EVERY and self.n != self.shown:  # a line when the count has moved
             self.last = now
             self._line(now)
 
@@ -45,20 +46,23 @@ class _Lines:
     def _line(self, now, end=False):
         done, total = self.n, self.total
         elapsed = now - self.t0
+        whole = int(done + 1e-9)  # counted down, not rounded: 15.6 of 16 runs is not "16/16"
         if self.unit == "%":
-            parts = [f"{done:.0f} % done"]
+            parts = [f"{whole} % done"]
         else:
-            parts = [f"{done:,.0f}/{total:,.0f} {self.unit}" if total else f"{done:,.0f} {self.unit}"]
+            parts = [f"{whole:,}/{total:,.0f} {self.unit}" if total else f"{whole:,} {self.unit}"]
             if total:
-                parts[0] += f" ({100 * done / total:.0f} %)"
+                parts[0] += f" ({int(100 * done / total + 1e-9)} %)"
         parts.append(f"{_clock(elapsed)} elapsed")
         if total and 0.05 * total <= done < total and not end:  # an estimate only once there is something to go on
             parts.append(f"about {_clock(elapsed * (total - done) / done)} left")
         sys.stderr.write(f"attnsim: {self.desc}: {', '.join(parts)}\n")
         sys.stderr.flush()
+        self.shown = done
 
     def close(self):
-        if time.monotonic() - self.t0 >= EVERY:  # short work needs no closing line
+        # short work needs no closing line, nor work whose last line already says where it ended
+        if time.monotonic() - self.t0 >= EVERY and self.shown != self.n:
             self._line(time.monotonic(), end=True)
 
 

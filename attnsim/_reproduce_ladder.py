@@ -550,7 +550,8 @@ def section_text(results: dict) -> str:
     head = "| rung | " + " | ".join(f"{c}. {CLAIMS[c]}" for c in CLAIMS) + " |"
     lines = [head, "|---|" + "---|" * len(CLAIMS)]
     for r in results["rungs"]:
-        cells = [f"{_cell_value(c, r['claims'][c])} {_mark(r['claims'][c])}" for c in MEASURED]
+        cells = [_cell_value(c, r["claims"][c]) + ("" if r["claims"][c] is None else f" {_mark(r['claims'][c])}")
+                 for c in MEASURED]  # fmt: skip
         lines.append(f"| {r['label']} | " + " | ".join(cells) + " |")
     held = sum(r["claims"][c] is not None and r["claims"][c]["passed"] for r in results["rungs"] for c in MEASURED)
     failed = sum(
@@ -562,9 +563,9 @@ def section_text(results: dict) -> str:
                "above count rung 0 only — the paper's claims on the paper's own model; the other rungs' cells are "
                "measurements of where the story carries over, not checks of attnsim.")  # fmt: skip
     notes = [f"- {r['label']}, claim {c}: {why}." for r in results["rungs"]
-             for c, why in r.get("not_applicable", {}).items() if "classifier" not in why]  # fmt: skip
+             for c, why in r.get("not_applicable", {}).items()]  # fmt: skip
     na_text = ("\n\n**Cells that cannot be measured.**\n\n" + "\n".join(notes)) if notes else ""
-    claim2 = _claim2_text(results)
+    claim2 = _claim2_text(results) + _repeats_text(results)
     thresholds = "\n".join(f"- **{c}.** {CLAIMS[c]}: {THRESHOLDS[c]}." for c in MEASURED)
     fails = []
     for r in results["rungs"]:
@@ -658,6 +659,25 @@ def _locate(r, bad) -> str:
             "encoder has read the whole sentence, so with attention uniform any position can carry the evidence."
         )
     return "".join(parts)
+
+
+def _repeats_text(results) -> str:
+    """Claim 7's models of 8 bad heads repeat a set when the screening found few more than 8:
+    how many distinct sets each rung's kinds hold (each model has its own data stream)."""
+    parts = []
+    for r in results["rungs"]:
+        models = (r.get("screening") or {}).get("models") or (r["claims"].get("7") or {}).get("models")
+        if not models:
+            continue
+        sets = {k: len({frozenset(h) for h in m["heads"]}) for k, m in models.items()}
+        if min(sets.values()) < max(m["runs"] for m in models.values()):
+            parts.append(f"{r['label']}: " + ", ".join(f"{sets[k]} of {k}" for k in models))
+    if not parts:
+        return ""
+    return ("\n\n**Claim 7's repeated head sets.** Where the screening found few more than 8 bad heads, models "
+            "of 8 bad heads share their heads and differ only in their data stream (each model has its own); "
+            "distinct sets of heads per kind: " + "; ".join(parts) + ". Fisher's test counts each model once, so "
+            "there it tests the outcome of those few sets over data streams, not over head sets.")  # fmt: skip
 
 
 def _salient_text(results) -> str:

@@ -189,6 +189,7 @@ def test_progress_off_a_terminal_is_a_line_every_few_seconds(tmp_path, capsys, m
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("attnsim: sweep: ")]
     assert len(lines) >= 4 and lines[-1].startswith("attnsim: sweep: 16/16 runs (100 %), ")
     assert all("elapsed" in line for line in lines) and any("left" in line for line in lines)
+    assert sum("16/16 runs" in line for line in lines) == 1  # the end is said once, not again on closing
 
 
 def test_an_interrupted_sweep_says_what_it_kept(tmp_path, capsys, monkeypatch):
