@@ -1610,7 +1610,7 @@ SECTION_SECONDS = {
     "toy": 0.5,
     "text": 0.5,
     "rnn": 87.0,
-    "ladder": 120.0,
+    "ladder": 465.0,
 }
 
 
