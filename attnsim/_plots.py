@@ -28,12 +28,18 @@ def save_figure(fig: Figure, path) -> None:
 
 
 def learning_curves(
-    history: dict, title: str = "", heads: int = 1, stopped: int | None = None, accuracy: str = "token accuracy"
+    history: dict,
+    title: str = "",
+    heads: int = 1,
+    stopped: int | None = None,
+    accuracy: str = "token accuracy",
+    uniform: bool = False,
 ) -> Figure:
     """Loss, token accuracy (``accuracy``: what a classifier calls its own), attention
     accuracy and KTIW accuracy against step; a run that diverged (``stopped``: the step it
     stopped at) is marked there, and its few logged points are drawn as markers so that
-    they show."""
+    they show. A model whose attention is frozen uniform (``uniform``) has no attention
+    accuracy to draw (its argmax of a constant), and its panel says so."""
     fig = Figure(figsize=(10, 6.4), layout="constrained")
     axes = fig.subplots(2, 2, sharex=True)
     step = np.asarray(history["step"])
@@ -55,6 +61,9 @@ def learning_curves(
         elif y.size == 0:  # nothing was logged: the loss was not finite at the start
             why = f"diverged at step {stopped}:\nnothing was logged" if stopped is not None else "nothing was logged"
             ax.text(0.5, 0.5, why, ha="center", va="center", transform=ax.transAxes, color="C3")
+        elif key == "attn_acc" and uniform:
+            ax.text(0.5, 0.5, "attention frozen uniform:\nnothing to learn", ha="center", va="center",
+                    transform=ax.transAxes)  # fmt: skip
         elif np.all(np.isnan(y)):
             ax.text(0.5, 0.5, "no gold alignment\nfor this task", ha="center", va="center", transform=ax.transAxes)
         else:

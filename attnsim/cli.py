@@ -392,6 +392,7 @@ def cmd_run(args) -> int:
                 heads=cfg.heads,
                 stopped=run.stopped_at,
                 accuracy="accuracy (label)" if cfg.model == "clf" else "token accuracy",
+                uniform=getattr(cfg, "attention", None) == "uniform",
             ),  # fmt: skip
             "attention.png": _plots.attention_map(cfg, run.params, x, gold, title=f"final attention — {title}", y=y),
         },

@@ -223,3 +223,14 @@ def test_a_uniform_classifier_succeeds_by_its_accuracy_alone():
     acc = np.asarray(run.history["acc"])
     assert acc[-1] >= 0.95 and run.success
     assert run.time_to_learn == run.history["step"][int(np.flatnonzero(acc >= 0.95)[0])]
+
+
+def test_learning_curves_of_a_uniform_model_draw_no_attention_accuracy():
+    from attnsim import _plots
+
+    h = {"step": [0, 10], "loss": [0.7, 0.1], "acc": [0.5, 1.0], "attn_acc": [0.1, 0.2], "ktiw_acc": [0.0, 0.9]}
+    fig = _plots.learning_curves(h, "t", accuracy="accuracy (label)", uniform=True)
+    attn = fig.axes[2]
+    assert attn.get_ylabel().startswith("attention accuracy") and len(attn.get_lines()) == 1  # the 0.95 line only
+    assert "attention frozen uniform" in " ".join(t.get_text() for t in attn.texts)
+    assert fig.axes[1].get_ylabel() == "accuracy (label)" and len(fig.axes[1].get_lines()) == 2
