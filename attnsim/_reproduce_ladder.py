@@ -193,9 +193,9 @@ def _held_out(task):
     return task.sample(np.random.default_rng(EVAL_SEED), EVAL_N)
 
 
-def _word_task(rung, task, steps, say) -> tuple[dict, dict, object]:
+def _word_task(rung, task, steps, say) -> tuple[dict, dict, dict]:
     """Claims 1 and 2 on ``task``: a normal and a uniform run; returns the claims, their
-    final metrics, and the normal run."""
+    final metrics, and the runs with their scores on the held-out inputs (α, β^uf, β^px)."""
     kw = dict(rung["train"], seed=WORD_SEED, log_every=max(1, steps // 60))
     cfg, ucfg = rung["make"](task, False), rung["make"](task, True)
     say(f"ladder: {rung['label']}: {task!r}, a uniform and a normal run")
@@ -216,7 +216,8 @@ def _word_task(rung, task, steps, say) -> tuple[dict, dict, object]:
     others[np.arange(b.size), gold[b, t]] = -np.inf
     where = {"gold": float(at_gold.mean()), "elsewhere": float(others.max(axis=1).mean())}  # β^uf: its own vote?
     finals = {"normal_final": run.final(), "uniform_final": uniform.final(), "beta_uf_at_gold": where}
-    return {"1": c1, "2": c2}, finals, uniform
+    runs = {"normal": run, "uniform": uniform, "alpha": alpha, "beta_uf": beta_uf, "beta_px": beta_px}
+    return {"1": c1, "2": c2}, finals, runs
 
 
 def _order_claim(rung, task, steps, saves, say) -> dict:
@@ -232,25 +233,23 @@ def _order_claim(rung, task, steps, saves, say) -> dict:
     return cell, ckpt
 
 
-def _salient(rung, task, uniform, ckpt) -> dict:
+def _salient(rung, task, runs, ckpt) -> dict:
     """The paper's salient-word experiment on a classifier rung, as the salient section runs it
-    on rung 0: α and β of the normal run (its saves ``ckpt``, the last its final parameters),
-    β^uf of the ``uniform`` run, β^px, and the saliency Δ — the gradient on the attention
+    on rung 0: α and β of the normal run, β^uf of the uniform run and β^px (``runs``, from
+    `_word_task` on ``task``), ξ over the saves ``ckpt`` of the same normal run (continued part
+    by part: the same bits), and the saliency Δ — the gradient on the attention
     logits where stage 1 ends (the uniform run's encoder and β with the attention network's
     last layer at zero, so attention is still uniform); each pair's A and Kendall τ beside
     chance, ξ and ξ*, over the held-out positives."""
     cfg = rung["make"](task, False)
-    ucfg = uniform.cfg
     start = dict(init_params(cfg, WORD_SEED, rung["train"]["scale"]))
-    start.update(uniform.params)
+    start.update(runs["uniform"].params)
     for k in ("attn_intermediate2logit.weight", "attn_intermediate2logit.bias"):
         start[k] = np.zeros_like(start[k])
     x, y, gold = _held_out(task)
-    final = ckpt[-1][1]
     scores = {
-        "alpha": forward(cfg, final, x)[1].mean(axis=0), "beta": metrics.ktiw_probe(cfg, final, x, y),
-        "beta_uf": metrics.ktiw_probe(ucfg, uniform.params, x, y),
-        "beta_px": _proxy_table(task)[y[:, :, None], x[:, None, :]], "delta": metrics.saliency(cfg, start, x, y),
+        "alpha": runs["alpha"], "beta": metrics.ktiw_probe(cfg, runs["normal"].params, x, y),
+        "beta_uf": runs["beta_uf"], "beta_px": runs["beta_px"], "delta": metrics.saliency(cfg, start, x, y),
     }  # fmt: skip
     rows = gold >= 0
     sel = {k: np.asarray(v, np.float64)[rows] for k, v in scores.items()}
@@ -481,10 +480,10 @@ def section_ladder(sizes: Sizes, say) -> Section:
             continue
         t1 = time.perf_counter()
         word_task = keyword if rung["classifier"] else translate
-        cells, finals, uniform = _word_task(rung, word_task, sizes.ladder_word_steps, say)
+        cells, finals, runs = _word_task(rung, word_task, sizes.ladder_word_steps, say)
         cells["5"], ckpt = _order_claim(rung, keyword, sizes.ladder_word_steps, sizes.ladder_saves, say)
         if rung["classifier"]:  # its word task is keyword too: the salient-word experiment on its own runs
-            finals["salient"] = _salient(rung, keyword, uniform, ckpt)
+            finals["salient"] = _salient(rung, keyword, runs, ckpt)
         copy_rows, na = [], {}
         if rung["classifier"]:
             say(f"ladder: {rung['label']}: {keyword!r}, {sizes.ladder_seeds} seeds")
@@ -544,6 +543,14 @@ def _mark(cell) -> str:
     return "n/a" if cell is None else ("✓" if cell["passed"] else "✗")
 
 
+def map_counts(results: dict) -> tuple[int, int, int]:
+    """The map's cells that hold, fail, and cannot be measured."""
+    cells = [r["claims"][c] for r in results["rungs"] for c in MEASURED]
+    held = sum(c is not None and c["passed"] for c in cells)
+    failed = sum(c is not None and not c["passed"] for c in cells)
+    return held, failed, len(cells) - held - failed
+
+
 def section_text(results: dict) -> str:
     """The section's text, from its results alone."""
     s = results["settings"]
@@ -553,11 +560,7 @@ def section_text(results: dict) -> str:
         cells = [_cell_value(c, r["claims"][c]) + ("" if r["claims"][c] is None else f" {_mark(r['claims'][c])}")
                  for c in MEASURED]  # fmt: skip
         lines.append(f"| {r['label']} | " + " | ".join(cells) + " |")
-    held = sum(r["claims"][c] is not None and r["claims"][c]["passed"] for r in results["rungs"] for c in MEASURED)
-    failed = sum(
-        r["claims"][c] is not None and not r["claims"][c]["passed"] for r in results["rungs"] for c in MEASURED
-    )
-    na = sum(r["claims"][c] is None for r in results["rungs"] for c in MEASURED)
+    held, failed, na = map_counts(results)
     summary = (f"**The map: {held} cells hold, {failed} fail, {na} cannot be measured** (claims 1–7 on "
                f"{len(results['rungs'])} rungs). The report's checks "
                "above count rung 0 only — the paper's claims on the paper's own model; the other rungs' cells are "

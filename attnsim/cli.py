@@ -681,10 +681,10 @@ def cmd_reproduce(args) -> int:
     ladder = doc["sections"].get("ladder")
     where = ""
     if ladder is not None:  # its checks are rung 0's; the map's cells on the other rungs are measurements
-        cells = [r["claims"][c] for r in ladder["results"]["rungs"] for c in r["claims"]]
-        held = sum(c is not None and c["passed"] for c in cells)
-        fail = sum(c is not None and not c["passed"] for c in cells)
-        where = f"; the validity map: {held} cells hold, {fail} fail, {len(cells) - held - fail} n/a"
+        from ._reproduce_ladder import map_counts
+
+        held, fail, na = map_counts(ladder["results"])
+        where = f"; the validity map: {held} cells hold, {fail} fail, {na} n/a"
     print(f"{agree} of {len(checks)} checks agree with the paper ({time.perf_counter() - t0:.0f} s){where}; "
           f"report: {report}")  # fmt: skip
     return 0

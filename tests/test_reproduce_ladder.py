@@ -186,6 +186,16 @@ def test_verdicts_follow_their_numbers(section):
         row = next(line for line in section.text.splitlines() if line.startswith(f"| {r['label']} |"))
         marks = [cell.strip().split()[-1] for cell in row.strip("|").split("|")[1:]]
         assert marks == [LD._mark(r["claims"][k]) for k in LD.MEASURED]
+    cells = [r["claims"][k] for r in section.results["rungs"] for k in LD.MEASURED]
+    held, failed = (
+        sum(c is not None and c["passed"] for c in cells),
+        sum(c is not None and not c["passed"] for c in cells),
+    )
+    assert LD.map_counts(section.results) == (held, failed, sum(c is None for c in cells))
+    assert (
+        f"**The map: {held} cells hold, {failed} fail, {len(cells) - held - failed} cannot be measured**"
+        in section.text
+    )
     zero = section.results["rungs"][0]["claims"]
     assert [c["passed"] for c in section.checks] == [zero[k]["passed"] for k in LD.MEASURED if zero[k] is not None]
 
