@@ -2,6 +2,8 @@
 its config, PyTorch's default init, the authors' state dicts, teacher forcing, the probe,
 and that it learns the copy task with the KTIW probe ahead of attention."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -159,6 +161,49 @@ def test_ktiw_probe_is_the_kernels_and_the_oracles():
     assert np.allclose(beta, oracle.ktiw_probe(cfg, run.params, x, y), rtol=0, atol=1e-12)
     met = oracle.batch_metrics(cfg, run.params, x, y, gold)
     assert met["ktiw_acc"] == pytest.approx(at.metrics.ktiw_accuracy(beta[:, :4], gold), abs=0)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_init_coordinates_are_the_attention_logits_and_a_difference_quotient(cell):
+    """Claim 6's recurrent coordinates (docs/design.md §7.10): c from the compiled kernel's
+    attention (s[gold] − mean s = log α[gold] − mean log α over the L words), and a as a
+    central difference of the oracle's logits, one example at a time, when head h's
+    attention moves from uniform over the L words towards position l."""
+    from attnsim.arch.rnn import init_coordinates
+
+    task = at.tasks.copy(5, 4)
+    cfg = at.RNNConfig.for_task(task, hidden=6, heads=2, cell=cell, dtype="float64")
+    params = at.init_params(cfg, 3)
+    x, y, gold = task.sample(np.random.default_rng(4), 12)
+    a, c = init_coordinates(cfg, params, x, y, gold)
+    L, T, H, V = cfg.src_len, cfg.tgt_len, cfg.heads, cfg.vocab_out
+    _, alpha = at.forward(cfg, params, x, y)
+    la = np.log(alpha[:, :, :T, :L])
+    b, t = np.nonzero(gold >= 0)
+    assert np.allclose(c, [np.mean(la[h, b, t, gold[b, t]] - la[h, b, t].mean(axis=1)) for h in range(H)], rtol=1e-9)
+    p = oracle._p64(params)
+    src, dec_in, _ = oracle.sequences(cfg, x, y)
+    eps = 1e-5
+    want = np.zeros(H)
+    for bb in range(len(x)):
+        r = oracle._one(cfg, p, src[bb], dec_in[bb])
+        uniform = np.r_[np.full(L, 1.0 / L), 0.0]  # EOS aside
+        for h in range(H):
+            for l in range(L):  # noqa: E741
+                moved = []
+                for e in (eps, -eps):
+                    ctx = 0.0
+                    for k in range(H):
+                        att = uniform + (e * (np.eye(L + 1)[l] - uniform) if k == h else 0.0)
+                        ctx = ctx + (att @ r["Henc"] @ p["project_enc.weight"][k].T + p["project_enc.bias"][k]) / H
+                    cat = np.concatenate([r["Hdec"][:T], np.broadcast_to(ctx, (T, cfg.hidden))], axis=1)
+                    z = np.tanh(cat @ p["after_decoder_hidden.weight"].T + p["after_decoder_hidden.bias"])
+                    z = z @ p["hidden2vocab.weight"][:V].T
+                    moved.append(z[:, x[bb, l]] - z.mean(axis=1))
+                want[h] += np.sum(moved[0] - moved[1]) / (2 * eps)
+    assert np.allclose(a, want / (len(x) * T * L), rtol=1e-7)
+    with pytest.raises(ValueError, match="dot-product"):
+        init_coordinates(dataclasses.replace(cfg, attention="uniform"), {}, x, y, gold)
 
 
 def test_learns_the_copy_task_with_the_probe_first():

@@ -5,6 +5,7 @@ the paper's assumption that a position carries only its word is gone entirely.""
 from ..._arch import Architecture, register
 from . import _kernels, _probes, _reference
 from ._config import GROUP_ORDER, RNNConfig
+from ._probes import init_coordinates
 
 ARCH = register(
     Architecture(
@@ -23,4 +24,4 @@ ARCH = register(
     )
 )
 
-__all__ = ["ARCH", "RNNConfig"]
+__all__ = ["ARCH", "RNNConfig", "init_coordinates"]
