@@ -74,7 +74,7 @@ class Sizes:
     ladder_dim: int = 32
     ladder_rnn_lr: float = 0.01
     ladder_saves: int = 60  # saves of the keyword run that times each keyword's attention (claim 5)
-    ladder_init_seeds: int = 64  # claim 6: permutation runs (its first ladder_seeds are claim 4's)
+    ladder_init_seeds: int = 64  # claim 6: permutation runs of its own (seeds from _reproduce_ladder.INIT_SEED)
     ladder_candidates: int = 24  # claim 7: single heads screened (x 3 data seeds) per rung
     ladder_combos: int = 16  # claim 7: 8-head models of each kind per rung
     ladder_rungs: tuple | None = None  # None: every rung (the tests pick a few)

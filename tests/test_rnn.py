@@ -206,6 +206,28 @@ def test_init_coordinates_are_the_attention_logits_and_a_difference_quotient(cel
         init_coordinates(dataclasses.replace(cfg, attention="uniform"), {}, x, y, gold)
 
 
+def test_init_coordinates_refuse_what_they_cannot_read():
+    from attnsim.arch.rnn import init_coordinates
+
+    task = at.tasks.copy(5, 4)
+    cfg = at.RNNConfig.for_task(task, hidden=6, dtype="float64")
+    params = at.init_params(cfg, 0)
+    x, y, gold = task.sample(np.random.default_rng(0), 8)
+    bad = [
+        ((at.DotConfig.for_task(task), params, x, y, gold), "needs an RNNConfig"),
+        ((at.RNNConfig.for_task(at.tasks.translate(5, 7, 4), hidden=6), params, x, y, gold), "needs a copy task"),
+        ((cfg, params, x, y, gold[:3]), "gold must be integers of shape"),
+        ((cfg, params, x, y, gold.astype(float)), "gold must be integers of shape"),
+        ((cfg, params, x, y, gold + 4), "gold positions must lie in"),
+        ((cfg, params, x, y, np.full_like(gold, -1)), "no target word has a gold position"),
+        ((cfg, params, x[:, :2], y, gold), "x must have shape"),
+        ((cfg, {}, x, y, gold), "params do not match"),
+    ]
+    for args, message in bad:
+        with pytest.raises(ValueError, match=message):
+            init_coordinates(*args)
+
+
 def test_learns_the_copy_task_with_the_probe_first():
     """copy(10, 8), LSTM d 32, Adam: token and attention accuracy reach 0.95 within 300
     steps, and the KTIW probe is right before attention is (the paper's stage 1 then 2)."""

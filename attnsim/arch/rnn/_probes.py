@@ -47,10 +47,25 @@ def init_coordinates(cfg, params: dict, x, y, gold) -> tuple[np.ndarray, np.ndar
       the word at l above the mean word logit, to first order, averaged over (b, t, l).
 
     ``x``, ``y``, ``gold``: held-out inputs, targets and gold positions (gold < 0: none)."""
+    from ..._model import check_batch, check_params  # the engine's checks of a batch and of parameters
+
+    if getattr(cfg, "model", None) != "rnn":
+        raise ValueError(f"init_coordinates: needs an RNNConfig (rung 2), got {type(cfg).__name__}")
     if cfg.attention != "dot":
         raise ValueError("init_coordinates: needs dot-product attention (uniform attention has no logits)")
-    p = _reference._p64(params)
-    x, gold = np.asarray(x), np.asarray(gold)
+    if cfg.vocab_in != cfg.vocab_out:
+        raise ValueError("init_coordinates: needs a copy task (the word at a source position is an output word); "
+                         f"the config has vocab_in {cfg.vocab_in} and vocab_out {cfg.vocab_out}")  # fmt: skip
+    x, y = check_batch(cfg, x, y)
+    gold = np.asarray(gold)
+    if gold.shape != y.shape or not np.issubdtype(gold.dtype, np.integer):
+        raise ValueError(f"init_coordinates: gold must be integers of shape {y.shape} (one per target word), "
+                         f"got {gold.dtype} of shape {gold.shape}")  # fmt: skip
+    if gold.max(initial=-1) >= cfg.src_len or gold.min(initial=0) < -1:
+        raise ValueError(f"init_coordinates: gold positions must lie in [0, {cfg.src_len}) or be -1 (none)")
+    if not (gold >= 0).any():
+        raise ValueError("init_coordinates: no target word has a gold position")
+    p = _reference._p64(check_params(cfg, params))
     L, T, d, H, V = cfg.src_len, cfg.tgt_len, cfg.hidden, cfg.heads, cfg.vocab_out
     enc, dec = _states(cfg, p, x, y)
     enc, dec = enc[:, :L], dec[:, :T]  # the L words (EOS aside) and the T steps with a target word
