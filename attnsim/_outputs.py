@@ -139,7 +139,10 @@ def check_writable(out) -> str:
         os.close(fd)
         os.unlink(tmp)
     except OSError as err:
-        raise ValueError(f"cannot write in {probe}: {err.strerror or err}") from None
+        reason = err.strerror or err
+        if probe == out:
+            raise ValueError(f"cannot write in {out}: {reason}") from None
+        raise ValueError(f"cannot create {out}: cannot write in {probe} ({reason})") from None
     return out
 
 

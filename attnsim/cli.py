@@ -666,7 +666,17 @@ def cmd_reproduce(args) -> int:
     try:
         doc = reproduce(args.out, args.section, full=args.full, progress=not args.quiet, force=args.force)
     except KeyboardInterrupt:
-        print(f"attnsim: interrupted; the sections already finished are in {args.out}", file=sys.stderr)
+        from ._reproduce import _read_results
+
+        try:
+            finished = [s for s in SECTIONS if s in _read_results(args.out)["sections"]]
+        except (OSError, ValueError):
+            finished = []
+        if finished:
+            print(f"attnsim: interrupted; the finished sections ({', '.join(finished)}) are in {args.out}",
+                  file=sys.stderr)  # fmt: skip
+        else:
+            print(f"attnsim: interrupted before any section finished; nothing written in {args.out}", file=sys.stderr)
         return 130
     done = [s for s in SECTIONS if s in doc["sections"]]
     checks = [c for s in done for c in doc["sections"][s]["checks"]]

@@ -161,6 +161,22 @@ def test_a_failing_section_keeps_the_finished_ones(tmp_path, monkeypatch):
     assert json.loads(before)["sections"]["toy"]["checks"] == doc["sections"]["toy"]["checks"]
 
 
+def test_an_interrupted_reproduce_says_what_it_kept(tmp_path, capsys, monkeypatch):
+    from attnsim.cli import main
+
+    def interrupt(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(R, "section_text", interrupt)
+    out = tmp_path / "rep"
+    assert main(["reproduce", "text", "--out", str(out), "--quiet"]) == 130
+    assert "interrupted before any section finished; nothing written" in capsys.readouterr().err
+    assert not (out / "results.json").exists()
+    R.reproduce(out, "toy")
+    assert main(["reproduce", "text", "--out", str(out), "--quiet"]) == 130
+    assert "interrupted; the finished sections (toy) are in" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
