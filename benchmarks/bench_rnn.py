@@ -179,7 +179,8 @@ def main() -> int:
         r["of_sgemm"] = r["attnsim_gflops"] / rate
     lines = [
         "| case | attnsim µs/step | torch eager µs/step | torch / attnsim | GFLOP a step: model / attnsim's own "
-        "| model GFLOP/s: torch | attnsim | of SGEMM: torch | attnsim | attnsim's own GFLOP/s | of SGEMM |",
+        "| torch: model GFLOP/s | attnsim: model GFLOP/s | torch / SGEMM | attnsim / SGEMM | attnsim: own GFLOP/s "
+        "| own / SGEMM |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
