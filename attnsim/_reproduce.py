@@ -394,7 +394,11 @@ def _range(values, digits=None) -> str:
     if not vals:
         return "—"
     lo, hi = min(vals), max(vals)
-    f = (lambda v: f"{v:.{digits}f}") if digits is not None else (lambda v: f"{v:g}")
+    if digits is not None and 0 < max(abs(lo), abs(hi)) < 0.5 * 10.0**-digits:  # "0.000–0.000" says nothing
+        digits = None
+        f = lambda v: f"{v:.2g}"  # noqa: E731
+    else:
+        f = (lambda v: f"{v:.{digits}f}") if digits is not None else (lambda v: f"{v:g}")
     return f(lo) if lo == hi else f"{f(lo)}–{f(hi)}"
 
 
@@ -815,7 +819,7 @@ def _eight_sentence(eight) -> str:
     parts = []
     for name, v in eight.items():
         times = [r.time_to_learn for r in v["_runs"] if r.success]
-        when = f", by step {_range(times)}" if times else ""
+        when = f" (token accuracy 0.95 by step {_range(times)})" if times else ""
         parts.append(f"{name}: {v['learned']} of {v['runs']} learn{when}")
     return "; ".join(parts) + "."
 
@@ -1538,7 +1542,7 @@ def _report(doc: dict, out: str) -> str:
     ]
     for s, c in checks:
         v = c["value"]
-        shown = f"{v:.3g}" if isinstance(v, float) else str(v)
+        shown = (f"{v:.0f}" if abs(v) >= 1000 else f"{v:.3g}") if isinstance(v, float) else str(v)
         lines.append(f"| {s} | {c['claim']} | {shown} | {c['expected']} | {'✓' if c['passed'] else '✗ disagrees'} |")
     lines.append("")
     for s in done:
