@@ -378,25 +378,25 @@ def _copy_claims(rung, sizes, say) -> tuple[dict, list]:
     return {"3": _ktiw_first(every), "4": c4, "6": c6}, rows, ({"6": why6} if c6 is None else {})
 
 
-def _init_spread(cfg, task) -> tuple[float, float]:
-    """The spreads (standard deviations over `REF_INITS` default inits of ``cfg``, seeds
-    from `REF_SEED`, every head pooled) of `init_coordinates`' a and c: their common scale."""
-    x, y, gold = _held_out(task)
-    co = np.array([init_coordinates(cfg, init_params(cfg, REF_SEED + i), x, y, gold) for i in range(REF_INITS)])
-    return float(co[:, 0].std()), float(co[:, 1].std())
+def _init_reference(cfg, task) -> tuple[tuple, tuple[float, float]]:
+    """The held-out inputs of ``task`` and the spreads (standard deviations over `REF_INITS`
+    default inits of ``cfg``, seeds from `REF_SEED`, every head pooled) of
+    `init_coordinates`' a and c on them: their common scale."""
+    held = _held_out(task)
+    co = np.array([init_coordinates(cfg, init_params(cfg, REF_SEED + i), *held) for i in range(REF_INITS)])
+    return held, (float(co[:, 0].std()), float(co[:, 1].std()))
 
 
-def _init_statistic(cfg, params, task, spread=None) -> tuple[float, str]:
+def _init_statistic(cfg, params, task, ref=None) -> tuple[float, str]:
     """What of the init predicts the fate: the saddle projection where the model has
     positional effective tables; else (the recurrent rungs) the coordinates it adds, read
     off the model (`init_coordinates`: the word and positional diagonals a, c on held-out
     inputs), as ``a/σa + c/σc`` for the largest head, σ their spreads over default inits
-    (`_init_spread`; computed here when ``spread`` is None)."""
+    (``ref``: `_init_reference`, computed here when None)."""
     if cfg.model != "rnn":
         return float(theory.saddle_projection(cfg, params, task)), "saddle projection of the init"
-    x, y, gold = _held_out(task)
-    a, c = init_coordinates(cfg, params, x, y, gold)
-    sa, sc = spread if spread is not None else _init_spread(cfg, task)
+    held, (sa, sc) = ref if ref is not None else _init_reference(cfg, task)
+    a, c = init_coordinates(cfg, params, *held)
     return float(np.max(a / sa + c / sc)), "a/σa + c/σc of the init (largest head)"
 
 
@@ -412,8 +412,8 @@ def _init_claim(cfg, task, runs) -> tuple[dict | None, str]:
         return None, (f"{k} of {n} permutation runs learned: no ordering of {k} against {n - k} reaches p < 0.05, "
                       "so the init cannot be tested against the fate")  # fmt: skip
     saddle = cfg.model != "rnn"
-    spread = None if saddle else _init_spread(cfg, task)
-    stats = [_init_statistic(cfg, r.initial_params, task, spread) for r in runs]
+    ref = None if saddle else _init_reference(cfg, task)  # once for the rung's runs
+    stats = [_init_statistic(cfg, r.initial_params, task, ref) for r in runs]
     what = stats[0][1]
     value = np.array([s for s, _ in stats])
     u = mannwhitneyu(value[ok], value[~ok], alternative="greater")
@@ -421,7 +421,8 @@ def _init_claim(cfg, task, runs) -> tuple[dict | None, str]:
     sign = float(np.mean((value > 0) == ok)) if saddle else float("nan")  # the recurrent sum's zero is not calibrated
     return {
         "value": auc, "statistic": what, "p": float(u.pvalue), "learned": value[ok].tolist(),
-        "stuck": value[~ok].tolist(), "sign_right": sign, "spread": spread, "passed": bool(u.pvalue < 0.05),
+        "stuck": value[~ok].tolist(), "sign_right": sign, "spread": None if saddle else list(ref[1]),
+        "passed": bool(u.pvalue < 0.05),
     }, ""  # fmt: skip
 
 

@@ -176,8 +176,8 @@ def test_init_cell_is_that_of_independent_runs(section, key):
         assert f"{k} of {len(runs)} permutation runs learned" in cell["not_applicable"]["6"]
         assert 1 / math.comb(len(runs), k) >= 0.05
         return
-    spread = LD._init_spread(cfg, task) if key == "lstm" else None
-    stat = [LD._init_statistic(cfg, r.initial_params, task, spread)[0] for r in runs]
+    ref = LD._init_reference(cfg, task) if key == "lstm" else None
+    stat = [LD._init_statistic(cfg, r.initial_params, task, ref)[0] for r in runs]
     learned = [v for v, o in zip(stat, ok, strict=True) if o]
     stuck = [v for v, o in zip(stat, ok, strict=True) if not o]
     assert c6["learned"] == pytest.approx(learned, rel=1e-12) and c6["stuck"] == pytest.approx(stuck, rel=1e-12)
