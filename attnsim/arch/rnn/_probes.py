@@ -76,10 +76,11 @@ def init_coordinates(cfg, params: dict, x, y, gold) -> tuple[np.ndarray, np.ndar
     proj = [enc @ p["project_enc.weight"][h].T for h in range(H)]  # (B, L, d) per head
     ctx = sum(P.mean(axis=1) + p["project_enc.bias"][h] for h, P in enumerate(proj)) / H  # uniform attention
     slope = 1.0 - np.tanh(dec @ Wa[:, :d].T + (ctx @ Wa[:, d:].T)[:, None] + ba) ** 2  # (B, T, f)
+    slope = slope.mean(axis=1)  # a averages over t, and only the slope depends on it
     a, c = np.empty(H), np.empty(H)
     for h in range(H):
         s = np.einsum("btd,bld->btl", dec @ p["attn_lin.weight"][h].T + p["attn_lin.bias"][h], enc)
         c[h] = np.mean(s[b, t, gold[b, t]] - s[b, t].mean(axis=1))
         move = (proj[h] - proj[h].mean(axis=1, keepdims=True)) @ Wa[:, d:].T / H  # (B, L, f)
-        a[h] = np.einsum("bf,bf->", slope.mean(axis=1), (move * u).mean(axis=1)) / x.shape[0]
+        a[h] = np.einsum("bf,bf->", slope, (move * u).mean(axis=1)) / x.shape[0]
     return a, c
