@@ -1572,7 +1572,9 @@ def reproduce(
 
     Each section's files are written as soon as it finishes (each file whole), so an
     interruption loses only the section under way; sections already in ``out`` from an
-    earlier call are kept in the report. A section ``out`` already holds is redone only
+    earlier call are kept in the report. The ladder section also keeps each rung as it
+    finishes (in ``out/ladder.partial``, until the section is written): the same call
+    goes on from them, with the same numbers. A section ``out`` already holds is redone only
     with ``force`` (without it, a ValueError before any work). ``sizes`` (a `Sizes`)
     overrides how many runs each section makes. Returns the results document.
     """
@@ -1595,6 +1597,10 @@ def reproduce(
             f"{out} already holds the section{'s' if len(again) > 1 else ''} {', '.join(again)} of a report; "
             "pass --force to redo, or choose another --out"
         )
+    if "ladder" in names:  # the rungs an interrupted ladder finished must be this run's (else refused now)
+        from ._reproduce_ladder import PARTIAL, kept_rungs
+
+        kept_rungs(os.path.join(out, PARTIAL), sizes)
     weights = {n: SECTION_SECONDS[n] for n in names}
     fmt = "{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]"
     overall = make_progress(100.0, progress, desc=f"reproduce: {names[0]}", unit="%", bar_format=fmt)
@@ -1638,9 +1644,9 @@ def _run_section(name, sizes, say, doc, out) -> None:
 
             sec = section_rnn(sizes, say)
         elif name == "ladder":
-            from ._reproduce_ladder import section_ladder  # it builds on this module's helpers
+            from ._reproduce_ladder import PARTIAL, section_ladder  # it builds on this module's helpers
 
-            sec = section_ladder(sizes, say)
+            sec = section_ladder(sizes, say, keep=os.path.join(out, PARTIAL))
         else:
             sec = {"copy": section_copy, "multihead": section_multihead, "salient": section_salient,
                    "toy": section_toy}[name](sizes, say)  # fmt: skip
@@ -1657,5 +1663,7 @@ def _run_section(name, sizes, say, doc, out) -> None:
     _write_files(out, {**sec.figures, **sec.files, f"{name}.md": sec.text.strip() + "\n"})
     _write_files(out, {"results.json": doc})
     _write_files(out, {"report.md": _report(doc, out)})
+    if name == "ladder":  # its rungs are in results.json now
+        shutil.rmtree(os.path.join(out, PARTIAL), ignore_errors=True)
     passed = sum(c["passed"] for c in sec.checks)
     say(f"{name}: {passed} of {len(sec.checks)} checks agree ({sec.elapsed:.0f} s)")

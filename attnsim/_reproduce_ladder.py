@@ -39,7 +39,10 @@ times the steps: 8 averaged heads learn too slowly for the screening's budget).
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import os
+import pickle
 import time
 
 import numpy as np
@@ -77,6 +80,7 @@ BASE_SEED = 30_000  # the shared base model of claim 7's candidates (its non-hea
 DATA_SEEDS = (0, 1, 2)  # claim 7's screening: each candidate head on three data streams
 REF_SEED, REF_INITS = 40_000, 32  # default inits whose spread scales the recurrent coordinates (claim 6)
 INIT_SEED = 1000  # claim 6's runs: apart from seeds 0-127, on which its recurrent statistic was chosen
+PARTIAL = "ladder.partial"  # in the report's directory: the rungs an unfinished ladder section has finished
 
 CLAIMS = {
     "1": "stage 1 is co-occurrence learning: A(β^uf, β^px) above chance",
@@ -491,8 +495,65 @@ def _rescue_claim(rung, sizes, say) -> tuple[dict | None, str, dict]:
     }, "", screening  # fmt: skip
 
 
-def section_ladder(sizes: Sizes, say) -> Section:
+# ----------------------------------------------------------------------------- finished rungs kept
+
+
+def _fingerprint(sizes: Sizes) -> dict:
+    """What a rung's numbers depend on besides the code of this module: attnsim's version,
+    its kernels' sources and the ladder's sizes (which rungs run is not part of it)."""
+    from . import __version__
+    from ._jit import sources_hash
+
+    ladder = {f.name: getattr(sizes, f.name) for f in dataclasses.fields(sizes)
+              if f.name.startswith("ladder_") and f.name != "ladder_rungs"}  # fmt: skip
+    return {"attnsim": __version__, "kernels": sources_hash(), "sizes": ladder}
+
+
+def kept_rungs(keep, sizes: Sizes) -> dict:
+    """The rungs an interrupted ladder section finished, from the directory ``keep`` (see
+    `PARTIAL`), by key; {} when there is none. A ladder is hours at ``--full``: its finished
+    rungs are saved as they finish (`section_ladder`), and the same command goes on from
+    them, with the numbers an uninterrupted run gives. ValueError (before any work) when a
+    file there is unreadable, or was written by another attnsim or for other sizes: those
+    rungs are not this run's, and are left as they are."""
+    if keep is None or not os.path.isdir(keep):
+        return {}
+    want, found = _fingerprint(sizes), {}
+    for name in sorted(os.listdir(keep)):
+        if not name.endswith(".pkl"):
+            continue
+        path = os.path.join(keep, name)
+        try:
+            with open(path, "rb") as fh:
+                saved = pickle.load(fh)
+            fp, rung = saved["fingerprint"], saved["rung"]
+            key = rung["key"]
+        except Exception as err:  # noqa: BLE001 - any unreadable file is refused alike
+            raise ValueError(f"{path}: not a finished ladder rung ({type(err).__name__}: {err}); delete {keep} to "
+                             "start the ladder over") from None  # fmt: skip
+        if fp != want:
+            what = [k for k in want if fp.get(k) != want[k]] if isinstance(fp, dict) else ["fingerprint"]
+            raise ValueError(f"{keep} holds ladder rungs finished with another {' and '.join(what)} "
+                             f"({', '.join(f'{k} {fp.get(k)!r}' for k in what) if isinstance(fp, dict) else '?'}); "
+                             "continue with those, or delete it to start the ladder over")  # fmt: skip
+        found[key] = rung
+    return found
+
+
+def _keep_rung(keep, sizes: Sizes, rung: dict) -> None:
+    """Save one finished rung into ``keep`` whole (a temporary file, then a rename)."""
+    from ._outputs import atomic_write
+
+    os.makedirs(keep, exist_ok=True)
+    atomic_write(os.path.join(keep, f"{rung['key']}.pkl"), pickle.dumps({"fingerprint": _fingerprint(sizes),
+                                                                       "rung": rung}))  # fmt: skip
+
+
+def section_ladder(sizes: Sizes, say, keep=None) -> Section:
+    """The validity map. ``keep``: a directory where each rung is saved as it finishes, and
+    from which the rungs an interrupted call finished are taken (`kept_rungs`); None: none."""
     t0 = time.perf_counter()
+    kept = kept_rungs(keep, sizes)
     translate = tasks.translate(40, 40, 20, zipf=1.0, noise=0.05)
     keyword = tasks.keyword(40, 20, keywords=8, zipf=1.0)
     results = {"settings": {
@@ -505,6 +566,10 @@ def section_ladder(sizes: Sizes, say) -> Section:
     }, "claims": CLAIMS, "thresholds": THRESHOLDS, "rungs": []}  # fmt: skip
     for rung in rungs(sizes):
         if sizes.ladder_rungs is not None and rung["key"] not in sizes.ladder_rungs:
+            continue
+        if rung["key"] in kept:
+            say(f"ladder: {rung['label']}: finished by an earlier call, kept in {keep}")
+            results["rungs"].append(kept[rung["key"]])
             continue
         t1 = time.perf_counter()
         word_task = keyword if rung["classifier"] else translate
@@ -536,6 +601,9 @@ def section_ladder(sizes: Sizes, say) -> Section:
             "claims": cells, "not_applicable": na, "copy": copy_rows, "screening": screening, **finals,
             "seconds": time.perf_counter() - t1,
         })  # fmt: skip
+        if keep is not None:
+            _keep_rung(keep, sizes, results["rungs"][-1])
+    results["kept_rungs"] = [r["key"] for r in results["rungs"] if r["key"] in kept]
     zero = results["rungs"][0]["claims"]
     checks = [  # rung 0's cells (a cell that cannot be measured, with its reason in the text, is not a check)
         _check(f"the paper's approximation (rung 0): {CLAIMS[c]}", _cell_value(c, zero[c]), THRESHOLDS[c],

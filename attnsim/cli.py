@@ -667,16 +667,24 @@ def cmd_reproduce(args) -> int:
         doc = reproduce(args.out, args.section, full=args.full, progress=not args.quiet, force=args.force)
     except KeyboardInterrupt:
         from ._reproduce import _read_results
+        from ._reproduce_ladder import PARTIAL
 
         try:
             finished = [s for s in SECTIONS if s in _read_results(args.out)["sections"]]
         except (OSError, ValueError):
             finished = []
+        partial = os.path.join(args.out, PARTIAL)
+        rungs = sorted(f[:-4] for f in os.listdir(partial) if f.endswith(".pkl")) if os.path.isdir(partial) else []
+        kept = f"the ladder's finished rungs ({', '.join(rungs)}) in {partial}" if rungs else ""
         if finished:
-            print(f"attnsim: interrupted; the finished sections ({', '.join(finished)}) are in {args.out}",
-                  file=sys.stderr)  # fmt: skip
+            print(f"attnsim: interrupted; the finished sections ({', '.join(finished)}) are in {args.out}"
+                  + (f", and {kept}" if kept else ""), file=sys.stderr)  # fmt: skip
+        elif kept:
+            print(f"attnsim: interrupted; no section finished, but {kept} are kept", file=sys.stderr)
         else:
             print(f"attnsim: interrupted before any section finished; nothing written in {args.out}", file=sys.stderr)
+        if kept:
+            print("attnsim: the same command goes on from them", file=sys.stderr)
         return 130
     done = [s for s in SECTIONS if s in doc["sections"]]
     checks = [c for s in done for c in doc["sections"][s]["checks"]]

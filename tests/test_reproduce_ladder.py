@@ -272,3 +272,91 @@ def test_salient_block_of_the_classifier(section):
     assert sal["xi_star"] == max(acc) and all(v["xi"] in acc for v in sal["xi"].values())
     assert len(acc) == len(sal["checkpoints"]["step"]) == TINY.ladder_saves
     assert "The salient-word experiment on the classifier" in section.text
+
+
+def _numbers(rung):
+    """A rung's results as results.json holds them, less the time it took."""
+    from attnsim._outputs import clean_json
+
+    return clean_json({k: v for k, v in rung.items() if k != "seconds"})
+
+
+def test_an_interrupted_ladder_goes_on_from_its_finished_rungs(section, tmp_path, monkeypatch):
+    """Each rung is kept as it finishes; a call interrupted in the second rung leaves the
+    first in ``keep``, and the next call takes it from there and trains only the second:
+    both rungs' numbers are those of the uninterrupted section, and so is its text."""
+    sizes = dataclasses.replace(TINY, ladder_rungs=("free", "dot0.5"))
+    keep = tmp_path / LD.PARTIAL
+    rescue = LD._rescue_claim
+
+    def interrupted(rung, *a, **k):
+        if rung["key"] == "dot0.5":
+            raise KeyboardInterrupt
+        return rescue(rung, *a, **k)
+
+    monkeypatch.setattr(LD, "_rescue_claim", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        LD.section_ladder(sizes, QUIET, keep=str(keep))
+    assert sorted(p.name for p in keep.iterdir()) == ["free.pkl"]
+    monkeypatch.setattr(LD, "_rescue_claim", rescue)
+    trained = []
+    many = LD.train_many
+
+    def counted(cfg, *a, **k):
+        trained.append(cfg.model)
+        return many(cfg, *a, **k)
+
+    monkeypatch.setattr(LD, "train_many", counted)
+    again = LD.section_ladder(sizes, QUIET, keep=str(keep))
+    assert "free" not in trained and "dot" in trained  # rung 0 was not trained again
+    assert again.results["kept_rungs"] == ["free"]
+    for r in again.results["rungs"]:
+        assert _numbers(r) == _numbers(_rung(section, r["key"]))
+    whole = LD.section_text({**section.results, "rungs": [_rung(section, k) for k in sizes.ladder_rungs]})
+    assert again.text == whole
+
+
+def test_kept_rungs_of_another_run_are_refused_before_any_work(tmp_path):
+    keep = tmp_path / "rep" / LD.PARTIAL
+    rung = {"key": "free", "label": "free logits (rung 0)"}
+    LD._keep_rung(str(keep), TINY, rung)
+    assert LD.kept_rungs(str(keep), TINY) == {"free": rung}
+    assert LD.kept_rungs(str(tmp_path / "none"), TINY) == {}
+    other = dataclasses.replace(TINY, ladder_seeds=4)
+    with pytest.raises(ValueError, match=r"finished with another sizes .*delete it to start the ladder over"):
+        LD.kept_rungs(str(keep), other)
+    with pytest.raises(ValueError, match="finished with another sizes"):  # from reproduce, before it trains
+        R.reproduce(tmp_path / "rep", "ladder", sizes=other)
+    assert not (tmp_path / "rep" / "results.json").exists()
+    (keep / "dot0.pkl").write_bytes(b"not a pickle")
+    with pytest.raises(ValueError, match=r"dot0.pkl: not a finished ladder rung"):
+        LD.kept_rungs(str(keep), TINY)
+    assert sorted(p.name for p in keep.iterdir()) == ["dot0.pkl", "free.pkl"]  # refused files are left alone
+
+
+def test_a_finished_ladder_section_drops_its_kept_rungs(section, tmp_path):
+    """reproduce: the section is written from the kept rung (nothing trained), and the kept
+    rungs go once results.json holds them."""
+    sizes = dataclasses.replace(TINY, ladder_rungs=("free",))
+    out = tmp_path / "rep"
+    LD._keep_rung(str(out / LD.PARTIAL), sizes, _rung(section, "free"))
+    doc = R.reproduce(out, "ladder", sizes=sizes)
+    assert not (out / LD.PARTIAL).exists()
+    got = doc["sections"]["ladder"]["results"]
+    assert got["kept_rungs"] == ["free"] and _numbers(got["rungs"][0]) == _numbers(_rung(section, "free"))
+
+
+def test_an_interrupted_ladder_says_where_its_rungs_are(tmp_path, capsys, monkeypatch):
+    from attnsim.cli import main
+
+    out = tmp_path / "rep"
+
+    def interrupted(sizes, say, keep=None):
+        LD._keep_rung(keep, sizes, {"key": "free"})
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(LD, "section_ladder", interrupted)
+    assert main(["reproduce", "ladder", "--out", str(out), "--quiet"]) == 130
+    err = capsys.readouterr().err
+    assert f"no section finished, but the ladder's finished rungs (free) in {out / LD.PARTIAL} are kept" in err
+    assert "the same command goes on from them" in err
