@@ -39,7 +39,9 @@ times the steps: 8 averaged heads learn too slowly for the screening's budget).
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
+import hashlib
 import math
 import os
 import pickle
@@ -358,8 +360,8 @@ def _copy_claims(rung, sizes, say) -> tuple[dict, list]:
         task = tasks.copy(L + k, L)
         cfg = rung["make"](task, False)
         say(f"ladder: {rung['label']}: copy({L + k}, {L}), {n} seeds")
-        runs = train_many(cfg, task, seeds=range(n), steps=sizes.ladder_steps, log_every=5, progress=say.bar,
-                          **rung["train"])  # fmt: skip
+        runs = _many(cfg, task, seeds=range(n), steps=sizes.ladder_steps, log_every=5, progress=say.bar,
+                     **rung["train"])  # fmt: skip
         ok = int(sum(r.success for r in runs))
         rows.append({"k": k, "vocab": L + k, "learned": ok, "runs": n, "interval": _wilson(ok, n),
                      "time_to_learn": [r.time_to_learn for r in runs if r.success]})  # fmt: skip
@@ -369,8 +371,8 @@ def _copy_claims(rung, sizes, say) -> tuple[dict, list]:
     # claim 6 on runs of its own, from seeds the choice of its recurrent statistic did not see
     m = sizes.ladder_init_seeds
     say(f"ladder: {rung['label']}: copy({L}, {L}), {m} seeds from {INIT_SEED} for claim 6")
-    runs6 = train_many(cfg_hard, task_hard, seeds=range(INIT_SEED, INIT_SEED + m), steps=sizes.ladder_steps,
-                       log_every=5, progress=say.bar, **rung["train"])  # fmt: skip
+    runs6 = _many(cfg_hard, task_hard, seeds=range(INIT_SEED, INIT_SEED + m), steps=sizes.ladder_steps,
+                  log_every=5, progress=say.bar, keep_init=True, **rung["train"])  # fmt: skip
     c6, why6 = _init_claim(cfg_hard, task_hard, runs6)
     hard, easy = rows[0], rows[-1]
     p = _fisher_less(hard["learned"], hard["runs"], easy["learned"], easy["runs"])
@@ -460,9 +462,9 @@ def _rescue_claim(rung, sizes, say) -> tuple[dict | None, str, dict]:
 
     nd = len(DATA_SEEDS)
     say(f"ladder: {rung['label']}: claim 7, screening {n} heads × {nd} data seeds on copy({L}, {L})")
-    screen = train_many(cfg1, task, [s for _ in range(n) for s in DATA_SEEDS],
-                        params=[model([h]) for h in range(n) for _ in DATA_SEEDS], steps=sizes.ladder_steps,
-                        log_every=5, progress=say.bar, **kw)  # fmt: skip
+    screen = _many(cfg1, task, [s for _ in range(n) for s in DATA_SEEDS],
+                   params=[model([h]) for h in range(n) for _ in DATA_SEEDS], steps=sizes.ladder_steps,
+                   log_every=5, progress=say.bar, **kw)  # fmt: skip
     ok = np.array([r.success for r in screen]).reshape(n, nd)
     good, bad = np.flatnonzero(ok.all(axis=1)), np.flatnonzero(~ok.any(axis=1))
     screening = {"candidates": n, "good": good.tolist(), "bad": bad.tolist(), "success": ok.tolist()}
@@ -476,8 +478,8 @@ def _rescue_claim(rung, sizes, say) -> tuple[dict | None, str, dict]:
     rows = {}
     for name, combos in kinds.items():
         say(f"ladder: {rung['label']}: claim 7, {len(combos)} 8-head models of {name}")
-        runs = train_many(cfg8, task, range(len(combos)), params=[model(c) for c in combos],
-                          steps=steps8, log_every=5, progress=say.bar, **kw)  # fmt: skip
+        runs = _many(cfg8, task, range(len(combos)), params=[model(c) for c in combos], steps=steps8, log_every=5,
+                     progress=say.bar, **kw)  # fmt: skip
         k = int(sum(r.success for r in runs))
         rows[name] = {"heads": [[int(h) for h in c] for c in combos], "learned": k, "runs": len(runs),
                       "interval": _wilson(k, len(runs))}  # fmt: skip
@@ -531,13 +533,74 @@ def kept_rungs(keep, sizes: Sizes) -> dict:
         except Exception as err:  # noqa: BLE001 - any unreadable file is refused alike
             raise ValueError(f"{path}: not a finished ladder rung ({type(err).__name__}: {err}); delete {keep} to "
                              "start the ladder over") from None  # fmt: skip
-        if fp != want:
-            what = [k for k in want if fp.get(k) != want[k]] if isinstance(fp, dict) else ["fingerprint"]
-            raise ValueError(f"{keep} holds ladder rungs finished with another {' and '.join(what)} "
-                             f"({', '.join(f'{k} {fp.get(k)!r}' for k in what) if isinstance(fp, dict) else '?'}); "
-                             "continue with those, or delete it to start the ladder over")  # fmt: skip
+        _same_fingerprint(keep, fp, want)
         found[key] = rung
+    groups = os.path.join(keep, "runs")
+    for name in sorted(os.listdir(groups)) if os.path.isdir(groups) else []:
+        if not name.endswith(".pkl"):
+            continue
+        path = os.path.join(groups, name)
+        try:
+            with open(path, "rb") as fh:
+                fp = pickle.load(fh)  # the fingerprint, before the runs
+        except Exception as err:  # noqa: BLE001
+            raise ValueError(f"{path}: not a finished group of ladder runs ({type(err).__name__}: {err}); delete "
+                             f"{keep} to start the ladder over") from None  # fmt: skip
+        _same_fingerprint(keep, fp, want)
     return found
+
+
+def _same_fingerprint(keep, fp, want) -> None:
+    if fp != want:
+        what = [k for k in want if fp.get(k) != want[k]] if isinstance(fp, dict) else ["fingerprint"]
+        raise ValueError(f"{keep} holds ladder rungs finished with another {' and '.join(what)} "
+                         f"({', '.join(f'{k} {fp.get(k)!r}' for k in what) if isinstance(fp, dict) else '?'}); "
+                         "continue with those, or delete it to start the ladder over")  # fmt: skip
+
+
+# (directory, sizes, rung key) while `section_ladder` keeps its progress: `_many` saves each
+# group of runs there as it finishes, and takes the groups an interrupted call finished
+_KEEPING = contextvars.ContextVar("attnsim_ladder_keeping", default=None)
+
+
+def _group_key(cfg, task, seeds, kw) -> str:
+    """What a group of runs is: its config, task, seeds, settings and given parameters."""
+    h = hashlib.sha1()
+    settings = {k: v for k, v in kw.items() if k not in ("progress", "params")}
+    h.update(repr((cfg.to_dict(), task.spec(), list(seeds), sorted(settings.items()))).encode())
+    for p in kw.get("params") or ():
+        for name in sorted(p):
+            a = np.ascontiguousarray(p[name])
+            h.update(name.encode() + str(a.dtype).encode() + str(a.shape).encode() + a.tobytes())
+    return h.hexdigest()[:20]
+
+
+def _many(cfg, task, seeds, keep_init=False, **kw) -> list:
+    """`train_many` for the map: the runs without their final parameters and optimizer state,
+    and without their initial parameters unless ``keep_init`` (claim 6 reads them): no claim
+    reads the others, and a kept group of a d-256 rung stays small. While a section keeps its
+    progress (`_KEEPING`) each group is saved as it finishes, and a group an interrupted call
+    finished is taken from there (the same runs: a group is its config, task, seeds and
+    settings)."""
+    keeping = _KEEPING.get()
+    path = None
+    if keeping is not None:
+        keep, sizes, rung = keeping
+        path = os.path.join(keep, "runs", f"{rung}-{_group_key(cfg, task, seeds, kw)}.pkl")
+        if os.path.exists(path):
+            with open(path, "rb") as fh:
+                if pickle.load(fh) == _fingerprint(sizes):  # the first object; `kept_rungs` checked them all
+                    return pickle.load(fh)
+    runs = [
+        dataclasses.replace(r, params=None, state=None, initial_params=r.initial_params if keep_init else None)
+        for r in train_many(cfg, task, seeds, **kw)
+    ]
+    if path is not None:
+        from ._outputs import atomic_write
+
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        atomic_write(path, pickle.dumps(_fingerprint(sizes)) + pickle.dumps(runs))
+    return runs
 
 
 def _keep_rung(keep, sizes: Sizes, rung: dict) -> None:
@@ -572,37 +635,16 @@ def section_ladder(sizes: Sizes, say, keep=None) -> Section:
             results["rungs"].append(kept[rung["key"]])
             continue
         t1 = time.perf_counter()
-        word_task = keyword if rung["classifier"] else translate
-        cells, finals, runs = _word_task(rung, word_task, sizes.ladder_word_steps, say)
-        cells["5"], ckpt = _order_claim(rung, keyword, sizes.ladder_word_steps, sizes.ladder_saves, say)
-        if rung["classifier"]:  # its word task is keyword too: the salient-word experiment on its own runs
-            finals["salient"] = _salient(rung, keyword, runs, ckpt)
-        copy_rows, na = [], {}
-        if rung["classifier"]:
-            say(f"ladder: {rung['label']}: {keyword!r}, {sizes.ladder_seeds} seeds")
-            cfg = rung["make"](keyword, False)
-            runs = train_many(cfg, keyword, seeds=range(sizes.ladder_seeds), steps=sizes.ladder_word_steps,
-                              log_every=5, progress=say.bar, **rung["train"])  # fmt: skip
-            cells["3"] = _ktiw_first(runs)
-            cells["4"] = cells["6"] = None  # no copy task for a classifier
-            na = {"4": "no copy task for a classifier", "6": "no copy task for a classifier"}
-        else:
-            copy_cells, copy_rows, na = _copy_claims(rung, sizes, say)
-            cells.update(copy_cells)
-        screening = None
-        if rung["multihead"]:
-            cells["7"], why7, screening = _rescue_claim(rung, sizes, say)
-            if cells["7"] is None:
-                na["7"] = why7
-        else:
-            cells["7"], na["7"] = None, "one attention head: the classifier has no multi-head form"
-        results["rungs"].append({
-            "key": rung["key"], "label": rung["label"], "breaks": rung["breaks"], "task": word_task.spec(),
-            "claims": cells, "not_applicable": na, "copy": copy_rows, "screening": screening, **finals,
-            "seconds": time.perf_counter() - t1,
-        })  # fmt: skip
+        token = _KEEPING.set((keep, sizes, rung["key"]) if keep is not None else None)
+        try:
+            results["rungs"].append(_rung_results(rung, sizes, say, translate, keyword, t1))
+        finally:
+            _KEEPING.reset(token)
         if keep is not None:
             _keep_rung(keep, sizes, results["rungs"][-1])
+            for name in os.listdir(os.path.join(keep, "runs")) if os.path.isdir(os.path.join(keep, "runs")) else []:
+                if name.startswith(f"{rung['key']}-"):  # the rung holds what its groups gave
+                    os.remove(os.path.join(keep, "runs", name))
     results["kept_rungs"] = [r["key"] for r in results["rungs"] if r["key"] in kept]
     zero = results["rungs"][0]["claims"]
     checks = [  # rung 0's cells (a cell that cannot be measured, with its reason in the text, is not a check)
@@ -613,6 +655,39 @@ def section_ladder(sizes: Sizes, say, keep=None) -> Section:
     figs = {"ladder_map.png": _fig_map(results), "ladder_copy.png": _fig_copy(results)}
     return Section("ladder", "Where the two-stage story holds: the validity map across the ladder", results, figs,
                    checks, section_text(results), time.perf_counter() - t0)  # fmt: skip
+
+
+def _rung_results(rung, sizes, say, translate, keyword, t1) -> dict:
+    """Every claim measured on one rung, as the map's row."""
+    word_task = keyword if rung["classifier"] else translate
+    cells, finals, runs = _word_task(rung, word_task, sizes.ladder_word_steps, say)
+    cells["5"], ckpt = _order_claim(rung, keyword, sizes.ladder_word_steps, sizes.ladder_saves, say)
+    if rung["classifier"]:  # its word task is keyword too: the salient-word experiment on its own runs
+        finals["salient"] = _salient(rung, keyword, runs, ckpt)
+    copy_rows, na = [], {}
+    if rung["classifier"]:
+        say(f"ladder: {rung['label']}: {keyword!r}, {sizes.ladder_seeds} seeds")
+        cfg = rung["make"](keyword, False)
+        runs = _many(cfg, keyword, seeds=range(sizes.ladder_seeds), steps=sizes.ladder_word_steps, log_every=5,
+                     progress=say.bar, **rung["train"])  # fmt: skip
+        cells["3"] = _ktiw_first(runs)
+        cells["4"] = cells["6"] = None  # no copy task for a classifier
+        na = {"4": "no copy task for a classifier", "6": "no copy task for a classifier"}
+    else:
+        copy_cells, copy_rows, na = _copy_claims(rung, sizes, say)
+        cells.update(copy_cells)
+    screening = None
+    if rung["multihead"]:
+        cells["7"], why7, screening = _rescue_claim(rung, sizes, say)
+        if cells["7"] is None:
+            na["7"] = why7
+    else:
+        cells["7"], na["7"] = None, "one attention head: the classifier has no multi-head form"
+    return {
+        "key": rung["key"], "label": rung["label"], "breaks": rung["breaks"], "task": word_task.spec(),
+        "claims": cells, "not_applicable": na, "copy": copy_rows, "screening": screening, **finals,
+        "seconds": time.perf_counter() - t1,
+    }  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- report

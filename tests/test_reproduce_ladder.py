@@ -4,6 +4,7 @@ the threshold the section states."""
 
 import dataclasses
 import math
+import pickle
 
 import numpy as np
 import pytest
@@ -282,9 +283,10 @@ def _numbers(rung):
 
 
 def test_an_interrupted_ladder_goes_on_from_its_finished_rungs(section, tmp_path, monkeypatch):
-    """Each rung is kept as it finishes; a call interrupted in the second rung leaves the
-    first in ``keep``, and the next call takes it from there and trains only the second:
-    both rungs' numbers are those of the uninterrupted section, and so is its text."""
+    """Each rung is kept as it finishes, and within a rung each group of runs: a call
+    interrupted in the second rung's multi-head claim leaves the first rung and the second's
+    copy groups in ``keep``; the next call trains only what is missing, and both rungs'
+    numbers are those of the uninterrupted section, and so is its text."""
     sizes = dataclasses.replace(TINY, ladder_rungs=("free", "dot0.5"))
     keep = tmp_path / LD.PARTIAL
     rescue = LD._rescue_claim
@@ -297,18 +299,22 @@ def test_an_interrupted_ladder_goes_on_from_its_finished_rungs(section, tmp_path
     monkeypatch.setattr(LD, "_rescue_claim", interrupted)
     with pytest.raises(KeyboardInterrupt):
         LD.section_ladder(sizes, QUIET, keep=str(keep))
-    assert sorted(p.name for p in keep.iterdir()) == ["free.pkl"]
+    assert sorted(p.name for p in keep.glob("*.pkl")) == ["free.pkl"]
+    groups = {p.name for p in (keep / "runs").iterdir()}
+    assert len(groups) == len(LD.KS) + 1 and all(g.startswith("dot0.5-") for g in groups)  # claims 4 and 6
     monkeypatch.setattr(LD, "_rescue_claim", rescue)
     trained = []
     many = LD.train_many
 
-    def counted(cfg, *a, **k):
-        trained.append(cfg.model)
-        return many(cfg, *a, **k)
+    def counted(cfg, task, seeds, **k):
+        trained.append((cfg.model, f"dot0.5-{LD._group_key(cfg, task, seeds, k)}.pkl"))
+        return many(cfg, task, seeds, **k)
 
     monkeypatch.setattr(LD, "train_many", counted)
     again = LD.section_ladder(sizes, QUIET, keep=str(keep))
-    assert "free" not in trained and "dot" in trained  # rung 0 was not trained again
+    assert trained and all(m == "dot" and g not in groups for m, g in trained)  # only claim 7's groups
+    assert sorted(p.name for p in keep.glob("*.pkl")) == ["dot0.5.pkl", "free.pkl"]
+    assert list((keep / "runs").iterdir()) == []  # a finished rung holds what its groups gave
     assert again.results["kept_rungs"] == ["free"]
     for r in again.results["rungs"]:
         assert _numbers(r) == _numbers(_rung(section, r["key"]))
@@ -328,10 +334,17 @@ def test_kept_rungs_of_another_run_are_refused_before_any_work(tmp_path):
     with pytest.raises(ValueError, match="finished with another sizes"):  # from reproduce, before it trains
         R.reproduce(tmp_path / "rep", "ladder", sizes=other)
     assert not (tmp_path / "rep" / "results.json").exists()
+    (keep / "runs").mkdir()
+    (keep / "runs" / "lstm-0.pkl").write_bytes(pickle.dumps(LD._fingerprint(other)) + pickle.dumps([]))
+    with pytest.raises(ValueError, match="finished with another sizes"):  # a group of runs likewise
+        LD.kept_rungs(str(keep), TINY)
+    (keep / "runs" / "lstm-0.pkl").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"lstm-0.pkl: not a finished group of ladder runs"):
+        LD.kept_rungs(str(keep), TINY)
     (keep / "dot0.pkl").write_bytes(b"not a pickle")
     with pytest.raises(ValueError, match=r"dot0.pkl: not a finished ladder rung"):
         LD.kept_rungs(str(keep), TINY)
-    assert sorted(p.name for p in keep.iterdir()) == ["dot0.pkl", "free.pkl"]  # refused files are left alone
+    assert sorted(p.name for p in keep.glob("*.pkl")) == ["dot0.pkl", "free.pkl"]  # refused files are left alone
 
 
 def test_a_finished_ladder_section_drops_its_kept_rungs(section, tmp_path):
