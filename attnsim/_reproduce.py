@@ -110,6 +110,7 @@ class Section:
 # Adam as docs/design.md §3.1 sets it for the free tables, and SGD on the theory's clock
 ADAM = dict(optimizer="adam", lr=0.05, batch=128, scale=0.01)
 SGD_LR = 80.0  # reduced dynamics with the run's own step stay within 1e-3 of it up to here
+VOCAB_SGD_STEPS = 300  # the SGD runs that time the attention against the vocabulary
 
 
 def _check(claim, value, expected, passed) -> dict:
@@ -219,7 +220,7 @@ def section_copy(sizes: Sizes, say) -> Section:
             p_theory = float(np.mean([theory.saddle_projection(cfg, r.initial_params) > 0 for r in adam]))
         else:
             p_theory = 1.0
-        sgd_steps = 300
+        sgd_steps = VOCAB_SGD_STEPS
         sgd = train_many(
             cfg, task, range(sizes.sgd_seeds), optimizer="sgd", lr=SGD_LR, steps=sgd_steps, batch=128, scale=0.01,
             log_every=2, progress=say.bar,
@@ -318,7 +319,7 @@ def section_copy(sizes: Sizes, say) -> Section:
     figs = {
         "copy_learning_curves.png": _fig_copy_curves(head_p, head_e),
         "copy_attention.png": _fig_copy_attention(cfg_p, perm, head_p),
-        "copy_vocab.png": _fig_copy_vocab(vocab_rows, curve_V, curve_t, steps),
+        "copy_vocab.png": _fig_copy_vocab(vocab_rows, curve_V, curve_t, steps, VOCAB_SGD_STEPS),
         "copy_init_scale.png": _fig_init_scale(scale_rows, law),
         "copy_saddle.png": _fig_saddle(proj, learned_all, saddle_acc),
     }
@@ -363,7 +364,7 @@ exact reduced dynamics for the time.
 
 ![vocabulary](copy_vocab.png)
 
-*Success rate (left) and time to attend (right) against vocabulary size.* Runs fail under Adam
+*Success rate (left) and time to attend (right) against vocabulary size; a run that does not attend within {VOCAB_SGD_STEPS} SGD steps sits on the line "never".* Runs fail under Adam
 {_where_fail(vocab_rows)} and nowhere else; the theory says only V = L
 is hard (the stage-1 signal G is non-zero as soon as V > L). The reduced dynamics predict the SGD
 time to attend within {vt_err:.1%} (largest relative error over the runs that attended); from the zero init the time
@@ -528,7 +529,7 @@ def _plot_rate(a, x, learned, runs, steps) -> None:
                label=f"simulation (Adam, {steps} steps; 95 % interval)")  # fmt: skip
 
 
-def _fig_copy_vocab(rows, curve_V, curve_t, steps):
+def _fig_copy_vocab(rows, curve_V, curve_t, steps, sgd_steps):
     fig, ax = _figure(12, 4.6, 1, 2)
     a = ax[0, 0]
     V = np.array([r["vocab"] for r in rows])
@@ -543,9 +544,11 @@ def _fig_copy_vocab(rows, curve_V, curve_t, steps):
     a.grid(alpha=0.3)
     a = ax[0, 1]
     a.plot(curve_V, curve_t, "--", color=THEORY, label="theory: reduced dynamics, zero init")
-    for i, r in enumerate(rows):
-        sim = np.array(r["sgd_time_to_attend"], float)
-        own = np.array(r["theory_time_to_attend_own_init"], float)
+    times = [(np.array(r["sgd_time_to_attend"], float), np.array(r["theory_time_to_attend_own_init"], float))
+             for r in rows]  # fmt: skip
+    finite = [t for pair in times for ts in pair for t in ts if np.isfinite(t)] + [t for t in curve_t if np.isfinite(t)]
+    never = max(finite) * 1.1  # where a run that never attends is drawn (None or ∞: not within the steps)
+    for i, (r, (sim, own)) in enumerate(zip(rows, times, strict=True)):
         jitter = r["vocab"] + np.linspace(-0.6, 0.6, len(sim))
         a.plot(jitter, sim, "o", color=SIM, ms=6, label="simulation (SGD, scale 0.01)" if i == 0 else None)
         a.plot(
@@ -556,12 +559,18 @@ def _fig_copy_vocab(rows, curve_V, curve_t, steps):
             ms=7,
             label="theory: reduced dynamics, each run's own init" if i == 0 else None,
         )
+        a.plot(jitter[~np.isfinite(sim)], np.full((~np.isfinite(sim)).sum(), never), "^", color=SIM, mfc="none",
+               ms=7, label=f"simulation: never within {sgd_steps} steps" if i == 0 else None)  # fmt: skip
+        a.plot(jitter[~np.isfinite(own)], np.full((~np.isfinite(own)).sum(), never), "x", color=THEORY, ms=7)
+    a.axhline(never, color="0.8", lw=0.8)
+    ticks = [t for t in a.get_yticks() if a.get_ylim()[0] <= t < never * 0.95]
+    a.set_yticks(ticks + [never], [f"{t:g}" for t in ticks] + ["never"])
     a.axvline(40, color="0.5", ls=":", lw=1)
     a.text(40.5, a.get_ylim()[1] * 0.9, "V = L: saddle", fontsize=8, color="0.3")
     a.set_xlabel("vocabulary size V (length L = 40)")
     a.set_ylabel(f"time to attend (SGD steps at lr {SGD_LR:g}; gold mass ≥ 0.5)")
     a.set_title("Time to attend against vocabulary size")
-    a.legend(loc="upper right", fontsize=8)
+    a.legend(loc="center right", fontsize=8)
     a.grid(alpha=0.3)
     fig.suptitle("copy(V, 40): simulation beside theory")
     return fig

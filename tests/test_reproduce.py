@@ -197,3 +197,25 @@ def test_bad_input_exits_2_writing_nothing(tmp_path, capsys, argv, message):
     assert sorted(p.name for p in tmp_path.rglob("*")) == before
     with pytest.raises(ValueError, match="unknown section 'cpy'"):
         R.parse_sections("cpy")
+
+
+def test_vocab_figure_draws_the_runs_that_never_attend():
+    """A run whose time to attend is None (not within the SGD steps) is drawn on the line
+    "never", above every finite time, beside the ones that attended."""
+    rows = [
+        {"vocab": 40, "adam_runs": 3, "adam_learned": 2, "theory_success": 0.6,
+         "sgd_time_to_attend": [None, 140.0, 116.0], "theory_time_to_attend_own_init": [math.inf, 140.0, 116.0]},
+        {"vocab": 60, "adam_runs": 3, "adam_learned": 3, "theory_success": 1.0,
+         "sgd_time_to_attend": [52.0, 51.0, 52.0], "theory_time_to_attend_own_init": [51.0, 51.0, 51.0]},
+    ]  # fmt: skip
+    fig = R._fig_copy_vocab(rows, np.array([41.0, 60.0]), np.array([90.0, 51.0]), 100, 300)
+    a = fig.axes[1]
+    labels = [t.get_text() for t in a.get_yticklabels()]
+    assert labels[-1] == "never"
+    never = a.get_yticks()[-1]
+    assert never > 140.0
+    drawn = [line for line in a.get_lines() if line.get_label() == "simulation: never within 300 steps"]
+    assert len(drawn) == 1 and list(drawn[0].get_ydata()) == [never] and drawn[0].get_xdata()[0] < 40
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
