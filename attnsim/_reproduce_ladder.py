@@ -558,8 +558,9 @@ def _same_fingerprint(keep, fp, want) -> None:
                          "continue with those, or delete it to start the ladder over")  # fmt: skip
 
 
-# (directory, sizes, rung key) while `section_ladder` keeps its progress: `_many` saves each
-# group of runs there as it finishes, and takes the groups an interrupted call finished
+# (directory, sizes, rung key, [seconds]) while `section_ladder` keeps its progress: `_many`
+# saves each group of runs there as it finishes, and takes the groups an interrupted call
+# finished (adding the seconds they took then to the list's one entry)
 _KEEPING = contextvars.ContextVar("attnsim_ladder_keeping", default=None)
 
 
@@ -585,12 +586,15 @@ def _many(cfg, task, seeds, keep_init=False, **kw) -> list:
     keeping = _KEEPING.get()
     path = None
     if keeping is not None:
-        keep, sizes, rung = keeping
+        keep, sizes, rung, earlier = keeping
         path = os.path.join(keep, "runs", f"{rung}-{_group_key(cfg, task, seeds, kw)}.pkl")
         if os.path.exists(path):
-            with open(path, "rb") as fh:
-                if pickle.load(fh) == _fingerprint(sizes):  # the first object; `kept_rungs` checked them all
-                    return pickle.load(fh)
+            with open(path, "rb") as fh:  # the fingerprint (`kept_rungs` checked them all), the runs, the seconds
+                if pickle.load(fh) == _fingerprint(sizes):
+                    runs = pickle.load(fh)
+                    earlier[0] += pickle.load(fh)
+                    return runs
+    t = time.perf_counter()
     runs = [
         dataclasses.replace(r, params=None, state=None, initial_params=r.initial_params if keep_init else None)
         for r in train_many(cfg, task, seeds, **kw)
@@ -599,7 +603,8 @@ def _many(cfg, task, seeds, keep_init=False, **kw) -> list:
         from ._outputs import atomic_write
 
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        atomic_write(path, pickle.dumps(_fingerprint(sizes)) + pickle.dumps(runs))
+        data = pickle.dumps(_fingerprint(sizes)) + pickle.dumps(runs) + pickle.dumps(time.perf_counter() - t)
+        atomic_write(path, data)
     return runs
 
 
@@ -617,6 +622,7 @@ def section_ladder(sizes: Sizes, say, keep=None) -> Section:
     from which the rungs an interrupted call finished are taken (`kept_rungs`); None: none."""
     t0 = time.perf_counter()
     kept = kept_rungs(keep, sizes)
+    earlier = 0.0  # seconds that the rungs and groups taken from ``keep`` took when they were trained
     translate = tasks.translate(40, 40, 20, zipf=1.0, noise=0.05)
     keyword = tasks.keyword(40, 20, keywords=8, zipf=1.0)
     results = {"settings": {
@@ -635,17 +641,22 @@ def section_ladder(sizes: Sizes, say, keep=None) -> Section:
             results["rungs"].append(kept[rung["key"]])
             continue
         t1 = time.perf_counter()
-        token = _KEEPING.set((keep, sizes, rung["key"]) if keep is not None else None)
+        spent = [0.0]  # by groups of this rung that earlier calls trained
+        token = _KEEPING.set((keep, sizes, rung["key"], spent) if keep is not None else None)
         try:
             results["rungs"].append(_rung_results(rung, sizes, say, translate, keyword, t1))
         finally:
             _KEEPING.reset(token)
+        results["rungs"][-1]["seconds"] += spent[0]
+        earlier += spent[0]
         if keep is not None:
             _keep_rung(keep, sizes, results["rungs"][-1])
             for name in os.listdir(os.path.join(keep, "runs")) if os.path.isdir(os.path.join(keep, "runs")) else []:
                 if name.startswith(f"{rung['key']}-"):  # the rung holds what its groups gave
                     os.remove(os.path.join(keep, "runs", name))
     results["kept_rungs"] = [r["key"] for r in results["rungs"] if r["key"] in kept]
+    earlier += sum(r["seconds"] for r in results["rungs"] if r["key"] in kept)
+    results["seconds_in_earlier_calls"] = earlier
     zero = results["rungs"][0]["claims"]
     checks = [  # rung 0's cells (a cell that cannot be measured, with its reason in the text, is not a check)
         _check(f"the paper's approximation (rung 0): {CLAIMS[c]}", _cell_value(c, zero[c]), THRESHOLDS[c],
@@ -653,8 +664,9 @@ def section_ladder(sizes: Sizes, say, keep=None) -> Section:
         for c in MEASURED if zero[c] is not None
     ]  # fmt: skip
     figs = {"ladder_map.png": _fig_map(results), "ladder_copy.png": _fig_copy(results)}
+    # its time: this call's and what the rungs and groups it kept took in the calls that trained them
     return Section("ladder", "Where the two-stage story holds: the validity map across the ladder", results, figs,
-                   checks, section_text(results), time.perf_counter() - t0)  # fmt: skip
+                   checks, section_text(results), time.perf_counter() - t0 + earlier)  # fmt: skip
 
 
 def _rung_results(rung, sizes, say, translate, keyword, t1) -> dict:

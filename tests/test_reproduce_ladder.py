@@ -301,6 +301,12 @@ def test_an_interrupted_ladder_goes_on_from_its_finished_rungs(section, tmp_path
         LD.section_ladder(sizes, QUIET, keep=str(keep))
     assert sorted(p.name for p in keep.glob("*.pkl")) == ["free.pkl"]
     groups = {p.name for p in (keep / "runs").iterdir()}
+    spent_before = 0.0  # what the kept groups took: each file is its fingerprint, its runs, its seconds
+    for p in (keep / "runs").iterdir():
+        with open(p, "rb") as fh:
+            fp, runs, seconds = pickle.load(fh), pickle.load(fh), pickle.load(fh)
+        assert fp == LD._fingerprint(sizes) and seconds > 0 and all(r.params is None for r in runs)
+        spent_before += seconds
     assert len(groups) == len(LD.KS) + 1 and all(g.startswith("dot0.5-") for g in groups)  # claims 4 and 6
     monkeypatch.setattr(LD, "_rescue_claim", rescue)
     trained = []
@@ -316,6 +322,9 @@ def test_an_interrupted_ladder_goes_on_from_its_finished_rungs(section, tmp_path
     assert sorted(p.name for p in keep.glob("*.pkl")) == ["dot0.5.pkl", "free.pkl"]
     assert list((keep / "runs").iterdir()) == []  # a finished rung holds what its groups gave
     assert again.results["kept_rungs"] == ["free"]
+    free_s = next(r["seconds"] for r in again.results["rungs"] if r["key"] == "free")
+    assert again.results["seconds_in_earlier_calls"] == pytest.approx(free_s + spent_before, rel=1e-12)
+    assert again.elapsed > again.results["seconds_in_earlier_calls"]
     for r in again.results["rungs"]:
         assert _numbers(r) == _numbers(_rung(section, r["key"]))
     whole = LD.section_text({**section.results, "rungs": [_rung(section, k) for k in sizes.ladder_rungs]})
@@ -335,7 +344,8 @@ def test_kept_rungs_of_another_run_are_refused_before_any_work(tmp_path):
         R.reproduce(tmp_path / "rep", "ladder", sizes=other)
     assert not (tmp_path / "rep" / "results.json").exists()
     (keep / "runs").mkdir()
-    (keep / "runs" / "lstm-0.pkl").write_bytes(pickle.dumps(LD._fingerprint(other)) + pickle.dumps([]))
+    group = pickle.dumps(LD._fingerprint(other)) + pickle.dumps([]) + pickle.dumps(1.0)
+    (keep / "runs" / "lstm-0.pkl").write_bytes(group)
     with pytest.raises(ValueError, match="finished with another sizes"):  # a group of runs likewise
         LD.kept_rungs(str(keep), TINY)
     (keep / "runs" / "lstm-0.pkl").write_bytes(b"")
