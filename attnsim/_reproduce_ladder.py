@@ -177,12 +177,17 @@ def rungs(sizes: Sizes) -> list[dict]:
 # ----------------------------------------------------------------------------- measurements
 
 
-def _scores(cfg, params, x, y, T, L):
-    """(α heads-averaged, β) as (B, T, L): the task's T target steps and L source words
-    (a seq2seq model's EOS step and EOS state left out)."""
+def _alpha(cfg, params, x, y, T, L):
+    """α heads-averaged as (B, T, L): the task's T target steps and L source words (a seq2seq
+    model's EOS step and EOS state left out)."""
     _, alpha = forward(cfg, params, x, y)
-    beta = metrics.ktiw_probe(cfg, params, x, y)
-    return np.asarray(alpha, np.float64).mean(axis=0)[:, :T, :L], np.asarray(beta, np.float64)[:, :T, :L]
+    return np.asarray(alpha, np.float64).mean(axis=0)[:, :T, :L]
+
+
+def _beta(cfg, params, x, y, T, L):
+    """The KTIW probe β as (B, T, L), as `_alpha`. (On the recurrent rungs the probe is NumPy,
+    example by example: minutes for the held-out inputs at d 256, so only where it is read.)"""
+    return np.asarray(metrics.ktiw_probe(cfg, params, x, y), np.float64)[:, :T, :L]
 
 
 def _agreement(u, v, rows: int) -> dict:
@@ -220,8 +225,8 @@ def _word_task(rung, task, steps, say) -> tuple[dict, dict, dict]:
     x, y, gold = _held_out(task)
     T, L = task.tgt_len, task.src_len
     has = gold >= 0
-    alpha, _ = _scores(cfg, run.params, x, y, T, L)
-    _, beta_uf = _scores(ucfg, uniform.params, x, y, T, L)
+    alpha = _alpha(cfg, run.params, x, y, T, L)
+    beta_uf = _beta(ucfg, uniform.params, x, y, T, L)
     beta_px = _proxy_table(task)[y[:, :, None], x[:, None, :]]
     rows = int(has.sum())
     c1 = _agreement(beta_uf[has], beta_px[has], rows)
@@ -288,7 +293,7 @@ def _order(task, cfg, ckpt, x, y, gold) -> dict:
     keep = [i for i, c in zip(words, counts, strict=True) if c >= 20]
     mass = np.empty((len(ckpt), len(keep)))
     for j, (_, params) in enumerate(ckpt):
-        alpha, _ = _scores(cfg, params, x, y, T, L)
+        alpha = _alpha(cfg, params, x, y, T, L)
         m = alpha[b, t, g]
         mass[j] = [m[word == i].mean() for i in keep]
     steps = [s for s, _ in ckpt]
