@@ -505,15 +505,35 @@ def _rescue_claim(rung, sizes, say) -> tuple[dict | None, str, dict]:
 # ----------------------------------------------------------------------------- finished rungs kept
 
 
+# modules that only present results: editing them leaves a kept rung valid
+_PRESENTATION = ("cli.py", "_plots.py", "_progress.py", "_outputs.py")
+
+
+def _code_hash() -> str:
+    """SHA-1 of the package's sources that a rung's numbers can depend on: every module but
+    `_PRESENTATION` (the ladder's own measurements and report text share a module, so an
+    edit of its text too makes kept rungs another run's: strict, never wrong)."""
+    root = os.path.dirname(os.path.abspath(__file__))
+    h = hashlib.sha1()
+    for base, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        for f in sorted(files):
+            if f.endswith(".py") and not (base == root and f in _PRESENTATION):
+                path = os.path.join(base, f)
+                h.update(os.path.relpath(path, root).encode() + b"\0")
+                with open(path, "rb") as fh:
+                    h.update(fh.read() + b"\0")
+    return h.hexdigest()[:16]
+
+
 def _fingerprint(sizes: Sizes) -> dict:
-    """What a rung's numbers depend on besides the code of this module: attnsim's version,
-    its kernels' sources and the ladder's sizes (which rungs run is not part of it)."""
+    """What a rung's numbers depend on: attnsim's version, its code (`_code_hash`) and the
+    ladder's sizes (which rungs run is not part of it)."""
     from . import __version__
-    from ._jit import sources_hash
 
     ladder = {f.name: getattr(sizes, f.name) for f in dataclasses.fields(sizes)
               if f.name.startswith("ladder_") and f.name != "ladder_rungs"}  # fmt: skip
-    return {"attnsim": __version__, "kernels": sources_hash(), "sizes": ladder}
+    return {"attnsim": __version__, "code": _code_hash(), "sizes": ladder, "full": sizes.full}
 
 
 def kept_rungs(keep, sizes: Sizes) -> dict:
@@ -547,7 +567,11 @@ def kept_rungs(keep, sizes: Sizes) -> dict:
         path = os.path.join(groups, name)
         try:
             with open(path, "rb") as fh:
-                fp = pickle.load(fh)  # the fingerprint, before the runs
+                fp = pickle.load(fh)  # the fingerprint, then the runs and the seconds they took
+                if fp == want:
+                    runs, seconds = pickle.load(fh), pickle.load(fh)
+                    if not isinstance(runs, list) or not isinstance(seconds, float):
+                        raise TypeError("not runs and their seconds")
         except Exception as err:  # noqa: BLE001
             raise ValueError(f"{path}: not a finished group of ladder runs ({type(err).__name__}: {err}); delete "
                              f"{keep} to start the ladder over") from None  # fmt: skip
@@ -556,14 +580,21 @@ def kept_rungs(keep, sizes: Sizes) -> dict:
 
 
 def _same_fingerprint(keep, fp, want) -> None:
-    if fp != want:
-        what = [k for k in want if fp.get(k) != want[k]] if isinstance(fp, dict) else ["fingerprint"]
-        raise ValueError(f"{keep} holds ladder rungs finished with another {' and '.join(what)} "
-                         f"({', '.join(f'{k} {fp.get(k)!r}' for k in what) if isinstance(fp, dict) else '?'}); "
-                         "continue with those, or delete it to start the ladder over")  # fmt: skip
+    if fp == want:
+        return
+    if not isinstance(fp, dict):
+        raise ValueError(f"{keep} holds files that are not ladder rungs of this attnsim; delete it to start over")
+    if fp.get("attnsim") != want["attnsim"] or fp.get("code") != want["code"]:
+        raise ValueError(f"{keep} holds ladder rungs another version of attnsim's code finished (attnsim "
+                         f"{fp.get('attnsim')}); continue them with that code, or delete it to start the ladder "
+                         "over")  # fmt: skip
+    sizes = "--full" if fp.get("full") else "the default sizes"
+    raise ValueError(f"{keep} holds ladder rungs finished at other sizes ({sizes}); continue them with the command "
+                     f"that made them ({'with' if fp.get('full') else 'without'} --full), or delete it to start the "
+                     "ladder over")  # fmt: skip
 
 
-# (directory, sizes, rung key, [seconds]) while `section_ladder` keeps its progress: `_many`
+# (directory, sizes, rung key, [seconds], say) while `section_ladder` keeps its progress: `_many`
 # saves each group of runs there as it finishes, and takes the groups an interrupted call
 # finished (adding the seconds they took then to the list's one entry)
 _KEEPING = contextvars.ContextVar("attnsim_ladder_keeping", default=None)
@@ -591,13 +622,14 @@ def _many(cfg, task, seeds, keep_init=False, **kw) -> list:
     keeping = _KEEPING.get()
     path = None
     if keeping is not None:
-        keep, sizes, rung, earlier = keeping
+        keep, sizes, rung, earlier, say = keeping
         path = os.path.join(keep, "runs", f"{rung}-{_group_key(cfg, task, seeds, kw)}.pkl")
         if os.path.exists(path):
             with open(path, "rb") as fh:  # the fingerprint (`kept_rungs` checked them all), the runs, the seconds
                 if pickle.load(fh) == _fingerprint(sizes):
                     runs = pickle.load(fh)
                     earlier[0] += pickle.load(fh)
+                    say(f"ladder: these {len(runs)} runs were finished by an earlier call, kept in {path}")
                     return runs
     t = time.perf_counter()
     runs = [
@@ -647,7 +679,7 @@ def section_ladder(sizes: Sizes, say, keep=None) -> Section:
             continue
         t1 = time.perf_counter()
         spent = [0.0]  # by groups of this rung that earlier calls trained
-        token = _KEEPING.set((keep, sizes, rung["key"], spent) if keep is not None else None)
+        token = _KEEPING.set((keep, sizes, rung["key"], spent, say) if keep is not None else None)
         try:
             results["rungs"].append(_rung_results(rung, sizes, say, translate, keyword, t1))
         finally:

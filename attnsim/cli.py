@@ -675,7 +675,11 @@ def cmd_reproduce(args) -> int:
             finished = []
         partial = os.path.join(args.out, PARTIAL)
         rungs = sorted(f[:-4] for f in os.listdir(partial) if f.endswith(".pkl")) if os.path.isdir(partial) else []
-        kept = f"the ladder's finished rungs ({', '.join(rungs)}) in {partial}" if rungs else ""
+        runs_dir = os.path.join(partial, "runs")
+        groups = sum(f.endswith(".pkl") for f in os.listdir(runs_dir)) if os.path.isdir(runs_dir) else 0
+        what = ([f"finished rungs ({', '.join(rungs)})"] if rungs else []) + (
+            [f"{groups} finished group{'s' if groups > 1 else ''} of runs"] if groups else [])  # fmt: skip
+        kept = f"the ladder's {' and '.join(what)} in {partial}" if what else ""
         if finished:
             print(f"attnsim: interrupted; the finished sections ({', '.join(finished)}) are in {args.out}"
                   + (f", and {kept}" if kept else ""), file=sys.stderr)  # fmt: skip

@@ -4,6 +4,7 @@ the threshold the section states."""
 
 import dataclasses
 import math
+import os
 import pickle
 
 import numpy as np
@@ -331,26 +332,37 @@ def test_an_interrupted_ladder_goes_on_from_its_finished_rungs(section, tmp_path
     assert again.text == whole
 
 
-def test_kept_rungs_of_another_run_are_refused_before_any_work(tmp_path):
+def test_kept_rungs_of_another_run_are_refused_before_any_work(tmp_path, monkeypatch):
     keep = tmp_path / "rep" / LD.PARTIAL
     rung = {"key": "free", "label": "free logits (rung 0)"}
     LD._keep_rung(str(keep), TINY, rung)
     assert LD.kept_rungs(str(keep), TINY) == {"free": rung}
     assert LD.kept_rungs(str(tmp_path / "none"), TINY) == {}
     other = dataclasses.replace(TINY, ladder_seeds=4)
-    with pytest.raises(ValueError, match=r"finished with another sizes .*delete it to start the ladder over"):
+    with pytest.raises(ValueError, match=r"finished at other sizes \(the default sizes\); continue them with the "
+                       r"command that made them \(without --full\), or delete it"):  # fmt: skip
         LD.kept_rungs(str(keep), other)
-    with pytest.raises(ValueError, match="finished with another sizes"):  # from reproduce, before it trains
+    with pytest.raises(ValueError, match="finished at other sizes"):  # from reproduce, before it trains
         R.reproduce(tmp_path / "rep", "ladder", sizes=other)
     assert not (tmp_path / "rep" / "results.json").exists()
     (keep / "runs").mkdir()
     group = pickle.dumps(LD._fingerprint(other)) + pickle.dumps([]) + pickle.dumps(1.0)
     (keep / "runs" / "lstm-0.pkl").write_bytes(group)
-    with pytest.raises(ValueError, match="finished with another sizes"):  # a group of runs likewise
+    with pytest.raises(ValueError, match="finished at other sizes"):  # a group of runs likewise
         LD.kept_rungs(str(keep), TINY)
     (keep / "runs" / "lstm-0.pkl").write_bytes(b"")
     with pytest.raises(ValueError, match=r"lstm-0.pkl: not a finished group of ladder runs"):
         LD.kept_rungs(str(keep), TINY)
+    whole = pickle.dumps(LD._fingerprint(TINY)) + pickle.dumps([]) + pickle.dumps(1.0)
+    (keep / "runs" / "lstm-0.pkl").write_bytes(whole[:-3])  # its fingerprint reads, the rest is cut
+    with pytest.raises(ValueError, match=r"lstm-0.pkl: not a finished group of ladder runs"):
+        LD.kept_rungs(str(keep), TINY)
+    (keep / "runs" / "lstm-0.pkl").write_bytes(whole)
+    assert LD.kept_rungs(str(keep), TINY) == {"free": rung}
+    monkeypatch.setattr(LD, "_code_hash", lambda: "edited")  # the code that measures changed
+    with pytest.raises(ValueError, match=r"another version of attnsim's code finished .*continue them with that code"):
+        LD.kept_rungs(str(keep), TINY)
+    monkeypatch.undo()
     (keep / "dot0.pkl").write_bytes(b"not a pickle")
     with pytest.raises(ValueError, match=r"dot0.pkl: not a finished ladder rung"):
         LD.kept_rungs(str(keep), TINY)
@@ -374,8 +386,12 @@ def test_an_interrupted_ladder_says_where_its_rungs_are(tmp_path, capsys, monkey
 
     out = tmp_path / "rep"
 
-    def interrupted(sizes, say, keep=None):
+    def interrupted(sizes, say, keep=None, groups=0):
         LD._keep_rung(keep, sizes, {"key": "free"})
+        os.makedirs(os.path.join(keep, "runs"), exist_ok=True)
+        for i in range(groups):
+            with open(os.path.join(keep, "runs", f"dot0-{i}.pkl"), "wb") as fh:
+                fh.write(pickle.dumps(LD._fingerprint(sizes)) + pickle.dumps([]) + pickle.dumps(1.0))
         raise KeyboardInterrupt
 
     monkeypatch.setattr(LD, "section_ladder", interrupted)
@@ -383,3 +399,7 @@ def test_an_interrupted_ladder_says_where_its_rungs_are(tmp_path, capsys, monkey
     err = capsys.readouterr().err
     assert f"no section finished, but the ladder's finished rungs (free) in {out / LD.PARTIAL} are kept" in err
     assert "the same command goes on from them" in err
+    monkeypatch.setattr(LD, "section_ladder", lambda sizes, say, keep=None: interrupted(sizes, say, keep, groups=2))
+    assert main(["reproduce", "ladder", "--out", str(out), "--quiet"]) == 130
+    err = capsys.readouterr().err
+    assert f"the ladder's finished rungs (free) and 2 finished groups of runs in {out / LD.PARTIAL}" in err
