@@ -403,7 +403,7 @@ def _range(values, digits=None) -> str:
     lo, hi = min(vals), max(vals)
     if digits is not None and 0 < max(abs(lo), abs(hi)) < 0.5 * 10.0**-digits:  # "0.000–0.000" says nothing
         digits = None
-        f = lambda v: f"{v:.2g}"  # noqa: E731
+        f = lambda v: f"{v:.1e}"  # noqa: E731  (one format for both ends: 9.2e-05–1.0e-04)
     else:
         f = (lambda v: f"{v:.{digits}f}") if digits is not None else (lambda v: f"{v:g}")
     return f(lo) if lo == hi else f"{f(lo)}–{f(hi)}"

@@ -512,7 +512,12 @@ _PRESENTATION = ("cli.py", "_plots.py", "_progress.py", "_outputs.py")
 def _code_hash() -> str:
     """SHA-1 of the package's sources that a rung's numbers can depend on: every module but
     `_PRESENTATION` (the ladder's own measurements and report text share a module, so an
-    edit of its text too makes kept rungs another run's: strict, never wrong)."""
+    edit of its text too makes kept rungs another run's: strict, never wrong). Read once,
+    when this module is imported: the code a long run runs, even if the files change under it."""
+    return _CODE_HASH
+
+
+def _read_code_hash() -> str:
     root = os.path.dirname(os.path.abspath(__file__))
     h = hashlib.sha1()
     for base, dirs, files in os.walk(root):
@@ -524,6 +529,9 @@ def _code_hash() -> str:
                 with open(path, "rb") as fh:
                     h.update(fh.read() + b"\0")
     return h.hexdigest()[:16]
+
+
+_CODE_HASH = _read_code_hash()
 
 
 def _fingerprint(sizes: Sizes) -> dict:

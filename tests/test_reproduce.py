@@ -219,3 +219,9 @@ def test_vocab_figure_draws_the_runs_that_never_attend():
     import matplotlib.pyplot as plt
 
     plt.close(fig)
+
+
+def test_a_range_below_its_precision_prints_both_ends_alike():
+    assert R._range([9.2e-05, 1e-4, None], digits=3) == "9.2e-05–1.0e-04"
+    assert R._range([0.25, 0.5], digits=2) == "0.25–0.50"
+    assert R._range([0.0, 0.0], digits=3) == "0.000" and R._range([None]) == "—"
