@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import contextvars
 import dataclasses
+import functools
 import hashlib
 import math
 import os
@@ -509,15 +510,13 @@ def _rescue_claim(rung, sizes, say) -> tuple[dict | None, str, dict]:
 _PRESENTATION = ("cli.py", "_plots.py", "_progress.py", "_outputs.py")
 
 
+@functools.cache
 def _code_hash() -> str:
     """SHA-1 of the package's sources that a rung's numbers can depend on: every module but
     `_PRESENTATION` (the ladder's own measurements and report text share a module, so an
-    edit of its text too makes kept rungs another run's: strict, never wrong). Read once,
-    when this module is imported: the code a long run runs, even if the files change under it."""
-    return _CODE_HASH
-
-
-def _read_code_hash() -> str:
+    edit of its text too makes kept rungs another run's: strict, never wrong). Read once, by
+    `kept_rungs` before a run's first work: the code a long run runs, even if the files
+    change under it."""
     root = os.path.dirname(os.path.abspath(__file__))
     h = hashlib.sha1()
     for base, dirs, files in os.walk(root):
@@ -531,9 +530,6 @@ def _read_code_hash() -> str:
     return h.hexdigest()[:16]
 
 
-_CODE_HASH = _read_code_hash()
-
-
 def _fingerprint(sizes: Sizes) -> dict:
     """What a rung's numbers depend on: attnsim's version, its code (`_code_hash`) and the
     ladder's sizes (which rungs run is not part of it)."""
@@ -542,6 +538,16 @@ def _fingerprint(sizes: Sizes) -> dict:
     ladder = {f.name: getattr(sizes, f.name) for f in dataclasses.fields(sizes)
               if f.name.startswith("ladder_") and f.name != "ladder_rungs"}  # fmt: skip
     return {"attnsim": __version__, "code": _code_hash(), "sizes": ladder, "full": sizes.full}
+
+
+def kept_counts(keep) -> tuple[list[str], int]:
+    """What ``keep`` holds, without reading it: the keys of its kept rungs, and how many
+    groups of runs of an unfinished rung."""
+    if keep is None or not os.path.isdir(keep):
+        return [], 0
+    groups = os.path.join(keep, "runs")
+    rungs = sorted(f[: -len(".pkl")] for f in os.listdir(keep) if f.endswith(".pkl"))
+    return rungs, sum(f.endswith(".pkl") for f in os.listdir(groups)) if os.path.isdir(groups) else 0
 
 
 def kept_rungs(keep, sizes: Sizes) -> dict:
@@ -633,12 +639,12 @@ def _many(cfg, task, seeds, keep_init=False, **kw) -> list:
         keep, sizes, rung, earlier, say = keeping
         path = os.path.join(keep, "runs", f"{rung}-{_group_key(cfg, task, seeds, kw)}.pkl")
         if os.path.exists(path):
-            with open(path, "rb") as fh:  # the fingerprint (`kept_rungs` checked them all), the runs, the seconds
-                if pickle.load(fh) == _fingerprint(sizes):
-                    runs = pickle.load(fh)
-                    earlier[0] += pickle.load(fh)
-                    say(f"ladder: these {len(runs)} runs were finished by an earlier call, kept in {path}")
-                    return runs
+            with open(path, "rb") as fh:  # its fingerprint (`kept_rungs` checked every file's), runs, seconds
+                pickle.load(fh)
+                runs = pickle.load(fh)
+                earlier[0] += pickle.load(fh)
+            say(f"ladder: these {len(runs)} runs were finished by an earlier call, kept in {path}")
+            return runs
     t = time.perf_counter()
     runs = [
         dataclasses.replace(r, params=None, state=None, initial_params=r.initial_params if keep_init else None)

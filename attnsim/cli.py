@@ -667,16 +667,14 @@ def cmd_reproduce(args) -> int:
         doc = reproduce(args.out, args.section, full=args.full, progress=not args.quiet, force=args.force)
     except KeyboardInterrupt:
         from ._reproduce import _read_results
-        from ._reproduce_ladder import PARTIAL
+        from ._reproduce_ladder import PARTIAL, kept_counts
 
         try:
             finished = [s for s in SECTIONS if s in _read_results(args.out)["sections"]]
         except (OSError, ValueError):
             finished = []
         partial = os.path.join(args.out, PARTIAL)
-        rungs = sorted(f[:-4] for f in os.listdir(partial) if f.endswith(".pkl")) if os.path.isdir(partial) else []
-        runs_dir = os.path.join(partial, "runs")
-        groups = sum(f.endswith(".pkl") for f in os.listdir(runs_dir)) if os.path.isdir(runs_dir) else 0
+        rungs, groups = kept_counts(partial)
         what = ([f"finished rungs ({', '.join(rungs)})"] if rungs else []) + (
             [f"{groups} finished group{'s' if groups > 1 else ''} of runs"] if groups else [])  # fmt: skip
         kept = f"the ladder's {' and '.join(what)} in {partial}" if what else ""
