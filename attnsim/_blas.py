@@ -63,3 +63,15 @@ def one_blas_thread():
     finally:
         with _LOCK:
             lib.scipy_openblas_set_num_threads(before)
+
+
+def blas_core() -> str:
+    """Which of OpenBLAS's kernels SciPy's BLAS runs on this machine (e.g. ``SkylakeX``); the
+    products' bits can differ between kernels, so a result made in parts on several
+    machines says which. ``unknown`` where SciPy's BLAS is not an OpenBLAS this module finds."""
+    lib = _openblas()
+    get = getattr(lib, "scipy_openblas_get_corename", None) if lib is not None else None
+    if get is None:
+        return "unknown"
+    get.restype = ctypes.c_char_p
+    return get().decode()

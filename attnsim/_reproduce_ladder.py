@@ -51,6 +51,7 @@ import time
 import numpy as np
 
 from . import metrics, tasks, theory
+from ._blas import blas_core
 from ._model import forward, init_params
 from ._reproduce import (
     ADAM,
@@ -377,9 +378,11 @@ def _copy_claims(rung, sizes, say) -> tuple[dict, list]:
     # claim 6 on runs of its own, from seeds the choice of its recurrent statistic did not see
     m = sizes.ladder_init_seeds
     say(f"ladder: {rung['label']}: copy({L}, {L}), {m} seeds from {INIT_SEED} for claim 6")
-    runs6 = _many(cfg_hard, task_hard, seeds=range(INIT_SEED, INIT_SEED + m), steps=sizes.ladder_steps,
-                  log_every=5, progress=say.bar, keep_init=True, **rung["train"])  # fmt: skip
-    c6, why6 = _init_claim(cfg_hard, task_hard, runs6)
+    ref = _init_reference(cfg_hard, task_hard) if cfg_hard.model == "rnn" else None  # once for the rung's runs
+    runs6, stats6 = _many(cfg_hard, task_hard, seeds=range(INIT_SEED, INIT_SEED + m), steps=sizes.ladder_steps,
+                          of_init=lambda p: _init_statistic(cfg_hard, p, task_hard, ref)[0], log_every=5,
+                          progress=say.bar, **rung["train"])  # fmt: skip
+    c6, why6 = _init_claim(cfg_hard, runs6, stats6, ref)
     hard, easy = rows[0], rows[-1]
     p = _fisher_less(hard["learned"], hard["runs"], easy["learned"], easy["runs"])
     c4 = {
@@ -406,16 +409,21 @@ def _init_statistic(cfg, params, task, ref=None) -> tuple[float, str]:
     inputs), as ``a/σa + c/σc`` for the largest head, σ their spreads over default inits
     (``ref``: `_init_reference`, computed here when None)."""
     if cfg.model != "rnn":
-        return float(theory.saddle_projection(cfg, params, task)), "saddle projection of the init"
+        return float(theory.saddle_projection(cfg, params, task)), _INIT_WHAT[False]
     held, (sa, sc) = ref if ref is not None else _init_reference(cfg, task)
     a, c = init_coordinates(cfg, params, *held)
-    return float(np.max(a / sa + c / sc)), "a/σa + c/σc of the init (largest head)"
+    return float(np.max(a / sa + c / sc)), _INIT_WHAT[True]
 
 
-def _init_claim(cfg, task, runs) -> tuple[dict | None, str]:
-    """Claim 6: whether the init statistic of the runs that learn lies above that of the
-    runs that do not (one-sided Mann–Whitney); None, and why, when the counts of learned
-    and stuck runs cannot give p < 0.05 (the smallest p is 1 / C(n, k))."""
+# claim 6's statistic, by whether the rung is recurrent
+_INIT_WHAT = {False: "saddle projection of the init", True: "a/σa + c/σc of the init (largest head)"}
+
+
+def _init_claim(cfg, runs, value, ref) -> tuple[dict | None, str]:
+    """Claim 6: whether the init statistic (``value``, one per run: `_init_statistic`, with
+    the spreads ``ref`` on the recurrent rungs) of the runs that learn lies above that of the
+    runs that do not (one-sided Mann–Whitney); None, and why, when the counts of learned and
+    stuck runs cannot give p < 0.05 (the smallest p is 1 / C(n, k))."""
     from scipy.stats import mannwhitneyu
 
     ok = np.array([r.success for r in runs])
@@ -424,15 +432,12 @@ def _init_claim(cfg, task, runs) -> tuple[dict | None, str]:
         return None, (f"{k} of {n} permutation runs learned: no ordering of {k} against {n - k} reaches p < 0.05, "
                       "so the init cannot be tested against the fate")  # fmt: skip
     saddle = cfg.model != "rnn"
-    ref = None if saddle else _init_reference(cfg, task)  # once for the rung's runs
-    stats = [_init_statistic(cfg, r.initial_params, task, ref) for r in runs]
-    what = stats[0][1]
-    value = np.array([s for s, _ in stats])
+    value = np.asarray(value, dtype=float)
     u = mannwhitneyu(value[ok], value[~ok], alternative="greater")
     auc = float(u.statistic) / (ok.sum() * (~ok).sum())  # P(a learned run's statistic > a stuck run's)
     sign = float(np.mean((value > 0) == ok)) if saddle else float("nan")  # the recurrent sum's zero is not calibrated
     return {
-        "value": auc, "statistic": what, "p": float(u.pvalue), "learned": value[ok].tolist(),
+        "value": auc, "statistic": _INIT_WHAT[not saddle], "p": float(u.pvalue), "learned": value[ok].tolist(),
         "stuck": value[~ok].tolist(), "sign_right": sign, "spread": None if saddle else list(ref[1]),
         "passed": bool(u.pvalue < 0.05),
     }, ""  # fmt: skip
@@ -581,10 +586,10 @@ def kept_rungs(keep, sizes: Sizes) -> dict:
         path = os.path.join(groups, name)
         try:
             with open(path, "rb") as fh:
-                fp = pickle.load(fh)  # the fingerprint, then the runs and the seconds they took
+                fp = pickle.load(fh)  # the fingerprint, then the group: its runs and the seconds they took
                 if fp == want:
-                    runs, seconds = pickle.load(fh), pickle.load(fh)
-                    if not isinstance(runs, list) or not isinstance(seconds, float):
+                    group = pickle.load(fh)
+                    if not isinstance(group["runs"], list) or not isinstance(group["seconds"], float):
                         raise TypeError("not runs and their seconds")
         except Exception as err:  # noqa: BLE001
             raise ValueError(f"{path}: not a finished group of ladder runs ({type(err).__name__}: {err}); delete "
@@ -608,9 +613,10 @@ def _same_fingerprint(keep, fp, want) -> None:
                      "ladder over")  # fmt: skip
 
 
-# (directory, sizes, rung key, [seconds], say) while `section_ladder` keeps its progress: `_many`
+# (directory, sizes, rung key, spent, say) while `section_ladder` keeps its progress: `_many`
 # saves each group of runs there as it finishes, and takes the groups an interrupted call
-# finished (adding the seconds they took then to the list's one entry)
+# finished (adding the seconds they took then to spent["seconds"], and the BLAS kernels they
+# ran on to spent["blas"])
 _KEEPING = contextvars.ContextVar("attnsim_ladder_keeping", default=None)
 
 
@@ -626,37 +632,41 @@ def _group_key(cfg, task, seeds, kw) -> str:
     return h.hexdigest()[:20]
 
 
-def _many(cfg, task, seeds, keep_init=False, **kw) -> list:
-    """`train_many` for the map: the runs without their final parameters and optimizer state,
-    and without their initial parameters unless ``keep_init`` (claim 6 reads them): no claim
-    reads the others, and a kept group of a d-256 rung stays small. While a section keeps its
-    progress (`_KEEPING`) each group is saved as it finishes, and a group an interrupted call
-    finished is taken from there (the same runs: a group is its config, task, seeds and
-    settings)."""
+def _many(cfg, task, seeds, of_init=None, **kw):
+    """`train_many` for the map: the runs without their final parameters, optimizer state and
+    initial parameters (no claim reads them, and a kept group of a d-256 rung stays small).
+    ``of_init``: a function of a run's initial parameters (claim 6's statistic); with it, the
+    runs and that function's value for each are returned. While a section keeps its
+    progress (`_KEEPING`) each group is saved as it finishes, with the values, and a group
+    an interrupted call finished is taken from there (the same runs: a group is its config,
+    task, seeds and settings)."""
     keeping = _KEEPING.get()
     path = None
     if keeping is not None:
-        keep, sizes, rung, earlier, say = keeping
+        keep, sizes, rung, spent, say = keeping
         path = os.path.join(keep, "runs", f"{rung}-{_group_key(cfg, task, seeds, kw)}.pkl")
         if os.path.exists(path):
-            with open(path, "rb") as fh:  # its fingerprint (`kept_rungs` checked every file's), runs, seconds
+            with open(path, "rb") as fh:  # its fingerprint (`kept_rungs` checked every file's), then the group
                 pickle.load(fh)
-                runs = pickle.load(fh)
-                earlier[0] += pickle.load(fh)
-            say(f"ladder: these {len(runs)} runs were finished by an earlier call, kept in {path}")
-            return runs
+                group = pickle.load(fh)
+            spent["seconds"] += group["seconds"]
+            spent["blas"].add(group["blas"])
+            say(f"ladder: these {len(group['runs'])} runs were finished by an earlier call, kept in {path}")
+            return group["runs"] if of_init is None else (group["runs"], group["of_init"])
     t = time.perf_counter()
-    runs = [
-        dataclasses.replace(r, params=None, state=None, initial_params=r.initial_params if keep_init else None)
-        for r in train_many(cfg, task, seeds, **kw)
-    ]
+    runs, values = [], []
+    for r in train_many(cfg, task, seeds, **kw):
+        if of_init is not None:
+            values.append(of_init(r.initial_params))
+        runs.append(dataclasses.replace(r, params=None, state=None, initial_params=None))
     if path is not None:
         from ._outputs import atomic_write
 
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        data = pickle.dumps(_fingerprint(sizes)) + pickle.dumps(runs) + pickle.dumps(time.perf_counter() - t)
-        atomic_write(path, data)
-    return runs
+        group = {"runs": runs, "of_init": values if of_init is not None else None,
+                 "seconds": time.perf_counter() - t, "blas": blas_core()}  # fmt: skip
+        atomic_write(path, pickle.dumps(_fingerprint(sizes)) + pickle.dumps(group))
+    return runs if of_init is None else (runs, values)
 
 
 def _keep_rung(keep, sizes: Sizes, rung: dict) -> None:
@@ -692,14 +702,15 @@ def section_ladder(sizes: Sizes, say, keep=None) -> Section:
             results["rungs"].append(kept[rung["key"]])
             continue
         t1 = time.perf_counter()
-        spent = [0.0]  # by groups of this rung that earlier calls trained
+        spent = {"seconds": 0.0, "blas": set()}  # of the groups of this rung that earlier calls trained
         token = _KEEPING.set((keep, sizes, rung["key"], spent, say) if keep is not None else None)
         try:
             results["rungs"].append(_rung_results(rung, sizes, say, translate, keyword, t1))
         finally:
             _KEEPING.reset(token)
-        results["rungs"][-1]["seconds"] += spent[0]
-        earlier += spent[0]
+        results["rungs"][-1]["seconds"] += spent["seconds"]
+        results["rungs"][-1]["blas"] = sorted(spent["blas"] | {blas_core()})  # OpenBLAS's kernels, here and before
+        earlier += spent["seconds"]
         if keep is not None:
             _keep_rung(keep, sizes, results["rungs"][-1])
             for name in os.listdir(os.path.join(keep, "runs")) if os.path.isdir(os.path.join(keep, "runs")) else []:
@@ -708,6 +719,7 @@ def section_ladder(sizes: Sizes, say, keep=None) -> Section:
     results["kept_rungs"] = [r["key"] for r in results["rungs"] if r["key"] in kept]
     earlier += sum(r["seconds"] for r in results["rungs"] if r["key"] in kept)
     results["seconds_in_earlier_calls"] = earlier
+    results["blas"] = sorted({c for r in results["rungs"] for c in r["blas"]})
     zero = results["rungs"][0]["claims"]
     checks = [  # rung 0's cells (a cell that cannot be measured, with its reason in the text, is not a check)
         _check(f"the paper's approximation (rung 0): {CLAIMS[c]}", _cell_value(c, zero[c]), THRESHOLDS[c],
@@ -817,6 +829,8 @@ def section_text(results: dict) -> str:
             slow.setdefault(n, []).append(label.split(" (rung")[0])
     longer = f"{s['copy_steps']} steps" + "".join(f", {n} on the {' and the '.join(k)}" for n, k in slow.items())
     longer += " (8 averaged heads learn more slowly)" if slow else ""
+    blas = results["blas"]
+    kernels = f"{' and '.join(blas)} kernel{'s' if len(blas) > 1 else ''}"
     return f"""
 Every rung is trained here from scratch. Claims 1 and 2: on {s["translate"]["name"]} (Zipf words; the seq2seq
 rungs) or keyword (Zipf keywords; the classifier), one normal and one uniform-attention run each ({s["word_steps"]}
@@ -840,7 +854,8 @@ heads against {s["combos"]} of 8 bad, and {s["combos"]} of 8 random heads as the
 in the budget at all?), in the rung's own multi-head form (the classifier has none); the 8-head models train
 {longer}. The
 recurrent rungs and the classifier have d {s["rnn_hidden"]} (Adam lr {s["rnn_lr"]:g} for the recurrent
-seq2seq). Each verdict is computed from the number beside it against a threshold fixed before the run:
+seq2seq); the products ran on OpenBLAS's {kernels} (another can change the last bits). Each verdict is computed from
+the number beside it against a threshold fixed before the run:
 
 {thresholds}
 

@@ -14,6 +14,7 @@ from scipy.stats import fisher_exact
 import attnsim as at
 from attnsim import _reproduce as R
 from attnsim import _reproduce_ladder as LD
+from attnsim._blas import blas_core
 
 # four of the seven rungs reach every path: the saddle statistic (free, dot), the recurrent coordinates
 # (lstm), a rung with context (dot 0.5) and the classifier
@@ -302,12 +303,19 @@ def test_an_interrupted_ladder_goes_on_from_its_finished_rungs(section, tmp_path
         LD.section_ladder(sizes, QUIET, keep=str(keep))
     assert sorted(p.name for p in keep.glob("*.pkl")) == ["free.pkl"]
     groups = {p.name for p in (keep / "runs").iterdir()}
-    spent_before = 0.0  # what the kept groups took: each file is its fingerprint, its runs, its seconds
+    spent_before = 0.0  # what the kept groups took: each file is its fingerprint, then the group
+    with_values = 0
     for p in (keep / "runs").iterdir():
         with open(p, "rb") as fh:
-            fp, runs, seconds = pickle.load(fh), pickle.load(fh), pickle.load(fh)
-        assert fp == LD._fingerprint(sizes) and seconds > 0 and all(r.params is None for r in runs)
-        spent_before += seconds
+            fp, group = pickle.load(fh), pickle.load(fh)
+        runs, values = group["runs"], group["of_init"]
+        assert fp == LD._fingerprint(sizes) and group["seconds"] > 0 and group["blas"] == blas_core()
+        assert all(r.params is None and r.state is None and r.initial_params is None for r in runs)
+        if values is not None:  # claim 6's group keeps its statistic of each init, not the inits
+            with_values += 1
+            assert len(values) == len(runs) == sizes.ladder_init_seeds and all(np.isfinite(values))
+        spent_before += group["seconds"]
+    assert with_values == 1
     assert len(groups) == len(LD.KS) + 1 and all(g.startswith("dot0.5-") for g in groups)  # claims 4 and 6
     monkeypatch.setattr(LD, "_rescue_claim", rescue)
     trained = []
@@ -332,6 +340,12 @@ def test_an_interrupted_ladder_goes_on_from_its_finished_rungs(section, tmp_path
     assert again.text == whole
 
 
+def _group_file(fingerprint) -> bytes:
+    """A kept group of no runs, as `_many` writes one."""
+    group = {"runs": [], "of_init": None, "seconds": 1.0, "blas": blas_core()}
+    return pickle.dumps(fingerprint) + pickle.dumps(group)
+
+
 def test_kept_rungs_of_another_run_are_refused_before_any_work(tmp_path, monkeypatch):
     keep = tmp_path / "rep" / LD.PARTIAL
     rung = {"key": "free", "label": "free logits (rung 0)"}
@@ -346,14 +360,14 @@ def test_kept_rungs_of_another_run_are_refused_before_any_work(tmp_path, monkeyp
         R.reproduce(tmp_path / "rep", "ladder", sizes=other)
     assert not (tmp_path / "rep" / "results.json").exists()
     (keep / "runs").mkdir()
-    group = pickle.dumps(LD._fingerprint(other)) + pickle.dumps([]) + pickle.dumps(1.0)
+    group = _group_file(LD._fingerprint(other))
     (keep / "runs" / "lstm-0.pkl").write_bytes(group)
     with pytest.raises(ValueError, match="finished at other sizes"):  # a group of runs likewise
         LD.kept_rungs(str(keep), TINY)
     (keep / "runs" / "lstm-0.pkl").write_bytes(b"")
     with pytest.raises(ValueError, match=r"lstm-0.pkl: not a finished group of ladder runs"):
         LD.kept_rungs(str(keep), TINY)
-    whole = pickle.dumps(LD._fingerprint(TINY)) + pickle.dumps([]) + pickle.dumps(1.0)
+    whole = _group_file(LD._fingerprint(TINY))
     (keep / "runs" / "lstm-0.pkl").write_bytes(whole[:-3])  # its fingerprint reads, the rest is cut
     with pytest.raises(ValueError, match=r"lstm-0.pkl: not a finished group of ladder runs"):
         LD.kept_rungs(str(keep), TINY)
@@ -391,7 +405,7 @@ def test_an_interrupted_ladder_says_where_its_rungs_are(tmp_path, capsys, monkey
         os.makedirs(os.path.join(keep, "runs"), exist_ok=True)
         for i in range(groups):
             with open(os.path.join(keep, "runs", f"dot0-{i}.pkl"), "wb") as fh:
-                fh.write(pickle.dumps(LD._fingerprint(sizes)) + pickle.dumps([]) + pickle.dumps(1.0))
+                fh.write(_group_file(LD._fingerprint(sizes)))
         raise KeyboardInterrupt
 
     monkeypatch.setattr(LD, "section_ladder", interrupted)
