@@ -661,21 +661,24 @@ def cmd_reproduce(args) -> int:
     import time
 
     from ._reproduce import SECTIONS, reproduce
+    from ._reproduce_ladder import PARTIAL
 
     t0 = time.perf_counter()
+    resumed = os.path.isdir(os.path.join(args.out, PARTIAL))  # a ladder that earlier calls began
     try:
         doc = reproduce(args.out, args.section, full=args.full, progress=not args.quiet, force=args.force)
     except KeyboardInterrupt:
-        from ._reproduce import _read_results
-        from ._reproduce_ladder import PARTIAL, kept_counts
+        from ._reproduce import Sizes, _read_results
+        from ._reproduce_ladder import kept_counts, rungs
 
         try:
             finished = [s for s in SECTIONS if s in _read_results(args.out)["sections"]]
         except (OSError, ValueError):
             finished = []
         partial = os.path.join(args.out, PARTIAL)
-        rungs, groups = kept_counts(partial)
-        what = ([f"finished rungs ({', '.join(rungs)})"] if rungs else []) + (
+        keys, groups = kept_counts(partial)
+        names = [r["label"] for r in rungs(Sizes.full_sizes() if args.full else Sizes.default()) if r["key"] in keys]
+        what = ([f"finished rungs [{'; '.join(names)}]"] if keys else []) + (
             [f"{groups} finished group{'s' if groups > 1 else ''} of runs"] if groups else [])  # fmt: skip
         kept = f"the ladder's {' and '.join(what)} in {partial}" if what else ""
         if finished:
@@ -705,8 +708,11 @@ def cmd_reproduce(args) -> int:
 
         held, fail, na = map_counts(ladder["results"])
         where = f"; the validity map: {held} cells hold, {fail} fail, {na} n/a"
-    print(f"{agree} of {len(checks)} checks agree with the paper ({time.perf_counter() - t0:.0f} s){where}; "
-          f"report: {report}")  # fmt: skip
+    took = f"{time.perf_counter() - t0:.0f} s"
+    earlier = ladder["results"].get("seconds_in_earlier_calls", 0.0) if ladder is not None and resumed else 0.0
+    if earlier > 0:  # a ladder done in parts: the work it took over from earlier calls is not this call's time
+        took += f" in this call, and {earlier:.0f} s of the ladder's in the earlier calls whose work it kept"
+    print(f"{agree} of {len(checks)} checks agree with the paper ({took}){where}; report: {report}")
     return 0
 
 
@@ -738,7 +744,34 @@ class _Stderr(logging.StreamHandler):
         pass
 
 
+def _stop_on_sigterm():
+    """SIGTERM (a scheduler's stop, ``kill``) ends a command as Ctrl-C does: what is finished is
+    kept and named, and it exits 130. Ctrl-C alone would not reach a command started in the
+    background of a script, whose shell ignores SIGINT for it. Returns the handler it replaced
+    (None off the main thread, where Python cannot set one)."""
+    import signal
+    import threading
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, stop)
+
+
 def main(argv=None) -> int:
+    import signal
+
+    before = _stop_on_sigterm()
+    try:
+        return _main(argv)
+    finally:
+        if before is not None:  # main() called from Python (the tests) leaves the handler as it found it
+            signal.signal(signal.SIGTERM, before)
+
+
+def _main(argv) -> int:
     log = logging.getLogger("attnsim")
     if not any(isinstance(h, _Stderr) for h in log.handlers):
         handler = _Stderr()

@@ -411,9 +411,52 @@ def test_an_interrupted_ladder_says_where_its_rungs_are(tmp_path, capsys, monkey
     monkeypatch.setattr(LD, "section_ladder", interrupted)
     assert main(["reproduce", "ladder", "--out", str(out), "--quiet"]) == 130
     err = capsys.readouterr().err
-    assert f"no section finished, but the ladder's finished rungs (free) in {out / LD.PARTIAL} are kept" in err
+    free = "finished rungs [free logits (rung 0)]"
+    assert f"no section finished, but the ladder's {free} in {out / LD.PARTIAL} are kept" in err
     assert "the same command goes on from them" in err
     monkeypatch.setattr(LD, "section_ladder", lambda sizes, say, keep=None: interrupted(sizes, say, keep, groups=2))
     assert main(["reproduce", "ladder", "--out", str(out), "--quiet"]) == 130
     err = capsys.readouterr().err
-    assert f"the ladder's finished rungs (free) and 2 finished groups of runs in {out / LD.PARTIAL}" in err
+    assert f"the ladder's {free} and 2 finished groups of runs in {out / LD.PARTIAL}" in err
+
+
+def test_sigterm_stops_a_ladder_as_ctrl_c_does(tmp_path, capsys, monkeypatch):
+    """A scheduler's SIGTERM (or ``kill``) keeps what is finished and names it, exits 130, and
+    the command line leaves SIGTERM's handler as it found it; the message names the rungs as
+    the report does, in the ladder's order."""
+    import signal
+    import time
+
+    from attnsim.cli import main
+
+    def terminated(sizes, say, keep=None):
+        LD._keep_rung(keep, sizes, {"key": "dot0"})
+        LD._keep_rung(keep, sizes, {"key": "free"})
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler raises in this frame long before
+        raise AssertionError("SIGTERM did not stop the command")
+
+    monkeypatch.setattr(LD, "section_ladder", terminated)
+    before = signal.getsignal(signal.SIGTERM)
+    assert main(["reproduce", "ladder", "--out", str(tmp_path / "rep"), "--quiet"]) == 130
+    err = capsys.readouterr().err
+    labels = [r["label"] for r in LD.rungs(R.Sizes.default()) if r["key"] in ("free", "dot0")]
+    assert labels[0].startswith("free logits") and f"the ladder's finished rungs [{'; '.join(labels)}]" in err
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_a_resumed_ladder_says_what_its_earlier_calls_took(section, tmp_path, capsys, monkeypatch):
+    """The command line's last line gives this call's time and, apart, the seconds of the
+    kept work it took over (the section's own time counts both)."""
+    from attnsim.cli import main
+
+    sizes = dataclasses.replace(TINY, ladder_rungs=("free",))
+    monkeypatch.setattr(R.Sizes, "default", classmethod(lambda cls: sizes))
+    out = tmp_path / "rep"
+    kept = {**_rung(section, "free"), "seconds": 1234.0}
+    LD._keep_rung(str(out / LD.PARTIAL), sizes, kept)
+    assert main(["reproduce", "ladder", "--out", str(out), "--quiet"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "s in this call, and 1234 s of the ladder's in the earlier calls whose work it kept" in last
+    assert main(["reproduce", "ladder", "--out", str(out), "--quiet", "--force"]) == 0  # trained here, whole
+    assert "earlier calls" not in capsys.readouterr().out
