@@ -630,6 +630,13 @@ def cmd_compare(args) -> int:
 def cmd_sweep(args) -> int:
     from ._sweep import sweep
 
+    if args.workers is not None:
+        import numba
+
+        top = numba.config.NUMBA_NUM_THREADS
+        if not 1 <= args.workers <= top:
+            raise BadInput(f"attnsim sweep: --workers must be from 1 to {top} (the cores Numba can use), "
+                           f"got {args.workers}")  # fmt: skip
     try:
         table = sweep(
             args.spec, args.out, workers=args.workers, resume=args.resume, scheduler=args.scheduler,

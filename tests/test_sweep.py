@@ -214,7 +214,7 @@ def test_missing_spec_and_bad_options(tmp_path, capsys):
     assert "no such spec file" in capsys.readouterr().err
     spec = _spec(tmp_path)
     assert main(["sweep", str(spec), "--out", str(out), "--workers", "0"]) == 2
-    assert "threads must be an integer from 1" in capsys.readouterr().err
+    assert "attnsim sweep: --workers must be from 1 to" in capsys.readouterr().err
     assert not out.exists()
 
 
