@@ -6,8 +6,10 @@ large product, on top of the batch-of-runs ``prange`` that already keeps each co
 with one run: the threads then fight for the cores (a step of a small LSTM took 2.7 ms
 with one BLAS thread and 7–44 ms without). `one_blas_thread` sets SciPy's OpenBLAS to one
 thread for the length of a kernel call and restores the count after; the parallelism is
-the engine's, over runs. The products' bits do not depend on it (OpenBLAS splits a
-product's rows and columns between threads, never its sums).
+the engine's, over runs. One thread also fixes the products' bits: OpenBLAS's threaded
+driver cuts the summed dimension into other blocks than its one-thread driver does (a
+product summing over 464 differs in its last bits), so a kernel's products are the same
+whatever the machine's thread settings, alone or among runs.
 
 Where SciPy's BLAS is not an OpenBLAS this module can find, nothing is changed; set
 ``OPENBLAS_NUM_THREADS=1`` (or your BLAS's equivalent) before starting Python instead.

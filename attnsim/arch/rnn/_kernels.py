@@ -32,6 +32,7 @@ import numpy as np
 from numba import prange, types
 from numba.extending import overload
 
+from ..._gemm_kernels import gemm_packed, pack_second, packs, scratch_size
 from ..._jit import jit as _jit
 from ..._kernels import (
     MET_ACC,
@@ -397,13 +398,22 @@ def _recur(GI, GHN, Hs, Cs, TC, Whh, bhh, GH, steps, B, d, gru, E, K):
     one = GI.dtype.type(1.0)
     two = GI.dtype.type(2.0)
     n1 = 2 * d if gru else 4 * d  # the gates exponentiated in the first call
+    # float32: W_hh packed once for all the steps' products (`attnsim._gemm_kernels`; np.dot's bits)
+    packed = GI.itemsize == 4 and packs(B, d, GH.shape[1])
+    Wp = np.empty(d * GH.shape[1] if packed else 0, GI.dtype)
+    scratch = np.empty(scratch_size(B, d) if packed else 0, GI.dtype)
+    if packed:
+        pack_second(Whh.T, Wp)
     Kb = _bits_view(K)
     e1, e2 = E[:n1], E[:d]
     eg, eo = E[2 * d : 3 * d], E[3 * d : 4 * d]  # LSTM: g, o
     bn = bhh[2 * d :]  # GRU: n's recurrent bias
     for s in range(steps):
         r0 = s * B
-        _mm(Hs[r0 : r0 + B], Whh.T, GH)
+        if packed:
+            gemm_packed(Hs[r0 : r0 + B], Wp, GH, scratch)
+        else:
+            _mm(Hs[r0 : r0 + B], Whh.T, GH)
         A = GI[r0 : r0 + B]  # the step's gates
         g1, g2, g3 = A[:, :d], A[:, d : 2 * d], A[:, 2 * d : 3 * d]  # i f g (LSTM), r z n (GRU)
         g4 = A[:, 3 * d :]  # LSTM: o
@@ -462,6 +472,12 @@ def _recur_back(ACT, GHN, Hs, Cs, TC, Whh, dGI, dGH, dh, dc, dIn, in_rows_b, ste
     gradient reaching each step's output from above is ``dIn`` at row ``b·in_rows_b + s``
     (batch-major). Writes the gates' gradients: input halves ``dGI``, recurrent ``dGH``
     (the same array for the LSTM)."""
+    Gd = Whh.shape[0]
+    packed = dGH.itemsize == 4 and packs(B, Gd, d)  # as in `_recur`
+    Wp = np.empty(Gd * d if packed else 0, dGH.dtype)
+    scratch = np.empty(scratch_size(B, Gd) if packed else 0, dGH.dtype)
+    if packed:
+        pack_second(Whh, Wp)
     for s in range(steps - 1, -1, -1):
         for b in range(B):
             row = s * B + b
@@ -502,7 +518,10 @@ def _recur_back(ACT, GHN, Hs, Cs, TC, Whh, dGI, dGH, dh, dc, dIn, in_rows_b, ste
                     dGI[row, 3 * d + j] = g_h * tc * o * (1.0 - o)
                     dc[b, j] = dcell * f
                     dh[b, j] = 0.0
-        _mm(dGH[s * B : (s + 1) * B], Whh, tBd)
+        if packed:
+            gemm_packed(dGH[s * B : (s + 1) * B], Wp, tBd, scratch)
+        else:
+            _mm(dGH[s * B : (s + 1) * B], Whh, tBd)
         for b in range(B):
             for j in range(d):
                 dh[b, j] += tBd[b, j]
