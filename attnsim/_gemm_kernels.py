@@ -70,8 +70,8 @@ def _find() -> tuple[int, tuple[int, int, int, int]] | None:
     # trusted only if `_self_test` agrees
     head = (ctypes.c_int * 10).from_address(ctypes.addressof(table))
     p, q, um, un = head[5], head[6], head[8], head[9]
-    if not (0 < um <= 64 and 0 < un <= 64 and um <= p <= 1 << 16 and 0 < q <= 1 << 16):
-        return None
+    if not (0 < um <= 64 and 0 < un <= 64 and um <= p <= 1 << 16 and 0 < q <= 1 << 16 and p % um == 0 and q % um == 0):
+        return None  # (blocks that are whole panels: `scratch_size` and `gemm_packed` rely on it)
     return kernel, (p, q, um, un)
 
 
