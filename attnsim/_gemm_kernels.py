@@ -10,7 +10,10 @@ same sequence of floating-point operations as OpenBLAS's, and the products are e
 ``np.dot``'s bit for bit. That is checked when this module is loaded, on products that
 cross each blocking boundary (`_self_test`); where it does not hold, or the kernel or its
 parameters are not found, or a shape does not fill the kernel's panels (`packs`), the
-kernels call ``np.dot`` as before.
+kernels call ``np.dot`` as before. The parameters are read from OpenBLAS's internal table,
+whose layout is not an interface: the path is taken only on the OpenBLAS release and kernel
+where it has been checked whole (`CHECKED_OPENBLAS`, `CHECKED_CORES`: 0.3.30, SkylakeX),
+and np.dot everywhere else; the bits are the same either way, only the speed differs.
 
 The kernel and the parameters reach compiled code as external symbols registered with
 LLVM when this module loads (`_register`), not as addresses baked into it, so the cached
@@ -54,22 +57,44 @@ def _unavailable(*args):  # the registered kernel where OpenBLAS's is not found 
     return -1
 
 
+# where the packed path has been checked: the OpenBLAS releases whose parameter table
+# `_find` reads (its layout is not an interface and may move between releases) and the
+# kernels whose packing and calls were tested whole (tests/test_gemm_kernels.py). Elsewhere
+# np.dot, as before: a kernel that reads its panels differently could fault, which the bit
+# check at import could not catch.
+CHECKED_OPENBLAS = ("0.3.30",)
+CHECKED_CORES = ("SKYLAKEX",)
+
+
+def openblas_version() -> str:
+    """The release of SciPy's OpenBLAS (e.g. ``0.3.30``), or ``unknown``."""
+    lib = _openblas()
+    get = getattr(lib, "scipy_openblas_get_config", None) if lib is not None else None
+    if get is None:
+        return "unknown"
+    get.restype = ctypes.c_char_p
+    words = get().decode().split()
+    return words[1] if len(words) > 1 and words[0] == "OpenBLAS" else "unknown"
+
+
 def _find() -> tuple[int, tuple[int, int, int, int]] | None:
     """OpenBLAS's sgemm kernel on this machine and its (P, Q, UM, UN), or None."""
     lib = _openblas()
-    core = blas_core()
-    if lib is None or core == "unknown":
+    core = blas_core().upper()
+    if lib is None or core not in CHECKED_CORES or openblas_version() not in CHECKED_OPENBLAS:
         return None
     try:
-        kernel = ctypes.cast(getattr(lib, f"sgemm_kernel_{core.upper()}"), ctypes.c_void_p).value
-        table = ctypes.c_int.in_dll(lib, f"gotoblas_{core.upper()}")
+        kernel = ctypes.cast(getattr(lib, f"sgemm_kernel_{core}"), ctypes.c_void_p).value
+        table = ctypes.c_int.in_dll(lib, f"gotoblas_{core}")
     except (AttributeError, ValueError):
         return None
-    # the head of OpenBLAS's parameter table (as in 0.3.30): dtb_entries, offsetA, offsetB,
-    # align, a half-precision switch, then sgemm's blocks P, Q, R and unrolls M, N; read, then
-    # trusted only if `_self_test` agrees
+    # the head of OpenBLAS 0.3.30's parameter table: dtb_entries, switch_ratio, offsetA,
+    # offsetB, align (a mask 2^k - 1), then sgemm's blocks P, Q, R and unrolls M, N. Read,
+    # checked for that shape, then trusted only if `_self_test` agrees
     head = (ctypes.c_int * 10).from_address(ctypes.addressof(table))
-    p, q, um, un = head[5], head[6], head[8], head[9]
+    align, p, q, r, um, un = head[4], head[5], head[6], head[7], head[8], head[9]
+    if not (0 < align < 1 << 20 and align & (align + 1) == 0 and 0 < r <= 1 << 20):
+        return None  # not the layout this reads
     if not (0 < um <= 64 and 0 < un <= 64 and um <= p <= 1 << 16 and 0 < q <= 1 << 16 and p % um == 0 and q % um == 0):
         return None  # (blocks that are whole panels: `scratch_size` and `gemm_packed` rely on it)
     return kernel, (p, q, um, un)
@@ -202,6 +227,8 @@ def pack_second(Y, out):
     operand (``W_hh``), packed once for every product it takes part in."""
     K, N = Y.shape
     p, q, um = _param(P), _param(Q), _param(UM)
+    if _param(ON) != 1 or N % um != 0 or out.size < K * N:
+        raise ValueError("pack_second: the path is off, Y's columns do not fill the kernel's panels or out is short")
     at = 0
     ls = 0
     while ls < K:
@@ -244,6 +271,9 @@ def gemm_packed(X, Yp, C, scratch):
     M, K = X.shape
     N = C.shape[1]
     p, q = _param(P), _param(Q)
+    contiguous = C.strides[1] == C.itemsize and C.strides[0] == N * C.itemsize
+    if not packs(M, K, N) or C.shape[0] != M or not contiguous or Yp.size < K * N or scratch.size < scratch_size(M, K):
+        raise ValueError("gemm_packed: a product the path does not take (packs), C not C-ordered or a short operand")
     C[:] = 0.0
     base_c, base_y, base_s = C.ctypes.data, Yp.ctypes.data, scratch.ctypes.data
     at = 0

@@ -114,3 +114,37 @@ def test_training_is_bit_for_bit_the_same_with_the_packed_path(kind, params):
     if on:
         params[G.ON], params[G.Q] = 1, 16  # blocks of 16 for the summed dimension: other bits
         assert not _same(packed, _run(cfg, task, kw))
+
+
+def test_only_a_checked_openblas_and_kernel_are_trusted(monkeypatch):
+    """The block sizes come from OpenBLAS's internal table, so `_find` trusts only the release
+    and kernel it was checked on; another release or kernel name gives np.dot (None)."""
+    monkeypatch.setattr(G, "CHECKED_OPENBLAS", ("0.0.0",))
+    assert G._find() is None
+    monkeypatch.setattr(G, "CHECKED_OPENBLAS", (G.openblas_version(),))
+    monkeypatch.setattr(G, "CHECKED_CORES", ("NOSUCHCORE",))
+    assert G._find() is None
+    monkeypatch.setattr(G, "CHECKED_CORES", (at._blas.blas_core().upper(),))
+    assert (G._find() is not None) == (FOUND is not None)
+
+
+def test_the_packed_product_refuses_what_it_cannot_compute():
+    """`gemm_packed` and `pack_second` check their operands: a short scratch, a C that is not
+    C-ordered or columns that do not fill the panels raise instead of writing past memory."""
+    if FOUND is None:
+        return
+    _, (p, q, um, un) = FOUND
+    M, K, N = 8 * un, 300, 64 * um
+    X, Y = np.ones((M, K), np.float32), np.ones((K, N), np.float32)
+    Yp, C = np.empty(K * N, np.float32), np.empty((M, N), np.float32)
+    G.pack_second(Y, Yp)
+    G.gemm_packed(X, Yp, C, np.empty(G.scratch_size(M, K), np.float32))
+    assert np.all(C == K)
+    with pytest.raises(ValueError, match="short operand"):
+        G.gemm_packed(X, Yp, C, np.empty(G.scratch_size(M, K) - 1, np.float32))
+    with pytest.raises(ValueError, match="C-ordered"):
+        G.gemm_packed(X, Yp, np.empty((N, M), np.float32).T, np.empty(G.scratch_size(M, K), np.float32))
+    with pytest.raises(ValueError, match="panels"):
+        G.pack_second(np.ones((K, N + 1), np.float32), np.empty(K * (N + 1), np.float32))
+    with pytest.raises(ValueError, match="short"):
+        G.pack_second(Y, np.empty(K * N - 1, np.float32))
