@@ -29,7 +29,7 @@ from llvmlite import binding as _llvm
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
 from ._blas import _openblas, blas_core, one_blas_thread
 from ._jit import jit
@@ -45,9 +45,9 @@ ON, P, Q, UM, UN = range(5)
 # (other bits): they stay with np.dot
 _SMALLEST = 1_000_000
 
-_KERNEL_TYPE = ctypes.CFUNCTYPE(
-    ctypes.c_int, ctypes.c_long, ctypes.c_long, ctypes.c_long, ctypes.c_float, ctypes.c_void_p, ctypes.c_void_p,
-    ctypes.c_void_p, ctypes.c_long,
+_KERNEL_TYPE = ctypes.CFUNCTYPE(  # OpenBLAS's BLASLONG is 64 bits
+    ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, ctypes.c_float, ctypes.c_void_p, ctypes.c_void_p,
+    ctypes.c_void_p, ctypes.c_int64,
 )  # fmt: skip
 _params = (ctypes.c_int64 * 8)()
 _keep = []  # what the registered addresses point into, kept alive
@@ -219,16 +219,36 @@ def _kb(rest, q, um):
     return rest
 
 
+def _float32(a):
+    """Whether ``a`` is a float32 array (decided when a kernel is compiled)."""
+    return isinstance(a, np.ndarray) and a.dtype == np.float32
+
+
+@overload(_float32)
+def _float32_typed(a):
+    answer = isinstance(a, types.Array) and a.dtype == types.float32
+    return lambda a: answer
+
+
+@jit()
+def _flat32(a, n) -> bool:
+    """Whether ``a`` is a 1-D, unit-stride float32 array of at least ``n`` entries: what the
+    kernel, which reads raw addresses, takes for a packed operand or scratch."""
+    return _float32(a) and a.ndim == 1 and a.strides[0] == 4 and a.size >= n
+
+
 @jit()
 def pack_second(Y, out):
-    """The second operand ``Y`` (K × N, any strides) into ``out`` (K·N entries) in the kernel's
-    layout, block by block of
-    the summed dimension and of P columns, as `gemm_packed` reads it: a product's constant
-    operand (``W_hh``), packed once for every product it takes part in."""
+    """The second operand ``Y`` (K × N float32, any strides) into ``out`` (1-D float32 of K·N
+    entries) in the kernel's layout, block by block of the summed dimension and of P columns,
+    as `gemm_packed` reads it: a product's constant operand (``W_hh``), packed once for every
+    product it takes part in. The packing depends on K and N: use ``out`` only with them."""
     K, N = Y.shape
     p, q, um = _param(P), _param(Q), _param(UM)
-    if _param(ON) != 1 or N % um != 0 or out.size < K * N:
-        raise ValueError("pack_second: the path is off, Y's columns do not fill the kernel's panels or out is short")
+    if _param(ON) != 1 or N % um != 0 or not _float32(Y):
+        raise ValueError("pack_second: the path is off, Y is not float32 or its columns do not fill the panels")
+    if not _flat32(out, K * N):
+        raise ValueError("pack_second: out must be a 1-D unit-stride float32 array of K*N entries")
     at = 0
     ls = 0
     while ls < K:
@@ -266,14 +286,18 @@ def scratch_size(M, K) -> int:
 
 @jit()
 def gemm_packed(X, Yp, C, scratch):
-    """``C = X Y`` (float32; C C-contiguous, M × N), Y given packed by `pack_second`: the
-    bits of ``np.dot(X, Y, C)``. ``scratch``: at least `scratch_size` entries."""
+    """``C = X Y`` (float32; X any strides, C C-ordered, M × N), Y given packed by
+    `pack_second` for this K and N: the bits of ``np.dot(X, Y, C)`` on one BLAS thread.
+    ``scratch``: 1-D float32 of at least `scratch_size` entries."""
     M, K = X.shape
     N = C.shape[1]
     p, q = _param(P), _param(Q)
-    contiguous = C.strides[1] == C.itemsize and C.strides[0] == N * C.itemsize
-    if not packs(M, K, N) or C.shape[0] != M or not contiguous or Yp.size < K * N or scratch.size < scratch_size(M, K):
-        raise ValueError("gemm_packed: a product the path does not take (packs), C not C-ordered or a short operand")
+    if not packs(M, K, N) or not _float32(X):
+        raise ValueError("gemm_packed: a product the packed path does not take (see packs) or X not float32")
+    if not (_float32(C) and C.shape[0] == M and C.strides[1] == 4 and C.strides[0] == 4 * N):
+        raise ValueError("gemm_packed: C must be a C-ordered float32 array of M rows")
+    if not (_flat32(Yp, K * N) and _flat32(scratch, scratch_size(M, K))):
+        raise ValueError("gemm_packed: Yp and scratch must be 1-D unit-stride float32 arrays, long enough")
     C[:] = 0.0
     base_c, base_y, base_s = C.ctypes.data, Yp.ctypes.data, scratch.ctypes.data
     at = 0

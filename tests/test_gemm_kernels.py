@@ -10,7 +10,7 @@ from numba import njit
 
 import attnsim as at
 from attnsim import _gemm_kernels as G
-from attnsim._blas import one_blas_thread
+from attnsim._blas import blas_core, one_blas_thread
 
 FOUND = G._find()
 
@@ -118,33 +118,48 @@ def test_training_is_bit_for_bit_the_same_with_the_packed_path(kind, params):
 
 def test_only_a_checked_openblas_and_kernel_are_trusted(monkeypatch):
     """The block sizes come from OpenBLAS's internal table, so `_find` trusts only the release
-    and kernel it was checked on; another release or kernel name gives np.dot (None)."""
+    and kernel it was checked on; another release or kernel name gives np.dot (None). Where
+    they are the checked ones, the path is found: it cannot turn itself off unnoticed."""
+    checked = G.openblas_version() in G.CHECKED_OPENBLAS and blas_core().upper() in G.CHECKED_CORES
+    assert (FOUND is not None) == checked
     monkeypatch.setattr(G, "CHECKED_OPENBLAS", ("0.0.0",))
     assert G._find() is None
     monkeypatch.setattr(G, "CHECKED_OPENBLAS", (G.openblas_version(),))
     monkeypatch.setattr(G, "CHECKED_CORES", ("NOSUCHCORE",))
     assert G._find() is None
-    monkeypatch.setattr(G, "CHECKED_CORES", (at._blas.blas_core().upper(),))
-    assert (G._find() is not None) == (FOUND is not None)
 
 
 def test_the_packed_product_refuses_what_it_cannot_compute():
-    """`gemm_packed` and `pack_second` check their operands: a short scratch, a C that is not
-    C-ordered or columns that do not fill the panels raise instead of writing past memory."""
+    """The kernel reads raw addresses, so `gemm_packed` and `pack_second` check every operand:
+    a short, strided, reversed, 2-D or non-float32 buffer, a C that is not C-ordered or has
+    other rows, columns that do not fill the panels: each raises instead of reading or
+    writing past memory or giving garbage. The right operands give the right product."""
     if FOUND is None:
         return
     _, (p, q, um, un) = FOUND
     M, K, N = 8 * un, 300, 64 * um
     X, Y = np.ones((M, K), np.float32), np.ones((K, N), np.float32)
     Yp, C = np.empty(K * N, np.float32), np.empty((M, N), np.float32)
+    S = G.scratch_size(M, K)
     G.pack_second(Y, Yp)
-    G.gemm_packed(X, Yp, C, np.empty(G.scratch_size(M, K), np.float32))
+    G.gemm_packed(X, Yp, C, np.empty(S, np.float32))
     assert np.all(C == K)
-    with pytest.raises(ValueError, match="short operand"):
-        G.gemm_packed(X, Yp, C, np.empty(G.scratch_size(M, K) - 1, np.float32))
-    with pytest.raises(ValueError, match="C-ordered"):
-        G.gemm_packed(X, Yp, np.empty((N, M), np.float32).T, np.empty(G.scratch_size(M, K), np.float32))
+    bad_buffers = [np.empty(S - 1, np.float32), np.empty(2 * S, np.float32)[::2], np.empty(S, np.float32)[::-1],
+                   np.empty((S, 2), np.float32), np.empty(S, np.float64), np.empty(S, np.int32)]  # fmt: skip
+    for scratch in bad_buffers:
+        with pytest.raises(ValueError, match="Yp and scratch must be 1-D"):
+            G.gemm_packed(X, Yp, C, scratch)
+    with pytest.raises(ValueError, match="Yp and scratch must be 1-D"):
+        G.gemm_packed(X, Yp[: K * N - 1], C, np.empty(S, np.float32))
+    for bad_c in [np.empty((N, M), np.float32).T, np.empty((M, N + um), np.float32)[:, :N],
+                  np.empty((M, N), np.int32), np.empty((M + un, N), np.float32)]:  # fmt: skip
+        with pytest.raises(ValueError, match="C must be a C-ordered float32"):
+            G.gemm_packed(X, Yp, bad_c, np.empty(S, np.float32))
+    with pytest.raises(ValueError, match="does not take"):
+        G.gemm_packed(X.astype(np.float64), Yp, C, np.empty(S, np.float32))
     with pytest.raises(ValueError, match="panels"):
         G.pack_second(np.ones((K, N + 1), np.float32), np.empty(K * (N + 1), np.float32))
-    with pytest.raises(ValueError, match="short"):
-        G.pack_second(Y, np.empty(K * N - 1, np.float32))
+    for out in [np.empty(K * N - 1, np.float32), np.empty((K, N), np.float32), np.empty(K * N, np.float64)]:
+        with pytest.raises(ValueError, match="out must be a 1-D"):
+            G.pack_second(Y, out)
+    assert np.all(C == K)  # nothing above wrote into C
