@@ -656,7 +656,7 @@ def cmd_sweep(args) -> int:
             print(f"attnsim: interrupted before any run finished; --resume starts the sweep in {args.out}",
                   file=sys.stderr)  # fmt: skip
         else:
-            print("attnsim: interrupted; nothing written", file=sys.stderr)
+            print(f"{where}: interrupted; nothing written", file=sys.stderr)
         return 130
     learned = sum(1 for r in table.rows if r["success"])
     print(f"{len(table)} run{'' if len(table) == 1 else 's'}, {learned} learned; results in "
@@ -786,8 +786,12 @@ def _main(argv) -> int:
         log.addHandler(handler)
         log.setLevel(logging.INFO)
         log.propagate = False
+    where = "attnsim"  # the command a message comes from, once it is known
     try:
-        args = build_parser().parse_args(argv)
+        args, extra = build_parser().parse_known_args(argv)
+        where = f"attnsim {args.command}"
+        if extra:
+            raise BadInput(f"{where}: unrecognized arguments: {' '.join(extra)}")
         commands = {"run": cmd_run, "theory": cmd_theory, "compare": cmd_compare, "sweep": cmd_sweep}
         commands["reproduce"] = cmd_reproduce
         commands["gradcheck"] = cmd_gradcheck
@@ -796,13 +800,13 @@ def _main(argv) -> int:
         print(f"{err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except ValueError as err:
-        print(f"attnsim: error: {err}", file=sys.stderr)
+        print(f"{where}: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except OSError as err:  # e.g. the disk is full while writing results
-        print(f"attnsim: error: {err}", file=sys.stderr)
+        print(f"{where}: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("attnsim: interrupted; nothing written", file=sys.stderr)
+        print(f"{where}: interrupted; nothing written", file=sys.stderr)
         return 130
 
 

@@ -113,6 +113,7 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, capsys, argv
     assert main([*argv, "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err and "Traceback" not in err
+    assert err.startswith(f"attnsim {argv[0]}"), err  # the message names the command it came from
     assert not out.exists() and os.listdir(tmp_path) == []
 
 
