@@ -650,13 +650,13 @@ def cmd_sweep(args) -> int:
         except OSError:
             rows = -1
         if rows > 0:
-            print(f"attnsim: interrupted; {rows} finished runs are in {results}; --resume finishes the sweep",
+            print(f"attnsim sweep: interrupted; {rows} finished runs are in {results}; --resume finishes the sweep",
                   file=sys.stderr)  # fmt: skip
         elif rows == 0:
-            print(f"attnsim: interrupted before any run finished; --resume starts the sweep in {args.out}",
+            print(f"attnsim sweep: interrupted before any run finished; --resume starts the sweep in {args.out}",
                   file=sys.stderr)  # fmt: skip
         else:
-            print(f"{where}: interrupted; nothing written", file=sys.stderr)
+            print("attnsim sweep: interrupted; nothing written", file=sys.stderr)
         return 130
     learned = sum(1 for r in table.rows if r["success"])
     print(f"{len(table)} run{'' if len(table) == 1 else 's'}, {learned} learned; results in "
@@ -689,14 +689,15 @@ def cmd_reproduce(args) -> int:
             [f"{groups} finished group{'s' if groups > 1 else ''} of runs"] if groups else [])  # fmt: skip
         kept = f"the ladder's {' and '.join(what)} in {partial}" if what else ""
         if finished:
-            print(f"attnsim: interrupted; the finished sections ({', '.join(finished)}) are in {args.out}"
+            print(f"attnsim reproduce: interrupted; the finished sections ({', '.join(finished)}) are in {args.out}"
                   + (f", and {kept}" if kept else ""), file=sys.stderr)  # fmt: skip
         elif kept:
-            print(f"attnsim: interrupted; no section finished, but {kept} are kept", file=sys.stderr)
+            print(f"attnsim reproduce: interrupted; no section finished, but {kept} are kept", file=sys.stderr)
         else:
-            print(f"attnsim: interrupted before any section finished; nothing written in {args.out}", file=sys.stderr)
+            print(f"attnsim reproduce: interrupted before any section finished; nothing written in {args.out}",
+                  file=sys.stderr)  # fmt: skip
         if kept:
-            print("attnsim: the same command goes on from them", file=sys.stderr)
+            print("attnsim reproduce: the same command goes on from them", file=sys.stderr)
         return 130
     done = [s for s in SECTIONS if s in doc["sections"]]
     checks = [c for s in done for c in doc["sections"][s]["checks"]]

@@ -205,7 +205,7 @@ def test_an_interrupted_sweep_says_what_it_kept(tmp_path, capsys, monkeypatch):
     monkeypatch.undo()
     monkeypatch.setattr(_sweep, "_reachable", interrupt)  # before anything is written
     assert main(["sweep", str(spec), "--out", str(tmp_path / "p"), "--scheduler", "tcp://h:1", "--quiet"]) == 130
-    assert "attnsim: interrupted; nothing written" in capsys.readouterr().err and not (tmp_path / "p").exists()
+    assert "attnsim sweep: interrupted; nothing written" in capsys.readouterr().err and not (tmp_path / "p").exists()
 
 
 def test_missing_spec_and_bad_options(tmp_path, capsys):
