@@ -800,8 +800,11 @@ def _main(argv) -> int:
     except BadInput as err:
         print(f"{err}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except ValueError as err:
-        print(f"{where}: {err}", file=sys.stderr)
+    except ValueError as err:  # the library's own messages may already name the command: not twice
+        text = str(err)
+        if where != "attnsim" and text.startswith(f"{args.command}: "):
+            text = text[len(args.command) + 2 :]
+        print(f"{where}: {text}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except OSError as err:  # e.g. the disk is full while writing results
         print(f"{where}: {err}", file=sys.stderr)

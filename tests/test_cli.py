@@ -122,6 +122,7 @@ def test_reproduce_refuses_an_empty_output_directory(tmp_path, capsys, monkeypat
     assert main(["reproduce", "ladder", "--out", ""]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "the output directory is empty" in err and os.listdir(tmp_path) == []
+    assert err.startswith("attnsim reproduce: the output directory") and err.count("reproduce:") == 1, err
 
 
 @pytest.mark.parametrize(
