@@ -1662,17 +1662,41 @@ def _run_section(name, sizes, say, doc, out) -> None:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     doc["full"] = sizes.full
-    doc["sections"][name] = {
+    _write_section(doc, out, sec)
+    if name == "ladder":  # its rungs are in results.json now
+        shutil.rmtree(os.path.join(out, PARTIAL), ignore_errors=True)
+    passed = sum(c["passed"] for c in sec.checks)
+    say(f"{name}: {passed} of {len(sec.checks)} checks agree ({sec.elapsed:.0f} s)")
+
+
+def _write_section(doc: dict, out: str, sec: Section) -> None:
+    """A section's files, then the results holding it, then the report (each file whole)."""
+    doc["sections"][sec.name] = {
         "title": sec.title,
         "elapsed_seconds": sec.elapsed,
         "figures": sorted(sec.figures),
         "checks": sec.checks,
         "results": sec.results,
     }
-    _write_files(out, {**sec.figures, **sec.files, f"{name}.md": sec.text.strip() + "\n"})
+    _write_files(out, {**sec.figures, **sec.files, f"{sec.name}.md": sec.text.strip() + "\n"})
     _write_files(out, {"results.json": doc})
     _write_files(out, {"report.md": _report(doc, out)})
-    if name == "ladder":  # its rungs are in results.json now
-        shutil.rmtree(os.path.join(out, PARTIAL), ignore_errors=True)
-    passed = sum(c["passed"] for c in sec.checks)
-    say(f"{name}: {passed} of {len(sec.checks)} checks agree ({sec.elapsed:.0f} s)")
+
+
+def judge_ladder_again(out) -> list[dict]:
+    """Judge the finished ladder section in ``out`` again by this attnsim's rules, from the
+    results it keeps, and rewrite its text, figures, results.json and report.md: nothing is
+    trained (seconds, where the ladder took hours). For a ladder written by an older attnsim
+    (claim 7's distinct-set rule, `_reproduce_ladder.RESCUE_MIN_SETS`, is newer than some).
+    Returns the cells whose verdict changed (also recorded in its results and shown beside
+    the map). ValueError, before anything is written, when ``out`` holds no ladder section."""
+    from ._reproduce_ladder import judged_again, ladder_section
+
+    out = os.path.abspath(os.fspath(out))
+    doc = _read_results(out)
+    ladder = doc["sections"].get("ladder")
+    if not os.path.isdir(out) or ladder is None:
+        raise ValueError(f"reproduce: {out} holds no ladder section to judge again (run attnsim reproduce ladder)")
+    changed = judged_again(ladder["results"])
+    _write_section(doc, out, ladder_section(ladder["results"], ladder["elapsed_seconds"]))
+    return changed

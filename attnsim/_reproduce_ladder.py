@@ -480,8 +480,7 @@ def _rescue_claim(rung, sizes, say) -> tuple[dict | None, str, dict]:
     good, bad = np.flatnonzero(ok.all(axis=1)), np.flatnonzero(~ok.any(axis=1))
     screening = {"candidates": n, "good": good.tolist(), "bad": bad.tolist(), "success": ok.tolist()}
     if len(bad) < 8 or len(good) < 1:
-        return None, (f"the screening found {len(good)} good and {len(bad)} bad heads of {n} (learned on every / "
-                      "no data seed): 7 bad + 1 good against 8 bad needs 8 bad and 1 good"), screening  # fmt: skip
+        return (*rescue_cell(screening, None, 0), screening)
     # 8 random heads are the control: can 8 averaged heads learn within the budget at all?
     streams = {"8 bad": [777, 1], "7 bad + 1 good": [777, 2], "8 random": [777, 3]}
     steps8 = sizes.ladder_steps * rung["rescue_budget"]
@@ -494,18 +493,45 @@ def _rescue_claim(rung, sizes, say) -> tuple[dict | None, str, dict]:
         k = int(sum(r.success for r in runs))
         rows[name] = {"heads": [[int(h) for h in c] for c in combos], "learned": k, "runs": len(runs),
                       "interval": _wilson(k, len(runs))}  # fmt: skip
+    cell, why = rescue_cell(screening, rows, steps8)
+    return cell, why, (screening if cell is not None else {**screening, "models": rows})
+
+
+RESCUE_MIN_SETS = 8  # claim 7 is judged only when its 8-bad models hold at least this many head sets
+
+
+def rescue_cell(screening: dict, rows: dict | None, steps: int) -> tuple[dict | None, str]:
+    """Claim 7's cell from what its runs gave, and nothing else: the screening (``good`` and
+    ``bad`` heads of ``candidates``) and the 8-head models of each kind (``rows``: kind ->
+    heads, learned, runs, interval; None when none were trained). None, and why, when the
+    screening found fewer than 8 bad heads or no good one; when no 8-head model of any kind
+    learned (the budget, not the heads, decides); or when the 8-bad models hold fewer than
+    `RESCUE_MIN_SETS` distinct sets of heads (with exactly 8 bad heads they are one set, and
+    Fisher's test would count the luck of their data streams as evidence about heads)."""
+    n, good, bad = screening["candidates"], screening["good"], screening["bad"]
+    if rows is None or len(bad) < 8 or len(good) < 1:
+        return None, (f"the screening found {len(good)} good and {len(bad)} bad heads of {n} (learned on every / "
+                      "no data seed): 7 bad + 1 good against 8 bad needs 8 bad and 1 good")  # fmt: skip
     one, eight, rand = rows["7 bad + 1 good"], rows["8 bad"], rows["8 random"]
+    counts = (f"{one['learned']} of {one['runs']} of 7 bad + 1 good learned, {eight['learned']} of {eight['runs']} "
+              f"of 8 bad, {rand['learned']} of {rand['runs']} of 8 random")  # fmt: skip
     if one["learned"] + eight["learned"] + rand["learned"] == 0:  # the budget is too short for 8 heads at all
-        return None, (f"no 8-head model learned within {steps8} steps (0 of {one['runs']} of 7 bad + 1 "
+        return None, (f"no 8-head model learned within {steps} steps (0 of {one['runs']} of 7 bad + 1 "
                       f"good, of 8 bad, and of 8 random heads), though {len(good)} of the {n} heads learned alone on "
                       "every data seed: averaged with 7 others, a head moves the output an eighth as much, and the "
-                      "budget ends first, so the comparison says nothing"), {**screening, "models": rows}  # fmt: skip
+                      "budget ends first, so the comparison says nothing")  # fmt: skip
+    sets = len({tuple(sorted(h)) for h in eight["heads"]})
+    if sets < RESCUE_MIN_SETS:
+        return None, (f"the screening found {len(bad)} bad heads, so the {eight['runs']} models of 8 bad heads hold "
+                      f"{sets} distinct head set{'s' if sets > 1 else ''} (at least {RESCUE_MIN_SETS} needed): their "
+                      f"outcomes differ by data stream, not by heads, and Fisher's test would count that luck as "
+                      f"evidence ({counts})")  # fmt: skip
     p = _fisher_less(eight["learned"], eight["runs"], one["learned"], one["runs"])
     return {
         "value": one["learned"] / one["runs"], "interval": one["interval"], "bad": eight["learned"] / eight["runs"],
-        "bad_interval": eight["interval"], "random": rows["8 random"]["learned"] / rows["8 random"]["runs"],
-        "fisher_p": p, "models": rows, "steps": steps8, "passed": bool(p < RESCUE_P),
-    }, "", screening  # fmt: skip
+        "bad_interval": eight["interval"], "random": rand["learned"] / rand["runs"], "fisher_p": p, "models": rows,
+        "steps": steps, "passed": bool(p < RESCUE_P),
+    }, ""  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- finished rungs kept
@@ -720,6 +746,12 @@ def section_ladder(sizes: Sizes, say, keep=None) -> Section:
     earlier += sum(r["seconds"] for r in results["rungs"] if r["key"] in kept)
     results["seconds_in_earlier_calls"] = earlier
     results["blas"] = sorted({c for r in results["rungs"] for c in r["blas"]})
+    # its time: this call's and what the rungs and groups it kept took in the calls that trained them
+    return ladder_section(results, time.perf_counter() - t0 + earlier)
+
+
+def ladder_section(results: dict, elapsed: float) -> Section:
+    """The section — its checks (rung 0's cells), text and figures — from its results alone."""
     zero = results["rungs"][0]["claims"]
     checks = [  # rung 0's cells (a cell that cannot be measured, with its reason in the text, is not a check)
         _check(f"the paper's approximation (rung 0): {CLAIMS[c]}", _cell_value(c, zero[c]), THRESHOLDS[c],
@@ -727,9 +759,49 @@ def section_ladder(sizes: Sizes, say, keep=None) -> Section:
         for c in MEASURED if zero[c] is not None
     ]  # fmt: skip
     figs = {"ladder_map.png": _fig_map(results), "ladder_copy.png": _fig_copy(results)}
-    # its time: this call's and what the rungs and groups it kept took in the calls that trained them
     return Section("ladder", "Where the two-stage story holds: the validity map across the ladder", results, figs,
-                   checks, section_text(results), time.perf_counter() - t0 + earlier)  # fmt: skip
+                   checks, section_text(results), elapsed)  # fmt: skip
+
+
+# a cell's numbers that may be nan: results.json keeps them as null (JSON has no nan)
+_MAYBE_NAN = ("value", "chance", "p", "fisher_p", "bad", "random", "easy")
+
+
+def judged_again(results: dict) -> list[dict]:
+    """Judge a finished ladder's claim 7 again, in place, by this attnsim's rule (`rescue_cell`)
+    from the screening and 8-head models its results keep: nothing is trained. A ladder
+    written by an older attnsim (before `RESCUE_MIN_SETS`) is judged as a new one would be.
+    ``results`` may come from results.json (its nulls are read as nan again). Returns the
+    cells whose verdict or value changed ({rung, claim, was, now}); when any did, they are
+    recorded in ``results["judged_again"]`` (with the attnsim that judged them) and the
+    report says so beside the map."""
+    from . import __version__
+
+    for r in results["rungs"]:
+        for cell in r["claims"].values():
+            for k in _MAYBE_NAN if cell is not None else ():
+                if k in cell and cell[k] is None:
+                    cell[k] = math.nan
+    changed = []
+    steps = results["settings"]["rescue_steps"]
+    for r in results["rungs"]:
+        if r.get("screening") is None:  # no multi-head form: nothing was screened
+            continue
+        old = r["claims"]["7"]
+        rows = old["models"] if old is not None else r["screening"].get("models")
+        screening = {k: v for k, v in r["screening"].items() if k != "models"}
+        cell, why = rescue_cell(screening, rows, steps[r["label"]])
+        was = "n/a" if old is None else f"{_mark(old)} {_cell_value('7', old)}"
+        now = "n/a" if cell is None else f"{_mark(cell)} {_cell_value('7', cell)}"
+        r["claims"]["7"] = cell
+        r["screening"] = screening if cell is not None or rows is None else {**screening, "models": rows}
+        na = {k: v for k, v in r.get("not_applicable", {}).items() if k != "7"}
+        r["not_applicable"] = {**na, "7": why} if cell is None else na
+        if now != was:
+            changed.append({"rung": r["label"], "claim": "7", "was": was, "now": now})
+    if changed:
+        results.setdefault("judged_again", []).append({"by": f"attnsim {__version__}", "changed": changed})
+    return changed
 
 
 def _rung_results(rung, sizes, say, translate, keyword, t1) -> dict:
@@ -781,7 +853,8 @@ def _cell_value(c, cell) -> str:
         return f"{cell['value']:.2f} vs {cell['bad']:.2f} (p {cell['fisher_p']:.2g}; 8 random {cell['random']:.2f})"
     if c == "6":
         what = "saddle" if cell["statistic"].startswith("saddle") else "a/σa + c/σc"
-        return f"AUC {cell['value']:.2f} ({what}, p {cell['p']:.2g})"
+        k, n = len(cell["learned"]), len(cell["learned"]) + len(cell["stuck"])
+        return f"AUC {cell['value']:.2f} ({what}, p {cell['p']:.2g}; {k} of {n} learned)"
     return f"τ {cell['value']:.2f} (p {cell['p']:.2g}, {cell['attended']} words)"
 
 
@@ -811,6 +884,11 @@ def section_text(results: dict) -> str:
                f"{len(results['rungs'])} rungs). The report's checks "
                "above count rung 0 only — the paper's claims on the paper's own model; the other rungs' cells are "
                "measurements of where the story carries over, not checks of attnsim.")  # fmt: skip
+    again = "".join(
+        f"\n\n*Judged again by {j['by']}, from the models this run kept (nothing retrained): "
+        + "; ".join(f"{c['rung']}, claim {c['claim']}: {c['was']} → {c['now']}" for c in j["changed"]) + ".*"
+        for j in results.get("judged_again", [])
+    )  # fmt: skip
     notes = [f"- {r['label']}, claim {c}: {why}." for r in results["rungs"]
              for c, why in r.get("not_applicable", {}).items()]  # fmt: skip
     na_text = ("\n\n**Cells that cannot be measured.**\n\n" + "\n".join(notes)) if notes else ""
@@ -859,7 +937,7 @@ the number beside it against a threshold fixed before the run:
 
 {thresholds}
 
-{summary}
+{summary}{again}
 
 {chr(10).join(lines)}
 
@@ -867,10 +945,12 @@ the number beside it against a threshold fixed before the run:
 
 *Rows: rungs; columns: claims. Blue: the claim holds; orange: it fails; grey: not applicable (no copy task and
 one head for a classifier; claim 6 where too few permutation runs learned, or got stuck, for any ordering to reach
-p < 0.05; claim 7 where the screening found too few bad or good heads, or no 8-head model of any kind
-learned). Claim 6's statistic is the saddle projection on rungs 0 and 1 and, on rung 2, the two coordinates it
-adds read off the model (a/σa + c/σc): a ✗ there says these coordinates do not predict the fate, not that nothing
-does.*{na_text}
+p < 0.05; claim 7 where the screening found too few bad or good heads, no 8-head model of any kind
+learned, or the models of 8 bad heads hold fewer than {RESCUE_MIN_SETS} distinct head sets). Claim 6's statistic is the
+saddle projection on rungs 0 and 1 and, on rung 2, the two coordinates it adds read off the model (a/σa + c/σc): a ✗
+there says these coordinates do not predict the fate, not that nothing does; its cell says how many of the runs
+learned, which bounds the test's power. Claim 5 rests on one run per rung (the order of its {s["saves"]} saves), so a
+single ✗ there is one run's order, not a trend.*{na_text}
 
 {claim2}
 
@@ -1009,11 +1089,13 @@ def _claim2_text(results) -> str:
 
 
 def _fig_map(results):
+    import textwrap
+
     from matplotlib.colors import ListedColormap
 
     rs = results["rungs"]
     cols = list(CLAIMS)
-    fig, ax = _figure(15, 1.2 + 0.75 * len(rs))
+    fig, ax = _figure(12, 1.4 + 1.0 * len(rs))
     a = ax[0, 0]
     grid = np.zeros((len(rs), len(cols)))
     for i, r in enumerate(rs):
@@ -1021,16 +1103,21 @@ def _fig_map(results):
             cell = r["claims"].get(c)
             grid[i, j] = 0 if cell is None else (2 if cell["passed"] else 1)
             text = "n/a" if cell is None else f"{_mark(cell)} {_cell_value(c, cell)}"
-            a.text(j, i, text.replace(" vs ", "\nvs ").replace(" (", "\n("), ha="center", va="center", fontsize=7)
+            for a_, b_ in ((" vs ", "\nvs "), (" (", "\n("), ("; ", ";\n")):
+                text = text.replace(a_, b_)
+            a.text(j, i, text, ha="center", va="center", fontsize=8.5,
+                   fontweight="bold" if grid[i, j] == 1 else "normal")  # fmt: skip
     a.imshow(grid, cmap=ListedColormap(["0.85", "#f4a582", "#92c5de"]), vmin=0, vmax=2, aspect="auto")
-    import textwrap
-
-    labels = [textwrap.fill(f"{c}. {CLAIMS[c]}".replace("β^uf", "β$^{uf}$").replace("β^px", "β$^{px}$"), 24)
+    a.set_xticks(np.arange(len(cols) + 1) - 0.5, minor=True)
+    a.set_yticks(np.arange(len(rs) + 1) - 0.5, minor=True)
+    a.grid(which="minor", color="white", lw=2)
+    a.tick_params(which="minor", length=0)
+    labels = [textwrap.fill(f"{c}. {CLAIMS[c]}".replace("β^uf", "β$^{uf}$").replace("β^px", "β$^{px}$"), 20)
               for c in cols]  # fmt: skip
-    a.set_xticks(range(len(cols)), labels, fontsize=7)
-    a.set_yticks(range(len(rs)), [r["label"] for r in rs], fontsize=8)
-    a.set_title("Which parts of the two-stage story hold on which architecture (blue: holds; orange: fails; grey: "
-                "n/a)", fontsize=9)  # fmt: skip
+    a.set_xticks(range(len(cols)), labels, fontsize=8.5)
+    a.set_yticks(range(len(rs)), [r["label"].replace(" (rung", "\n(rung") for r in rs], fontsize=9)
+    a.set_title("Which parts of the two-stage story hold on which architecture\n(blue: holds; orange, bold: fails; "
+                "grey: cannot be measured)", fontsize=10)  # fmt: skip
     return fig
 
 

@@ -285,6 +285,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="the paper's sizes (more seeds, d 256 for rungs 2-3: hours on 2 cores; see the README per section)",
     )
     rp.add_argument("--force", action="store_true", help="redo sections DIR already holds")
+    rp.add_argument(
+        "--judge-again", action="store_true",
+        help="with 'ladder': judge the finished ladder in DIR again by this attnsim's rules, from the results it "
+        "keeps (nothing trained), and rewrite its report",
+    )  # fmt: skip
     rp.add_argument("--quiet", action="store_true", help="no progress")
 
     g = sub.add_parser(
@@ -671,6 +676,8 @@ def cmd_reproduce(args) -> int:
     from ._reproduce_ladder import PARTIAL
 
     t0 = time.perf_counter()
+    if args.judge_again:
+        return _judge_again(args)
     resumed = os.path.isdir(os.path.join(args.out, PARTIAL))  # a ladder that earlier calls began
     try:
         doc = reproduce(args.out, args.section, full=args.full, progress=not args.quiet, force=args.force)
@@ -721,6 +728,22 @@ def cmd_reproduce(args) -> int:
     if earlier > 0:  # a ladder done in parts: the work it took over from earlier calls is not this call's time
         took += f" in this call, and {earlier:.0f} s of the ladder's in the earlier calls whose work it kept"
     print(f"{agree} of {len(checks)} checks agree with the paper ({took}){where}; report: {report}")
+    return 0
+
+
+def _judge_again(args) -> int:
+    from ._reproduce import _read_results, judge_ladder_again
+    from ._reproduce_ladder import map_counts
+
+    if args.section != "ladder" or args.full or args.force:
+        raise BadInput("attnsim reproduce: --judge-again is for a finished ladder alone: "
+                       "attnsim reproduce ladder --judge-again --out DIR")  # fmt: skip
+    changed = judge_ladder_again(args.out)
+    for c in changed:
+        print(f"attnsim reproduce: ladder: {c['rung']}, claim {c['claim']}: {c['was']} -> {c['now']}")
+    held, fail, na = map_counts(_read_results(os.path.abspath(args.out))["sections"]["ladder"]["results"])
+    print(f"{len(changed)} verdict{'' if len(changed) == 1 else 's'} changed; the validity map: {held} cells hold, "
+          f"{fail} fail, {na} n/a; report: {os.path.join(args.out, 'report.md')}")  # fmt: skip
     return 0
 
 

@@ -104,6 +104,10 @@ BAD = [
         ["run", "keyword", "--model", "clf", "--attention", "uniform", "--intermediate", "8"],
         "--intermediate does not apply to uniform attention",
     ),  # fmt: skip
+    # judging a ladder again needs a finished ladder, and nothing else asked of the command
+    (["reproduce", "ladder", "--judge-again"], "holds no ladder section to judge again"),
+    (["reproduce", "copy", "--judge-again"], "--judge-again is for a finished ladder alone"),
+    (["reproduce", "ladder", "--judge-again", "--full"], "--judge-again is for a finished ladder alone"),
 ]
 
 

@@ -211,7 +211,8 @@ def test_verdicts_follow_their_numbers(section):
             assert "7" in r["not_applicable"]
             sc = r["screening"]
             nothing = "models" in (sc or {}) and sum(m["learned"] for m in sc["models"].values()) == 0
-            assert r["key"] == "clf" or len(sc["bad"]) < 8 or not sc["good"] or nothing
+            one_set = "models" in (sc or {}) and len({tuple(sorted(h)) for h in sc["models"]["8 bad"]["heads"]}) < 8
+            assert r["key"] == "clf" or len(sc["bad"]) < 8 or not sc["good"] or nothing or one_set
     # the report's table prints each verdict beside its number
     for r in section.results["rungs"]:
         row = next(line for line in section.text.splitlines() if line.startswith(f"| {r['label']} |"))
@@ -460,3 +461,93 @@ def test_a_resumed_ladder_says_what_its_earlier_calls_took(section, tmp_path, ca
     assert "s in this call, and 1234 s of the ladder's in the earlier calls whose work it kept" in last
     assert main(["reproduce", "ladder", "--out", str(out), "--quiet", "--force"]) == 0  # trained here, whole
     assert "earlier calls" not in capsys.readouterr().out
+
+
+def _rows(sets, learned):
+    """Claim 7's 8-head models of each kind: ``sets[kind]`` head lists, ``learned[kind]`` of them learned."""
+    return {kind: {"heads": hs, "learned": learned[kind], "runs": len(hs),
+                   "interval": R._wilson(learned[kind], len(hs))} for kind, hs in sets.items()}  # fmt: skip
+
+
+def test_rescue_needs_distinct_sets_of_bad_heads():
+    """Claim 7 is judged on at least `RESCUE_MIN_SETS` distinct sets of 8 bad heads: with
+    exactly 8 bad heads every 8-bad model is one set, and the cell is n/a (with its counts)
+    however lopsided they are; with more, Fisher's test on the counts decides."""
+    rng = np.random.default_rng(0)
+    good = [0, 1]
+    eight = {"candidates": 24, "good": good, "bad": list(range(10, 18)), "success": []}
+    one_set = {"7 bad + 1 good": [[0, *range(10, 17)]] * 16, "8 bad": [list(rng.permutation(range(10, 18)))
+               for _ in range(16)], "8 random": [list(range(8))] * 16}  # fmt: skip
+    counts = {"7 bad + 1 good": 15, "8 bad": 1, "8 random": 9}
+    cell, why = LD.rescue_cell(eight, _rows(one_set, counts), 600)
+    assert cell is None and "1 distinct head set" in why and "15 of 16 of 7 bad + 1 good" in why
+    bad = list(range(10, 22))
+    many = {**one_set, "8 bad": [sorted(rng.choice(bad, 8, replace=False).tolist()) for _ in range(16)]}
+    sets = len({tuple(h) for h in many["8 bad"]})
+    assert sets >= LD.RESCUE_MIN_SETS
+    cell, why = LD.rescue_cell({**eight, "bad": bad}, _rows(many, counts), 600)
+    p = fisher_exact([[1, 15], [15, 1]], "less")[1]
+    assert why == "" and cell["fisher_p"] == pytest.approx(p, rel=1e-12) and cell["passed"] == (p < LD.RESCUE_P)
+    assert (cell["value"], cell["bad"], cell["random"], cell["steps"]) == (15 / 16, 1 / 16, 9 / 16, 600)
+    # too few distinct sets though more than 8 bad heads: still n/a
+    few = {**many, "8 bad": [many["8 bad"][i % (LD.RESCUE_MIN_SETS - 1)] for i in range(16)]}
+    assert LD.rescue_cell({**eight, "bad": bad}, _rows(few, counts), 600)[0] is None
+    # no 8-head model learned: the budget decides, not the heads
+    cell, why = LD.rescue_cell({**eight, "bad": bad}, _rows(many, dict.fromkeys(counts, 0)), 600)
+    assert cell is None and "no 8-head model learned within 600 steps" in why
+    # a screening without a good head: no models at all
+    cell, why = LD.rescue_cell({**eight, "good": []}, None, 0)
+    assert cell is None and "found 0 good and 8 bad heads of 24" in why
+
+
+def test_a_finished_ladder_is_judged_again_from_its_kept_models(section, tmp_path):
+    """A ladder written before the distinct-set rule (here: rung 0's claim 7 judged on one set
+    of 8 bad heads, as the older attnsim did) is judged again from its results.json with
+    nothing trained: the cell turns n/a, results.json records what changed and by which
+    attnsim, the text says so beside the map, and the figures and report are rewritten. A
+    second judgement changes nothing and rewrites every file byte for byte."""
+    import copy
+    import json
+
+    from attnsim import __version__
+
+    results = copy.deepcopy({**section.results, "rungs": [_rung(section, "free")]})
+    free = results["rungs"][0]
+    bad = list(range(8))
+    free["screening"] = {**free["screening"], "good": [8], "bad": bad}
+    sets = {"7 bad + 1 good": [[8, *bad[:7]]] * 4, "8 bad": [bad] * 4, "8 random": [list(range(3, 11))] * 4}
+    free["claims"]["7"] = {"value": 1.0, "interval": [0.5, 1.0], "bad": 0.0, "bad_interval": [0.0, 0.5],
+                           "random": 0.5, "fisher_p": 0.014, "models": _rows(sets, {"7 bad + 1 good": 4, "8 bad": 0,
+                           "8 random": 2}), "steps": 20, "passed": True}  # fmt: skip
+    free["claims"]["6"]["p"] = math.nan  # a nan: null in results.json, read as nan again
+    free["not_applicable"].pop("7", None)
+    out = tmp_path / "rep"
+    doc = {"format": R.RESULTS_FORMAT, "sections": {}, "full": False}
+    R._write_section(doc, str(out), LD.ladder_section(results, 12.0))
+    assert "1.00 vs 0.00 (p 0.014; 8 random 0.50) ✓" in (out / "ladder.md").read_text()
+    assert json.loads((out / "results.json").read_text())["sections"]["ladder"]["results"]["rungs"][0]["claims"]["6"][
+        "p"] is None  # fmt: skip
+    changed = R.judge_ladder_again(out)
+    assert changed == [{"rung": free["label"], "claim": "7", "was": "✓ 1.00 vs 0.00 (p 0.014; 8 random 0.50)",
+                        "now": "n/a"}]  # fmt: skip
+    got = json.loads((out / "results.json").read_text())["sections"]["ladder"]
+    r0 = got["results"]["rungs"][0]
+    assert r0["claims"]["7"] is None and "1 distinct head set" in r0["not_applicable"]["7"]
+    kept = json.loads(json.dumps(free["claims"]["7"]["models"]))
+    assert r0["screening"]["models"] == kept  # the models are kept, beside the screening
+    assert got["results"]["judged_again"] == [{"by": f"attnsim {__version__}", "changed": changed}]
+    assert got["elapsed_seconds"] == 12.0 and [c["passed"] for c in got["checks"]] == [
+        free["claims"][c]["passed"] for c in LD.MEASURED if c != "7"]  # fmt: skip
+    md = (out / "ladder.md").read_text()
+    assert f"*Judged again by attnsim {__version__}, from the models this run kept (nothing retrained): " in md
+    assert "claim 7: ✓ 1.00 vs 0.00 (p 0.014; 8 random 0.50) → n/a.*" in md and "nan" in md  # claim 6's p
+    assert md.strip() in (out / "report.md").read_text()
+    before = {p.name: p.read_bytes() for p in out.iterdir() if not p.name.endswith(".png")}
+    assert R.judge_ladder_again(out) == []
+    assert {p.name: p.read_bytes() for p in out.iterdir() if not p.name.endswith(".png")} == before
+    # no ladder there: refused before anything is written
+    other = tmp_path / "other"
+    other.mkdir()
+    with pytest.raises(ValueError, match="holds no ladder section to judge again"):
+        R.judge_ladder_again(other)
+    assert list(other.iterdir()) == []
