@@ -1527,7 +1527,42 @@ def _read_results(out: str) -> dict:
         raise ValueError(f"{path}: not a readable attnsim reproduce results file ({err})") from None
     if not isinstance(doc, dict) or doc.get("format") != RESULTS_FORMAT or not isinstance(doc.get("sections"), dict):
         raise ValueError(f"{path}: not an attnsim reproduce results file (expected format {RESULTS_FORMAT})")
+    for name, sec in doc["sections"].items():
+        damage = _damage(name, sec)
+        if damage:
+            raise ValueError(f"{path}: its section {name!r} is damaged ({damage}); move the file away or choose "
+                             "another --out")  # fmt: skip
     return doc
+
+
+def _damage(name, sec) -> str:
+    """What is wrong with one section of a results file, as the report and the command line
+    read it ('' when nothing)."""
+    if name not in SECTIONS:
+        return f"not a section of attnsim reproduce: {', '.join(SECTIONS)}"
+    if not isinstance(sec, dict):
+        return "not an object"
+    kinds = {"title": str, "elapsed_seconds": (int, float), "figures": list, "checks": list, "results": dict}
+    for key, kind in kinds.items():
+        if not isinstance(sec.get(key), kind) or isinstance(sec.get(key), bool):
+            return f"{key!r} missing or not a {kind.__name__ if isinstance(kind, type) else 'number'}"
+    for c in sec["checks"]:
+        if not isinstance(c, dict) or not {"claim", "value", "expected", "passed"} <= set(c) or not isinstance(
+                c["passed"], bool):  # fmt: skip
+            return "a check without its claim, value, expected and passed (true or false)"
+    if name == "ladder":  # the map's cells, which the command line counts
+        from ._reproduce_ladder import MEASURED
+
+        rungs = sec["results"].get("rungs")
+        if not isinstance(rungs, list) or not rungs:
+            return "no rungs"
+        for r in rungs:
+            claims = r.get("claims") if isinstance(r, dict) else None
+            if not isinstance(claims, dict) or any(
+                    claims.get(c, 0) is not None and not isinstance((claims.get(c) or {}).get("passed"), bool)
+                    for c in MEASURED):  # fmt: skip
+                return "a rung whose claims 1-7 are not each null or a cell with passed true or false"
+    return ""
 
 
 def _report(doc: dict, out: str) -> str:
@@ -1583,8 +1618,10 @@ def reproduce(
     interruption loses only the section under way; sections already in ``out`` from an
     earlier call are kept in the report. The ladder section also keeps each rung as it
     finishes (in ``out/ladder.partial``, until the section is written): the same call
-    goes on from them, with the same numbers. A section ``out`` already holds is redone only
-    with ``force`` (without it, a ValueError before any work). ``sizes`` (a `Sizes`)
+    goes on from them, with the same numbers. Sections ``out`` already holds are kept and
+    only the others run; when it holds every one asked for, a ValueError before any work
+    unless ``force``, which redoes them. One report has one set of sizes (default or full):
+    others are refused. A damaged results.json is refused before any work. ``sizes`` (a `Sizes`)
     overrides how many runs each section makes. Returns the results document.
     """
     from ._outputs import claim, result_kinds
@@ -1597,14 +1634,23 @@ def reproduce(
     if not str(os.fspath(out)).strip():
         raise ValueError("reproduce: the output directory is empty: give a path, e.g. attnsim-reproduce")
     out = os.path.abspath(os.fspath(out))
-    held = os.path.isdir(out) and "reproduce" in result_kinds(out)
-    out = claim(out, "reproduce", force=force or held)  # a report may grow by sections
-    doc = _read_results(out)  # refuses a foreign results.json before any work
-    again = [n for n in names if n in doc["sections"]]
-    if again and not force:
+    is_report = os.path.isdir(out) and "reproduce" in result_kinds(out)
+    out = claim(out, "reproduce", force=force or is_report)  # a report may grow by sections
+    doc = _read_results(out)  # refuses a foreign or damaged results.json before any work
+    held = [n for n in names if n in doc["sections"]]
+    if held and not force and len(held) == len(names):
         raise ValueError(
-            f"{out} already holds the section{'s' if len(again) > 1 else ''} {', '.join(again)} of a report; "
+            f"{out} already holds the section{'s' if len(held) > 1 else ''} {', '.join(held)} of a report; "
             "pass --force to redo, or choose another --out"
+        )
+    if not force:  # the sections an earlier call finished are kept; the same command goes on from them
+        names = tuple(n for n in names if n not in held)
+    others = [n for n in doc["sections"] if n not in names]
+    if others and doc.get("full", False) != sizes.full:
+        size = {True: "--full", False: "default"}
+        raise ValueError(
+            f"{out} holds a report at the {size[doc.get('full', False)]} sizes ({', '.join(others)}); one report "
+            f"has one set of sizes: choose another --out for the {size[sizes.full]} ones"
         )
     if "ladder" in names:  # the rungs an interrupted ladder finished must be this run's (else refused now)
         from ._reproduce_ladder import PARTIAL, kept_rungs
@@ -1617,6 +1663,8 @@ def reproduce(
     # more than 10 s writes its own line every 10 s (steps done, time left), so that an hour
     # of one section does not read "0 % done" throughout
     say = _Say(progress, bar=progress)
+    if held and not force:
+        say(f"the sections {', '.join(held)} are kept from an earlier call in {out}; running {', '.join(names)}")
     try:
         for name in names:
             overall.set_description(f"reproduce: {name}")

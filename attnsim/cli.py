@@ -703,7 +703,7 @@ def cmd_reproduce(args) -> int:
         else:
             print(f"attnsim reproduce: interrupted before any section finished; nothing written in {args.out}",
                   file=sys.stderr)  # fmt: skip
-        if kept:
+        if kept or finished:
             print("attnsim reproduce: the same command goes on from them", file=sys.stderr)
         return 130
     done = [s for s in SECTIONS if s in doc["sections"]]

@@ -5,6 +5,7 @@ exits 2 writing nothing."""
 import dataclasses
 import json
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -143,22 +144,62 @@ def test_cli_writes_a_report_section_by_section(tmp_path):
 
 
 def test_a_failing_section_keeps_the_finished_ones(tmp_path, monkeypatch):
+    """A section that fails leaves the finished ones as they were; the same command then
+    runs only the sections it lacks; asking only for held sections is refused without
+    --force, and one report holds one set of sizes."""
     out = tmp_path / "rep"
     R.reproduce(out, "toy")
     before = (out / "results.json").read_bytes()
+    ran, toy, text = [], R.section_toy, R.section_text
 
     def boom(*a, **k):
         raise RuntimeError("disk on fire")
 
+    monkeypatch.setattr(R, "section_toy", lambda *a, **k: ran.append("toy") or toy(*a, **k))
     monkeypatch.setattr(R, "section_text", boom)
     with pytest.raises(ValueError, match="already holds the section toy of a report; pass --force"):
-        R.reproduce(out, ["toy", "text"])  # a finished section is not redone unasked
-    assert (out / "results.json").read_bytes() == before
+        R.reproduce(out, "toy")  # a finished section is not redone unasked
     with pytest.raises(RuntimeError):
-        R.reproduce(out, ["toy", "text"], force=True)
-    doc = json.loads((out / "results.json").read_text())
-    assert set(doc["sections"]) == {"toy"} and (out / "toy.png").exists()
-    assert json.loads(before)["sections"]["toy"]["checks"] == doc["sections"]["toy"]["checks"]
+        R.reproduce(out, ["toy", "text"])  # toy is kept; text runs, and fails
+    assert ran == [] and (out / "results.json").read_bytes() == before
+    with pytest.raises(ValueError, match="holds a report at the default sizes .toy.; one report has one set of sizes"):
+        R.reproduce(out, "text", full=True)
+    assert (out / "results.json").read_bytes() == before
+    monkeypatch.setattr(R, "section_text", text)
+    doc = R.reproduce(out, ["toy", "text"])  # the same command goes on: only text runs
+    assert ran == [] and set(doc["sections"]) == {"toy", "text"} and (out / "toy.png").exists()
+    assert json.loads(before)["sections"]["toy"] == json.loads((out / "results.json").read_text())["sections"]["toy"]
+    R.reproduce(out, ["toy"], force=True)  # --force redoes it
+    assert ran == ["toy"]
+
+
+def _damaged(doc):
+    yield "not a section of attnsim reproduce", {**doc, "sections": {**doc["sections"], "bogus": {}}}
+    yield "not an object", {**doc, "sections": {"toy": [1, 2]}}
+    toy = doc["sections"]["toy"]
+    yield "'checks' missing", {**doc, "sections": {"toy": {k: v for k, v in toy.items() if k != "checks"}}}
+    yield "a check without", {**doc, "sections": {"toy": {**toy, "checks": [{**toy["checks"][0], "passed": "yes"}]}}}
+    ladder = {**toy, "results": {"rungs": [{"claims": {c: {"value": 1.0} for c in "1234567"}}]}}
+    yield "a rung whose claims", {**doc, "sections": {"toy": toy, "ladder": ladder}}
+
+
+def test_a_damaged_results_file_is_refused_before_any_work(tmp_path, capsys):
+    """A results.json with the right format tag but a damaged section is refused with one
+    line (exit 2 from the command line) before any training, and left as it is."""
+    out = tmp_path / "rep"
+    R.reproduce(out, "toy")
+    good = json.loads((out / "results.json").read_text())
+    for i, (what, doc) in enumerate(_damaged(good)):
+        d = tmp_path / f"d{i}"
+        shutil.copytree(out, d)
+        (d / "results.json").write_text(json.dumps(doc))
+        files = {p.name: p.read_bytes() for p in d.iterdir()}
+        with pytest.raises(ValueError, match=f"its section .* is damaged \\({what}"):
+            R.reproduce(d, "text")
+        assert main(["reproduce", "text", "--out", str(d), "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("attnsim reproduce: ") and "is damaged" in err, err
+        assert {p.name: p.read_bytes() for p in d.iterdir()} == files
 
 
 def test_an_interrupted_reproduce_says_what_it_kept(tmp_path, capsys, monkeypatch):
