@@ -67,13 +67,24 @@ def one_blas_thread():
             lib.scipy_openblas_set_num_threads(before)
 
 
+def _openblas_string(name: str) -> str | None:
+    """One of OpenBLAS's strings (``scipy_openblas_get_<name>``), or None."""
+    lib = _openblas()
+    get = getattr(lib, f"scipy_openblas_get_{name}", None) if lib is not None else None
+    if get is None:
+        return None
+    get.restype = ctypes.c_char_p
+    return get().decode()
+
+
 def blas_core() -> str:
     """Which of OpenBLAS's kernels SciPy's BLAS runs on this machine (e.g. ``SkylakeX``); the
     products' bits can differ between kernels, so a result made in parts on several
     machines says which. ``unknown`` where SciPy's BLAS is not an OpenBLAS this module finds."""
-    lib = _openblas()
-    get = getattr(lib, "scipy_openblas_get_corename", None) if lib is not None else None
-    if get is None:
-        return "unknown"
-    get.restype = ctypes.c_char_p
-    return get().decode()
+    return _openblas_string("corename") or "unknown"
+
+
+def openblas_version() -> str:
+    """The release of SciPy's OpenBLAS (e.g. ``0.3.30``), or ``unknown``."""
+    words = (_openblas_string("config") or "").split()
+    return words[1] if len(words) > 1 and words[0] == "OpenBLAS" else "unknown"

@@ -31,7 +31,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
-from ._blas import _openblas, blas_core, one_blas_thread
+from ._blas import _openblas, blas_core, one_blas_thread, openblas_version
 from ._jit import jit
 
 _KERNEL = "attnsim_sgemm_kernel"
@@ -64,17 +64,6 @@ def _unavailable(*args):  # the registered kernel where OpenBLAS's is not found 
 # check at import could not catch.
 CHECKED_OPENBLAS = ("0.3.30",)
 CHECKED_CORES = ("SKYLAKEX",)
-
-
-def openblas_version() -> str:
-    """The release of SciPy's OpenBLAS (e.g. ``0.3.30``), or ``unknown``."""
-    lib = _openblas()
-    get = getattr(lib, "scipy_openblas_get_config", None) if lib is not None else None
-    if get is None:
-        return "unknown"
-    get.restype = ctypes.c_char_p
-    words = get().decode().split()
-    return words[1] if len(words) > 1 and words[0] == "OpenBLAS" else "unknown"
 
 
 def _find() -> tuple[int, tuple[int, int, int, int]] | None:

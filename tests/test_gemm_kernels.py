@@ -10,7 +10,7 @@ from numba import njit
 
 import attnsim as at
 from attnsim import _gemm_kernels as G
-from attnsim._blas import blas_core, one_blas_thread
+from attnsim._blas import blas_core, one_blas_thread, openblas_version
 
 FOUND = G._find()
 
@@ -120,11 +120,11 @@ def test_only_a_checked_openblas_and_kernel_are_trusted(monkeypatch):
     """The block sizes come from OpenBLAS's internal table, so `_find` trusts only the release
     and kernel it was checked on; another release or kernel name gives np.dot (None). Where
     they are the checked ones, the path is found: it cannot turn itself off unnoticed."""
-    checked = G.openblas_version() in G.CHECKED_OPENBLAS and blas_core().upper() in G.CHECKED_CORES
+    checked = openblas_version() in G.CHECKED_OPENBLAS and blas_core().upper() in G.CHECKED_CORES
     assert (FOUND is not None) == checked
     monkeypatch.setattr(G, "CHECKED_OPENBLAS", ("0.0.0",))
     assert G._find() is None
-    monkeypatch.setattr(G, "CHECKED_OPENBLAS", (G.openblas_version(),))
+    monkeypatch.setattr(G, "CHECKED_OPENBLAS", (openblas_version(),))
     monkeypatch.setattr(G, "CHECKED_CORES", ("NOSUCHCORE",))
     assert G._find() is None
 
