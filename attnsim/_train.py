@@ -49,6 +49,25 @@ _KERNEL_LOCK = threading.Lock()
 HISTORY_KEYS = ("step", "tau", "loss", "acc", "attn_acc", "gold_mass", "ktiw_acc", "head_attn_acc", "head_gold_mass")
 
 
+CALL_SECONDS = 2.0  # a compiled call's length: a stop request and progress are seen between calls
+
+
+class _CallSize:
+    """Steps per compiled call, sized by the clock: the first call of a group is one step,
+    and each later one is sized from the last one's speed to take about `CALL_SECONDS`,
+    growing at most fourfold. A Ctrl-C or SIGTERM is seen between calls (a call cannot be
+    interrupted), so a group of d-256 runs answers within seconds, not at the end of a chunk
+    of minutes. The kernels keep no state between calls, so the bits are the same however a
+    chunk is cut (tested)."""
+
+    def __init__(self):
+        self.steps = 1
+
+    def took(self, steps: int, seconds: float) -> None:
+        fit = CALL_SECONDS * steps / seconds if seconds > 0 else math.inf
+        self.steps = max(1, int(min(4 * steps, fit)))
+
+
 def chunk_steps(task: Task, batch: int) -> int:
     """Steps per compiled chunk: a function of the shapes and the batch only."""
     per_step = batch * (task.src_len + 2 * task.tgt_len)
@@ -621,6 +640,7 @@ def _train_group(
         steps - pos, progress, desc="training" if R == 1 else f"training {R} runs", unit="step", leave=False
     )
     first = True
+    size = _CallSize()
     try:
         while pos < n_forward and active.any():
             off = pos % chunk  # 0 except where a continued run starts, inside a chunk
@@ -636,8 +656,9 @@ def _train_group(
             # before that step's update; the kernel keeps no state between calls, so
             # the bits are the same either way
             cuts = [0, K_] if snaps is None else sorted({0, K_, *np.flatnonzero(logged).tolist()})
-            for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+            for a, b in _calls(cuts, size, active):
                 n_here = b - a
+                t_call = time.perf_counter()
                 last_call = pos + b == n_forward
                 flags = logged[a:b].copy()
                 out_loss = np.zeros((R, n_here))
@@ -651,6 +672,7 @@ def _train_group(
                         *data, thetas, m1s, m2s, lay, hypers, opts, pos + a, not last_call, flags, active, limits,
                         out_loss, out_met, done,
                     )  # fmt: skip
+                size.took(n_here, time.perf_counter() - t_call)
                 for r in np.flatnonzero(active):
                     stopped_now = done[r] < n_here
                     grew = stopped_now and np.isfinite(out_loss[r, done[r]])  # the step that grew is kept
@@ -667,8 +689,6 @@ def _train_group(
                                                  limits[r], settings[r])  # fmt: skip
                         log.warning(message[r])
                 bar.update(n_here - int(last_call))
-                if not active.any():
-                    break
             pos += K_
     finally:
         bar.close()
@@ -706,6 +726,20 @@ def _train_group(
             )
         )
     return runs
+
+
+def _calls(cuts, size: _CallSize, active):
+    """The compiled calls of one chunk, as (first, end) steps within it: its pieces between
+    ``cuts`` (logged steps, when snapshots are taken before them), each cut into calls of
+    ``size.steps``, read afresh before each call; none once no run is active."""
+    for lo, hi in zip(cuts[:-1], cuts[1:], strict=True):
+        a = lo
+        while a < hi:
+            if not active.any():
+                return
+            b = min(hi, a + size.steps)
+            yield a, b
+            a = b
 
 
 def _log_flags(lo: int, hi: int, log_every: int, n_forward: int) -> np.ndarray:

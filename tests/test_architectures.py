@@ -275,6 +275,52 @@ def test_same_bits_alone_among_other_runs_and_on_any_number_of_threads(model):
     )
 
 
+class _WholeChunks:
+    """Every compiled call as long as it may be: a whole chunk (or the piece between cuts)."""
+
+    steps = 10**9
+
+    def took(self, steps, seconds):
+        pass
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_same_bits_however_a_chunk_is_cut_into_calls(model, monkeypatch):
+    """Compiled calls are sized by the clock (`_train.CALL_SECONDS`, so that a stop request
+    is seen within seconds): one step per call, calls sized by the clock, and whole chunks
+    give the same runs, bit for bit, with a run in the group that diverges."""
+    from attnsim import _train
+
+    cfg = _small_cfg(model)
+    task = _task_for(cfg)
+    kw = dict(optimizer="adam", lr=[0.03, 1e6, 0.03], steps=40, batch=8, log_every=3, scale=0.5)
+    clocked = at.train_many(cfg, task, seeds=[1, 5, 9], **kw)
+    assert [r.status for r in clocked] == ["finished", "diverged", "finished"]
+    monkeypatch.setattr(_train, "CALL_SECONDS", 0.0)  # one step per call
+    one_step = at.train_many(cfg, task, seeds=[1, 5, 9], **kw)
+    monkeypatch.setattr(_train, "_CallSize", _WholeChunks)
+    whole = at.train_many(cfg, task, seeds=[1, 5, 9], **kw)
+    for a, b, c in zip(whole, one_step, clocked, strict=True):
+        _same_run(a, b)
+        _same_run(a, c)
+        assert a.stopped_at == b.stopped_at == c.stopped_at and a.message == b.message == c.message
+
+
+def test_a_call_is_sized_by_the_clock():
+    from attnsim import _train
+
+    size = _train._CallSize()
+    assert size.steps == 1  # the first call of a group measures
+    size.took(1, 0.001)  # 1 ms a step: 2000 would fill CALL_SECONDS, but a call grows at most fourfold
+    assert size.steps == 4
+    size.took(4, 0.004)
+    assert size.steps == 16
+    size.took(16, 16.0)  # a second a step: two steps a call
+    assert size.steps == int(_train.CALL_SECONDS)
+    size.took(2, 200.0)  # slower than CALL_SECONDS for one step: still one
+    assert size.steps == 1
+
+
 @pytest.mark.parametrize("model", MODELS)
 @pytest.mark.parametrize("optimizer", ["gd", "sgd", "adam"])
 def test_save_load_continue_equals_one_uninterrupted_run(model, optimizer, tmp_path):
