@@ -720,13 +720,13 @@ def section_ladder(sizes: Sizes, say, keep=None) -> Section:
         "rescue_steps": {r["label"]: sizes.ladder_steps * r["rescue_budget"] for r in rungs(sizes) if r["multihead"]},
         "translate": translate.spec(), "keyword": keyword.spec(), "held_out": EVAL_N,
     }, "claims": CLAIMS, "thresholds": THRESHOLDS, "rungs": []}  # fmt: skip
-    for rung in rungs(sizes):
-        if sizes.ladder_rungs is not None and rung["key"] not in sizes.ladder_rungs:
-            continue
+    chosen = [r for r in rungs(sizes) if sizes.ladder_rungs is None or r["key"] in sizes.ladder_rungs]
+    for i, rung in enumerate(chosen):
         if rung["key"] in kept:
-            say(f"ladder: {rung['label']}: finished by an earlier call, kept in {keep}")
+            say(f"ladder: rung {i + 1} of {len(chosen)}, {rung['label']}: finished by an earlier call, kept in {keep}")
             results["rungs"].append(kept[rung["key"]])
             continue
+        say(f"ladder: rung {i + 1} of {len(chosen)}, {rung['label']}")
         t1 = time.perf_counter()
         spent = {"seconds": 0.0, "blas": set()}  # of the groups of this rung that earlier calls trained
         token = _KEEPING.set((keep, sizes, rung["key"], spent, say) if keep is not None else None)
