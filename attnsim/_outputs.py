@@ -113,9 +113,21 @@ def write_output(path, content) -> None:
     elif isinstance(content, bytes):
         atomic_write(path, content)
     else:
-        from ._plots import save_figure
-
         save_figure(content, path)
+
+
+DPI = 130  # every figure attnsim writes
+
+
+def save_figure(fig, path) -> None:
+    """Write the matplotlib figure ``fig`` as PNG to ``path`` whole (temporary file, then rename)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig)
+    buf = io.BytesIO()
+    with np.errstate(over="ignore", invalid="ignore"):  # ticks of a diverged run's astronomical values
+        fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
+    atomic_write(os.fspath(path), buf.getvalue())
 
 
 # =============================================================================

@@ -3,28 +3,11 @@ display needed."""
 
 from __future__ import annotations
 
-import io
-import os
-
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from ._model import forward
-
-DPI = 130
-
-
-def save_figure(fig: Figure, path) -> None:
-    """Write ``fig`` as PNG to ``path`` whole (temporary file, then rename)."""
-    from ._outputs import atomic_write
-
-    FigureCanvasAgg(fig)
-    buf = io.BytesIO()
-    with np.errstate(over="ignore", invalid="ignore"):  # ticks of a diverged run's astronomical values
-        fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
-    atomic_write(os.fspath(path), buf.getvalue())
 
 
 def learning_curves(

@@ -53,7 +53,7 @@ import numpy as np
 from . import metrics, tasks, theory
 from ._blas import blas_core
 from ._model import forward, init_params
-from ._reproduce import (
+from ._reproduce_common import (
     ADAM,
     Section,
     Sizes,

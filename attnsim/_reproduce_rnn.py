@@ -20,7 +20,7 @@ import numpy as np
 
 from . import theory
 from ._model import init_params
-from ._reproduce import BAD, GOOD, Section, Sizes, _check, _curve_panel, _figure, _verdict, _wilson, rescue_kinds
+from ._reproduce_common import BAD, GOOD, Section, Sizes, _check, _curve_panel, _figure, _verdict, _wilson, rescue_kinds
 from ._train import train_many
 from .arch.rnn import RNNConfig
 from .tasks import copy

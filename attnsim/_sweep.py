@@ -639,7 +639,8 @@ def sweep(
     atomic_write(
         os.path.join(out, "summary.json"), (json.dumps(clean_json(summary), indent=1, allow_nan=False) + "\n").encode()
     )
-    from ._plots import phase_diagram, save_figure
+    from ._outputs import save_figure
+    from ._plots import phase_diagram
 
     save_figure(phase_diagram(summary), os.path.join(out, "phase.png"))
     return table

@@ -102,6 +102,6 @@ def write(out_dir: str, name: str, text: str, data: dict, fig=None) -> None:
 
 
 def save_png(out_dir: str, name: str, fig) -> None:
-    from attnsim._plots import save_figure
+    from attnsim._outputs import save_figure
 
     save_figure(fig, os.path.join(out_dir, f"{name}.png"))

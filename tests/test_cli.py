@@ -362,7 +362,7 @@ def test_theory_writes_the_verdict_the_rates_and_a_figure(tmp_path, capsys):
 def test_theory_and_compare_of_a_text_task_without_gold(tmp_path, capsys):
     """User data has no gold alignment: theory and compare time the attention on the
     position stage 2 ranks first, and compare draws the simulated attention beside it."""
-    from attnsim._reproduce import synthetic_corpus
+    from attnsim._reproduce_free import synthetic_corpus
 
     corpus = tmp_path / "pairs.txt"
     corpus.write_text(synthetic_corpus(400, seed=1), encoding="utf-8")

@@ -12,6 +12,8 @@ import pytest
 
 import attnsim as at
 from attnsim import _reproduce as R
+from attnsim import _reproduce_common as C
+from attnsim import _reproduce_free as F
 from attnsim import theory
 from attnsim.cli import main
 
@@ -57,7 +59,7 @@ def test_copy_theory_beside_simulation(copy_section):
         assert row["hard"] == (row["vocab"] == 40)
         assert row["theory_success"] == 1.0 or row["vocab"] == 40
     law = res["init_scale"]
-    assert law["theory_slope"] == pytest.approx(math.log(10) * 1600 / R.SGD_LR)
+    assert law["theory_slope"] == pytest.approx(math.log(10) * 1600 / F.SGD_LR)
     if law["seeds_fitted"]:
         assert 0.85 <= law["slope_ratio"] <= 1.15
     assert set(copy_section.figures) == {
@@ -77,7 +79,7 @@ def test_multihead_protocol_composes_screened_heads():
     cfg1 = at.ModelConfig.for_task(task)
     k, d = 3, 1
     start = {**{n: at.init_params(cfg1, 1 + k, 0.01)[n] for n in ("U", "S")},
-             "b": at.init_params(cfg1, R.BASE_SEED, 0.01)["b"]}  # fmt: skip
+             "b": at.init_params(cfg1, F.BASE_SEED, 0.01)["b"]}  # fmt: skip
     alone = at.train(cfg1, task, optimizer="adam", lr=0.05, batch=128, steps=SMALL.adam_steps, seed=d, params=start)
     assert alone.final()["attn_acc"] == attn[k, d]
     rows = res["by_heads"]
@@ -106,7 +108,7 @@ def test_salient_scores_and_keyword_timing():
 
 def test_proxy_table_is_cooccurrence_alone():
     task = at.tasks.translate(12, 12, 6, zipf=1.0, noise=0.0)
-    K = R._proxy_table(task, samples=5000)
+    K = C._proxy_table(task, samples=5000)
     assert np.array_equal(K.argmax(axis=0)[:6], task.mapping[:6])  # frequent words: their translation first
 
 
@@ -116,7 +118,7 @@ def test_toy_and_text_sections_agree():
     assert toy.results["claim_flat_then_rises"]["tau_p_reaches_1"] == pytest.approx(
         math.acosh(2) / math.sqrt(2), abs=1e-4
     )
-    corpus = R.synthetic_corpus(50, seed=3)
+    corpus = F.synthetic_corpus(50, seed=3)
     lines = corpus.splitlines()
     assert len(lines) == 50
     for line in lines:
@@ -249,7 +251,7 @@ def test_vocab_figure_draws_the_runs_that_never_attend():
         {"vocab": 60, "adam_runs": 3, "adam_learned": 3, "theory_success": 1.0,
          "sgd_time_to_attend": [52.0, 51.0, 52.0], "theory_time_to_attend_own_init": [51.0, 51.0, 51.0]},
     ]  # fmt: skip
-    fig = R._fig_copy_vocab(rows, np.array([41.0, 60.0]), np.array([90.0, 51.0]), 100, 300)
+    fig = F._fig_copy_vocab(rows, np.array([41.0, 60.0]), np.array([90.0, 51.0]), 100, 300)
     a = fig.axes[1]
     labels = [t.get_text() for t in a.get_yticklabels()]
     assert labels[-1] == "never"
@@ -263,6 +265,6 @@ def test_vocab_figure_draws_the_runs_that_never_attend():
 
 
 def test_a_range_below_its_precision_prints_both_ends_alike():
-    assert R._range([9.2e-05, 1e-4, None], digits=3) == "9.2e-05–1.0e-04"
-    assert R._range([0.25, 0.5], digits=2) == "0.25–0.50"
-    assert R._range([0.0, 0.0], digits=3) == "0.000" and R._range([None]) == "—"
+    assert C._range([9.2e-05, 1e-4, None], digits=3) == "9.2e-05–1.0e-04"
+    assert C._range([0.25, 0.5], digits=2) == "0.25–0.50"
+    assert C._range([0.0, 0.0], digits=3) == "0.000" and C._range([None]) == "—"

@@ -13,6 +13,7 @@ from scipy.stats import fisher_exact
 
 import attnsim as at
 from attnsim import _reproduce as R
+from attnsim import _reproduce_common as C
 from attnsim import _reproduce_ladder as LD
 from attnsim._blas import blas_core
 
@@ -71,7 +72,7 @@ def test_co_occurrence_cell_is_that_of_an_independent_uniform_run(section):
     uniform = at.train(ucfg, task, steps=TINY.ladder_word_steps, seed=LD.WORD_SEED, log_every=1, **rung["train"])
     x, y, gold = task.sample(np.random.default_rng(LD.EVAL_SEED), LD.EVAL_N)
     beta_uf = at.metrics.ktiw_probe(ucfg, uniform.params, x, y)
-    beta_px = R._proxy_table(task)[y[:, :, None], x[:, None, :]]
+    beta_px = C._proxy_table(task)[y[:, :, None], x[:, None, :]]
     has = gold >= 0
     want = at.metrics.agreement(beta_uf[has], beta_px[has])
     assert _rung(section, "free")["claims"]["1"]["value"] == pytest.approx(want, abs=0)
@@ -409,13 +410,13 @@ def test_an_interrupted_ladder_says_where_its_rungs_are(tmp_path, capsys, monkey
                 fh.write(_group_file(LD._fingerprint(sizes)))
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(LD, "section_ladder", interrupted)
+    monkeypatch.setattr(R, "section_ladder", interrupted)
     assert main(["reproduce", "ladder", "--out", str(out), "--quiet"]) == 130
     err = capsys.readouterr().err
     free = "finished rungs [free logits (rung 0)]"
     assert f"no section finished, but the ladder's {free} in {out / LD.PARTIAL} are kept" in err
     assert "the same command goes on from them" in err
-    monkeypatch.setattr(LD, "section_ladder", lambda sizes, say, keep=None: interrupted(sizes, say, keep, groups=2))
+    monkeypatch.setattr(R, "section_ladder", lambda sizes, say, keep=None: interrupted(sizes, say, keep, groups=2))
     assert main(["reproduce", "ladder", "--out", str(out), "--quiet"]) == 130
     err = capsys.readouterr().err
     assert f"the ladder's {free} and 2 finished groups of runs in {out / LD.PARTIAL}" in err
@@ -437,7 +438,7 @@ def test_sigterm_stops_a_ladder_as_ctrl_c_does(tmp_path, capsys, monkeypatch):
         time.sleep(5)  # the handler raises in this frame long before
         raise AssertionError("SIGTERM did not stop the command")
 
-    monkeypatch.setattr(LD, "section_ladder", terminated)
+    monkeypatch.setattr(R, "section_ladder", terminated)
     before = signal.getsignal(signal.SIGTERM)
     assert main(["reproduce", "ladder", "--out", str(tmp_path / "rep"), "--quiet"]) == 130
     err = capsys.readouterr().err
@@ -466,7 +467,7 @@ def test_a_resumed_ladder_says_what_its_earlier_calls_took(section, tmp_path, ca
 def _rows(sets, learned):
     """Claim 7's 8-head models of each kind: ``sets[kind]`` head lists, ``learned[kind]`` of them learned."""
     return {kind: {"heads": hs, "learned": learned[kind], "runs": len(hs),
-                   "interval": R._wilson(learned[kind], len(hs))} for kind, hs in sets.items()}  # fmt: skip
+                   "interval": C._wilson(learned[kind], len(hs))} for kind, hs in sets.items()}  # fmt: skip
 
 
 def test_rescue_needs_distinct_sets_of_bad_heads():
