@@ -19,7 +19,7 @@ import tempfile
 from ._progress import progress as make_progress
 from ._reproduce_common import Section, Sizes
 from ._reproduce_free import section_copy, section_multihead, section_salient, section_text, section_toy
-from ._reproduce_ladder import MEASURED, PARTIAL, judged_again, kept_rungs, ladder_section, section_ladder
+from ._reproduce_ladder import MEASURED, PARTIAL, judged_again, kept_rungs, ladder_section, map_counts, section_ladder
 from ._reproduce_rnn import section_rnn
 
 SECTIONS = ("copy", "multihead", "salient", "toy", "text", "rnn", "ladder")
@@ -120,10 +120,22 @@ def _damage(name, sec) -> str:
     return ""
 
 
+def checks_summary(doc: dict) -> str:
+    """How many checks agree, and with a ladder section its map's counts (its checks are
+    rung 0's; the other rungs' cells are measurements, not checks): the report's headline
+    and the command line's last line."""
+    checks = [c for s in SECTIONS if s in doc["sections"] for c in doc["sections"][s]["checks"]]
+    text = f"{sum(c['passed'] for c in checks)} of {len(checks)} agree with the paper"
+    ladder = doc["sections"].get("ladder")
+    if ladder is not None:
+        held, fail, na = map_counts(ladder["results"])
+        text += f" (the ladder's are rung 0's); the validity map: {held} cells hold, {fail} fail, {na} n/a"
+    return text
+
+
 def _report(doc: dict, out: str) -> str:
     done = [s for s in SECTIONS if s in doc["sections"]]
     checks = [(s, c) for s in done for c in doc["sections"][s]["checks"]]
-    agree = sum(c["passed"] for _, c in checks)
     sizes = "--full (the paper's)" if doc.get("full") else "default (fewer seeds; --full for the paper's sizes)"
     lines = [
         "# attnsim reproduce",
@@ -141,7 +153,7 @@ def _report(doc: dict, out: str) -> str:
         f"Sections: {', '.join(done)}. Sizes: {sizes}. Every number below is in `results.json`; every run is "
         "reproducible bit for bit from its seed.",
         "",
-        f"## Checks: {agree} of {len(checks)} agree",
+        f"## Checks: {checks_summary(doc)}",
         "",
         "| section | claim | measured | expected | |",
         "|---|---|---|---|---|",

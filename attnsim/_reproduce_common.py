@@ -176,7 +176,8 @@ def _figure(w, h, n=1, m=1):
 
 def _curve_panel(a, runs, key, title, ylabel, what, failed="stuck") -> None:
     """One history metric of every run against the step, learned runs green and the others
-    (``failed``: what to call them) orange, with the success threshold."""
+    (``failed``: what to call them) orange, with the success threshold; the figure's legend
+    goes below its panels (`_legend_below`)."""
     shown = set()
     for r in runs:
         kind = "learned" if r.success else failed
@@ -188,8 +189,19 @@ def _curve_panel(a, runs, key, title, ylabel, what, failed="stuck") -> None:
     a.set_title(title)
     a.set_xlabel("training step (Adam updates)")
     a.set_ylabel(ylabel)
-    a.legend(loc="best", fontsize=8)  # where it covers the fewest curves
     a.grid(alpha=0.3)
+
+
+def _legend_below(fig) -> None:
+    """One legend for every panel of ``fig``, below them (a legend inside a panel of many
+    curves covers some, wherever it goes)."""
+    seen = {}
+    for a in fig.axes:
+        for h, label in zip(*a.get_legend_handles_labels(), strict=True):
+            seen.setdefault(label, h)
+    labels = sorted(seen, key=lambda t: (not t.startswith("learned"), t[0].isdigit()))  # learned, others, threshold
+    fig.legend([seen[t] for t in labels], labels, loc="outside lower center", ncol=len(labels), fontsize=9,
+               frameon=False)  # fmt: skip
 
 
 def rescue_kinds(bad, good, candidates: int, n: int, rng_for) -> dict:

@@ -37,6 +37,7 @@ from ._reproduce_common import (
     _first_at_least,
     _fmt,
     _kendall_critical,
+    _legend_below,
     _percent,
     _proxy_table,
     _range,
@@ -337,6 +338,7 @@ def _fig_copy_curves(head_p, head_e):
         for col, (key, label) in enumerate([("acc", "token accuracy"), ("attn_acc", "attention accuracy")]):
             _curve_panel(ax[row, col], rs, key, f"{name}: {label}", f"{label} (fraction)", "runs")
     fig.suptitle(f"Copying, {len(head_p)} seeds each: learning curves (simulation)")
+    _legend_below(fig)
     return fig
 
 
@@ -675,6 +677,7 @@ def _fig_multihead_curves(eight):
         title = f"{name}: {v['learned']}/{v['runs']} learned"
         _curve_panel(ax[0, j], v["_runs"], "attn_acc", title, "attention accuracy of the best head", "models")
     fig.suptitle("8-head models on the permutation of 40 (simulation)")
+    _legend_below(fig)
     return fig
 
 

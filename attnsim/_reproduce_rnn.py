@@ -20,7 +20,19 @@ import numpy as np
 
 from . import theory
 from ._model import init_params
-from ._reproduce_common import BAD, GOOD, Section, Sizes, _check, _curve_panel, _figure, _verdict, _wilson, rescue_kinds
+from ._reproduce_common import (
+    BAD,
+    GOOD,
+    Section,
+    Sizes,
+    _check,
+    _curve_panel,
+    _figure,
+    _legend_below,
+    _verdict,
+    _wilson,
+    rescue_kinds,
+)
 from ._train import train_many
 from .arch.rnn import RNNConfig
 from .tasks import copy
@@ -266,6 +278,7 @@ def _fig_copy(runs_p, runs_e, d):
         for col, (key, label) in enumerate(keys):
             _curve_panel(ax[row, col], rs, key, f"{name}: {label}", f"{label} (fraction)", "runs", failed="unlearned")
     fig.suptitle(f"The authors' LSTM seq2seq (d {d}, Adam lr 1e-3, batch 128), {len(runs_p)} seeds each")
+    _legend_below(fig)
     return fig
 
 
@@ -306,6 +319,7 @@ def _fig_multihead(curves):
     for a, (name, runs) in zip(ax, curves, strict=False):
         _curve_panel(a, runs, "acc", f"8-head GRU: {name}", "token accuracy (fraction)", "models", failed="unlearned")
     fig.suptitle("The authors' multi-head protocol on their GRU model: token accuracy of every 8-head model")
+    _legend_below(fig)
     return fig
 
 

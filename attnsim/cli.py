@@ -672,7 +672,7 @@ def cmd_sweep(args) -> int:
 def cmd_reproduce(args) -> int:
     import time
 
-    from ._reproduce import SECTIONS, reproduce
+    from ._reproduce import SECTIONS, checks_summary, reproduce
     from ._reproduce_ladder import PARTIAL
 
     t0 = time.perf_counter()
@@ -707,8 +707,6 @@ def cmd_reproduce(args) -> int:
             print("attnsim reproduce: the same command goes on from them", file=sys.stderr)
         return 130
     done = [s for s in SECTIONS if s in doc["sections"]]
-    checks = [c for s in done for c in doc["sections"][s]["checks"]]
-    agree = sum(c["passed"] for c in checks)
     for s in done:
         for c in doc["sections"][s]["checks"]:
             if not c["passed"]:
@@ -717,17 +715,11 @@ def cmd_reproduce(args) -> int:
                 )
     report = os.path.join(args.out, "report.md")
     ladder = doc["sections"].get("ladder")
-    where = ""
-    if ladder is not None:  # its checks are rung 0's; the map's cells on the other rungs are measurements
-        from ._reproduce_ladder import map_counts
-
-        held, fail, na = map_counts(ladder["results"])
-        where = f"; the validity map: {held} cells hold, {fail} fail, {na} n/a"
     took = f"{time.perf_counter() - t0:.0f} s"
     earlier = ladder["results"].get("seconds_in_earlier_calls", 0.0) if ladder is not None and resumed else 0.0
     if earlier > 0:  # a ladder done in parts: the work it took over from earlier calls is not this call's time
         took += f" in this call, and {earlier:.0f} s of the ladder's in the earlier calls whose work it kept"
-    print(f"{agree} of {len(checks)} checks agree with the paper ({took}){where}; report: {report}")
+    print(f"checks: {checks_summary(doc)} ({took}); report: {report}")
     return 0
 
 
