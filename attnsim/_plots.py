@@ -321,17 +321,15 @@ def phase_diagram(summary: dict) -> Figure:
     ylabel = summary["y"] or ""
     panels = [
         (ax_rate, rate, "success rate (fraction of runs)", "RdYlGn", (0, 1)),
-        (ax_time, t_learn, "median time to learn (steps, successful runs)", "viridis", None),
+        # times from 0: 20 against 30 steps is not the whole scale apart
+        (ax_time, t_learn, "median time to learn (steps, successful runs)", "viridis", (0, None)),
     ]
-    for ax, values, label, cmap, lim in panels:
+    for ax, values, label, cmap, (vmin, vmax) in panels:
         finite = values[np.isfinite(values)]
-        vmin, vmax = lim if lim else ((finite.min(), finite.max()) if finite.size else (0, 1))
-        if vmin == vmax:  # one value everywhere: a colorbar of one tick, not 18 to 22
-            vmin, vmax = vmin - 0.5, vmax + 0.5
+        if vmax is None:
+            vmax = max(float(finite.max()) if finite.size else 1.0, vmin + 1)
         im = ax.imshow(values, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto", origin="lower")
-        cb = fig.colorbar(im, ax=ax, label=label)
-        if not lim and finite.size and finite.min() == finite.max():
-            cb.set_ticks([finite.min()])
+        fig.colorbar(im, ax=ax, label=label)
         for axis, vals, name in ((ax.xaxis, xs, xlabel), (ax.yaxis, ys, ylabel)):
             if name:
                 every = max(1, len(vals) // 20)  # at most about 20 labels

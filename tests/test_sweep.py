@@ -488,3 +488,27 @@ def test_a_sweep_of_the_dot_head(tmp_path):
         at.load_spec({**spec, "model": {"name": "dot", "d_model": 3}})
     with pytest.raises(ValueError, match="\\[model\\] name must be one model name"):
         at.load_spec({**spec, "model": {"name": "lstm"}})
+
+
+def test_phase_diagram_times_are_coloured_from_zero():
+    """Times of 20 and 30 steps are a third of the time panel's scale apart, not all of it;
+    the success rate's scale is 0-1 whatever the rates."""
+    from attnsim._plots import phase_diagram
+
+    cells = [{"x": v, "y": h, "success_rate": 1.0, "predicted_success_rate": None,
+              "median_time_to_learn": 20.0 if v == 40 else 30.0} for v in (40, 50) for h in (1, 2)]  # fmt: skip
+    fig = phase_diagram(
+        {
+            "x": "vocab",
+            "y": "heads",
+            "x_values": [40, 50],
+            "y_values": [1, 2],
+            "cells": cells,
+            "pooled": [],
+            "task": "copy",
+            "optimizer": "adam",
+            "runs": 4,
+        }
+    )
+    rate, time = (a.images[0] for a in fig.axes[:2])
+    assert rate.get_clim() == (0, 1) and time.get_clim() == (0, 30.0)
