@@ -333,9 +333,11 @@ def draw(doc):
         fontsize=8,
     )
     f.set_yscale("symlog", linthresh=1e-4)
+    top = 3 * max(np.abs(r["projection"]).max() for r in rows)  # every marker inside, half a decade spare
+    f.set_ylim(-top, top)
     f.set_ylabel("saddle projection of the init's tables")
     f.set_title("permutation of 40: does the init's sign decide?", fontsize=10)
-    f.legend(fontsize=7)
+    f.legend(fontsize=7, loc="center left")  # on the empty band about zero
 
     FigureCanvasAgg(fig)
     fig.savefig(os.path.join(HERE, "dot_head.png"), dpi=110)
