@@ -233,11 +233,11 @@ attends away from the gold position and copies by elimination (docs/design.md §
 
 *Token and attention accuracy of every run against the training step.* On the permutation {int(succ_p.sum())} runs learn
 to attend (by step {_range(ttl_p)}) and {len(stuck)} never do within {steps} steps; on 40-of-60 {int(succ_e.sum())} of
-{n} learn (by step {_range(ttl_e)}). The paper's figure shows a permutation split between the two and 40-of-60 learning.
+{n} learn (by step {_range(ttl_e)}). The paper's figure shows a permutation split between the two and 40 out of 60 learning.
 
 ![attention](copy_attention.png)
 
-*Mean attention (target step × source position) of a learned and a stuck permutation run.* Mass on the gold position
+*Mean attention (target step × source position, log scale) of a learned and a stuck permutation run.* Mass on the gold position
 (the diagonal) at the end: {_range([r.final()["gold_mass"] for r in head_p if r.success], 3)} in the learned runs,
 {_range([r.final()["gold_mass"] for r in stuck], 3)} in the stuck ones, which have moved attention off the diagonal —
 attention accuracy {_range(stuck_attn, 2)}, as in the paper's failed runs.
@@ -347,21 +347,24 @@ def _fig_copy_attention(cfg, task, runs):
     stuck = next((r for r in runs if not r.success), None)
     picks = [(r, k) for r, k in ((learned, "learned"), (stuck, "stuck")) if r is not None]
     fig, ax = _figure(5.2 * len(picks), 4.6, 1, len(picks))
+    from matplotlib.colors import LogNorm
+
     x, _, _ = task.sample(np.random.default_rng(2**20), 256)
+    maps = [forward(cfg, r.params, x)[1][0].mean(axis=0) for r, _ in picks]
+    # a log scale: a stuck head's gold mass (1e-4) is far below uniform (1/L), which a linear one hides
+    norm = LogNorm(vmin=max(min(float(m.min()) for m in maps), 1e-8), vmax=1)
     im = None
-    for j, (r, kind) in enumerate(picks):
-        _, alpha = forward(cfg, r.params, x)
+    for j, ((r, kind), alpha) in enumerate(zip(picks, maps, strict=True)):
         a = ax[0, j]
-        im = a.imshow(alpha[0].mean(axis=0), cmap="viridis", vmin=0, vmax=1, origin="upper", aspect="auto")
-        a.plot([0, task.src_len - 1], [0, task.tgt_len - 1], color="w", ls=":", lw=0.8, label="gold (diagonal)")
+        im = a.imshow(alpha, cmap="viridis", norm=norm, origin="upper", aspect="auto")
         f = r.final()
-        a.set_title(
-            f"{kind} run (seed {r.settings['seed']})\nattention acc {f['attn_acc']:.2f}, token acc {f['acc']:.2f}"
-        )
+        gold = float(np.mean(np.diag(alpha)))
+        a.set_title(f"{kind} run (seed {r.settings['seed']}): attention acc {f['attn_acc']:.2f}, token acc "
+                    f"{f['acc']:.2f}\nmean weight on gold (the diagonal) {gold:.2g}; uniform 1/{task.src_len}",
+                    fontsize=9)  # fmt: skip
         a.set_xlabel("source position l")
         a.set_ylabel("target step t")
-        a.legend(loc="lower left", fontsize=8)
-    fig.colorbar(im, ax=ax[0, :], label="mean attention weight α[t, l]")
+    fig.colorbar(im, ax=ax[0, :], label="mean attention weight α[t, l] (log scale)")
     fig.suptitle("Permutation of 40: where a learned and a stuck head attend (256 held-out inputs)")
     return fig
 
