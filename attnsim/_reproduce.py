@@ -41,6 +41,7 @@ class _Say:
         self.log = logging.getLogger("attnsim")
         self.enabled = enabled
         self.bar = bar
+        self.part = lambda fraction: None  # a section says how far it is (the overall bar moves within it)
 
     def __call__(self, message: str) -> None:
         if self.enabled:
@@ -231,11 +232,22 @@ def reproduce(
     say = _Say(progress, bar=progress)
     if held and not force:
         say(f"the sections {', '.join(held)} are kept from an earlier call in {out}; running {', '.join(names)}")
+    total, at = sum(weights.values()), {"before": 0.0, "shown": 0.0}
+
+    def part(fraction):  # the section under way has done ``fraction`` of its work
+        to = 100.0 * (at["before"] + weights[at["name"]] * min(max(fraction, 0.0), 1.0)) / total
+        if to > at["shown"]:
+            overall.update(to - at["shown"])
+            at["shown"] = to
+
+    say.part = part
     try:
         for name in names:
             overall.set_description(f"reproduce: {name}")
+            at["name"] = name
             _run_section(name, sizes, say, doc, out)
-            overall.update(100.0 * weights[name] / sum(weights.values()))
+            part(1.0)
+            at["before"] += weights[name]
     finally:
         overall.close()
     return doc

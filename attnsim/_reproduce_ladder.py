@@ -725,6 +725,7 @@ def section_ladder(sizes: Sizes, say, keep=None) -> Section:
         if rung["key"] in kept:
             say(f"ladder: rung {i + 1} of {len(chosen)}, {rung['label']}: finished by an earlier call, kept in {keep}")
             results["rungs"].append(kept[rung["key"]])
+            say.part((i + 1) / len(chosen))
             continue
         say(f"ladder: rung {i + 1} of {len(chosen)}, {rung['label']}")
         t1 = time.perf_counter()
@@ -737,6 +738,7 @@ def section_ladder(sizes: Sizes, say, keep=None) -> Section:
         results["rungs"][-1]["seconds"] += spent["seconds"]
         results["rungs"][-1]["blas"] = sorted(spent["blas"] | {blas_core()})  # OpenBLAS's kernels, here and before
         earlier += spent["seconds"]
+        say.part((i + 1) / len(chosen))  # rung by rung (the rungs' times differ: the groups' lines say more)
         if keep is not None:
             _keep_rung(keep, sizes, results["rungs"][-1])
             for name in os.listdir(os.path.join(keep, "runs")) if os.path.isdir(os.path.join(keep, "runs")) else []:

@@ -556,3 +556,27 @@ def test_a_finished_ladder_is_judged_again_from_its_kept_models(section, tmp_pat
     with pytest.raises(ValueError, match="holds no ladder section to judge again"):
         R.judge_ladder_again(other)
     assert list(other.iterdir()) == []
+
+
+def test_the_overall_progress_moves_rung_by_rung(section, tmp_path, monkeypatch):
+    """A ladder section moves the report's overall bar as each rung finishes (kept here:
+    nothing is trained), not only at its end."""
+    sizes = dataclasses.replace(TINY, ladder_rungs=("free", "dot0.5"))
+    out = tmp_path / "rep"
+    for key in sizes.ladder_rungs:
+        LD._keep_rung(str(out / LD.PARTIAL), sizes, _rung(section, key))
+    shown = []
+
+    class Recorder:
+        def update(self, n):
+            shown.append((shown[-1] if shown else 0.0) + n)
+
+        def set_description(self, desc):
+            pass
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(R, "make_progress", lambda *a, **k: Recorder())
+    R.reproduce(out, "ladder", sizes=sizes)
+    assert shown == pytest.approx([50.0, 100.0])
