@@ -119,6 +119,13 @@ def write_output(path, content) -> None:
 DPI = 130  # every figure attnsim writes
 
 
+def load_plotting() -> None:
+    """Import matplotlib now, before long work whose figures come at its end: a Ctrl-C or
+    SIGTERM that lands inside matplotlib's first import can crash the interpreter
+    (``PyThreadState_Get``), where one during training stops cleanly."""
+    import matplotlib.figure  # noqa: F401
+
+
 def save_figure(fig, path) -> None:
     """Write the matplotlib figure ``fig`` as PNG to ``path`` whole (temporary file, then rename)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg

@@ -16,6 +16,7 @@ import os
 import shutil
 import tempfile
 
+from ._outputs import load_plotting
 from ._progress import progress as make_progress
 from ._reproduce_common import Section, Sizes
 from ._reproduce_free import section_copy, section_multihead, section_salient, section_text, section_toy
@@ -85,6 +86,9 @@ def _read_results(out: str) -> dict:
         raise ValueError(f"{path}: not a readable attnsim reproduce results file ({err})") from None
     if not isinstance(doc, dict) or doc.get("format") != RESULTS_FORMAT or not isinstance(doc.get("sections"), dict):
         raise ValueError(f"{path}: not an attnsim reproduce results file (expected format {RESULTS_FORMAT})")
+    if doc["sections"] and not isinstance(doc.get("full"), bool):
+        raise ValueError(f"{path}: is damaged (its \"full\" is not true or false: which sizes its sections have); "
+                         "move the file away or choose another --out")  # fmt: skip
     for name, sec in doc["sections"].items():
         damage = _damage(name, sec)
         if damage:
@@ -108,16 +112,37 @@ def _damage(name, sec) -> str:
         if not isinstance(c, dict) or not {"claim", "value", "expected", "passed"} <= set(c) or not isinstance(
                 c["passed"], bool):  # fmt: skip
             return "a check without its claim, value, expected and passed (true or false)"
-    if name == "ladder":  # the map's cells, which the command line counts
-        rungs = sec["results"].get("rungs")
-        if not isinstance(rungs, list) or not rungs:
-            return "no rungs"
-        for r in rungs:
-            claims = r.get("claims") if isinstance(r, dict) else None
-            if not isinstance(claims, dict) or any(
-                    claims.get(c, 0) is not None and not isinstance((claims.get(c) or {}).get("passed"), bool)
-                    for c in MEASURED):  # fmt: skip
-                return "a rung whose claims 1-7 are not each null or a cell with passed true or false"
+    return _ladder_damage(sec["results"]) if name == "ladder" else ""
+
+
+def _ladder_damage(results: dict) -> str:
+    """What is wrong with a ladder section's results as its map, text and judge-again read
+    them ('' when nothing)."""
+    rungs, settings = results.get("rungs"), results.get("settings")
+    if not isinstance(rungs, list) or not rungs:
+        return "no rungs"
+    if not isinstance(settings, dict) or not isinstance(settings.get("rescue_steps"), dict):
+        return "no settings, or no claim-7 budgets in them"
+    if not isinstance(results.get("judged_again", []), list):
+        return "'judged_again' is not a list"
+    for r in rungs:
+        claims = r.get("claims") if isinstance(r, dict) else None
+        if not isinstance(claims, dict) or sorted(claims) != sorted(MEASURED):
+            return "a rung without exactly claims 1-7"
+        if not isinstance(r.get("label"), str) or not isinstance(r.get("not_applicable", {}), dict):
+            return "a rung without its label, or with reasons for n/a that are not an object"
+        for c, cell in claims.items():
+            if cell is None and c not in r.get("not_applicable", {}):
+                return f"{r['label']}: claim {c} is n/a without its reason"
+            if cell is not None and (not isinstance(cell, dict) or not isinstance(cell.get("passed"), bool)
+                                     or not isinstance(cell.get("value", 0.0), (int, float, type(None)))):  # fmt: skip
+                return f"{r['label']}: claim {c} is neither null nor a cell with a number and passed true or false"
+        sc = r.get("screening")
+        heads = isinstance(sc, dict) and isinstance(sc.get("good"), list) and isinstance(sc.get("bad"), list)
+        if sc is not None and not (heads and isinstance(sc.get("models", {}), dict)):
+            return f"{r['label']}: its claim-7 screening is not an object with its good and bad heads"
+        if sc is not None and r["label"] not in settings["rescue_steps"]:
+            return f"{r['label']}: no claim-7 budget in the settings"
     return ""
 
 
@@ -223,6 +248,7 @@ def reproduce(
         )
     if "ladder" in names:  # the rungs an interrupted ladder finished must be this run's (else refused now)
         kept_rungs(os.path.join(out, PARTIAL), sizes)
+    load_plotting()  # every section draws its figures after training
     weights = {n: SECTION_SECONDS[n] for n in names}
     fmt = "{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]"
     overall = make_progress(100.0, progress, desc=f"reproduce: {names[0]}", unit="%", bar_format=fmt)
@@ -313,10 +339,20 @@ def judge_ladder_again(out) -> list[dict]:
     Returns the cells whose verdict changed (also recorded in its results and shown beside
     the map). ValueError, before anything is written, when ``out`` holds no ladder section."""
     out = os.path.abspath(os.fspath(out))
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ValueError(f"reproduce: {out} is not a directory (give the report's directory)")
     doc = _read_results(out)
     ladder = doc["sections"].get("ladder")
-    if not os.path.isdir(out) or ladder is None:
+    if ladder is None and os.path.isdir(os.path.join(out, PARTIAL)):
+        raise ValueError(f"reproduce: {out} holds an unfinished ladder ({PARTIAL}), not a finished one: finish "
+                         "it with the command that began it (attnsim reproduce ladder [--full] --out DIR)")  # fmt: skip
+    if ladder is None:
         raise ValueError(f"reproduce: {out} holds no ladder section to judge again (run attnsim reproduce ladder)")
-    changed = judged_again(ladder["results"])
-    _write_section(doc, out, ladder_section(ladder["results"], ladder["elapsed_seconds"]))
+    try:  # everything is computed before anything is written
+        changed = judged_again(ladder["results"])
+        sec = ladder_section(ladder["results"], ladder["elapsed_seconds"])
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError) as err:  # damage _read_results cannot see
+        raise ValueError(f"{os.path.join(out, 'results.json')}: its ladder section cannot be judged again: it is "
+                         f"damaged, or not attnsim's ({type(err).__name__}: {err})") from None  # fmt: skip
+    _write_section(doc, out, sec)
     return changed

@@ -46,6 +46,7 @@ import hashlib
 import math
 import os
 import pickle
+import re
 import time
 
 import numpy as np
@@ -80,6 +81,7 @@ KTIW_FIRST = 0.8
 EASY_RATE = 0.9
 FISHER_P = 0.05
 RESCUE_P = 0.05
+RESCUE_MIN_SETS = 8  # claim 7 is judged only when its 8-bad models hold at least this many head sets
 BASE_SEED = 30_000  # the shared base model of claim 7's candidates (its non-head parameters)
 DATA_SEEDS = (0, 1, 2)  # claim 7's screening: each candidate head on three data streams
 REF_SEED, REF_INITS = 40_000, 32  # default inits whose spread scales the recurrent coordinates (claim 6)
@@ -104,7 +106,8 @@ THRESHOLDS = {
     "6": "learned runs' init statistic above the stuck runs' (Mann–Whitney one-sided p < 0.05; n/a when the "
     "counts cannot reach it)",
     "7": f"7 bad + 1 good learns more often than 8 bad (Fisher one-sided p < {RESCUE_P}; n/a when the screening "
-    "finds fewer than 8 bad or no good heads)",
+    "finds fewer than 8 bad or no good heads, when no 8-head model of any kind learns, or when the 8-bad models hold "
+    f"fewer than {RESCUE_MIN_SETS} distinct head sets)",
 }
 MEASURED = tuple(CLAIMS)
 
@@ -497,9 +500,6 @@ def _rescue_claim(rung, sizes, say) -> tuple[dict | None, str, dict]:
     return cell, why, (screening if cell is not None else {**screening, "models": rows})
 
 
-RESCUE_MIN_SETS = 8  # claim 7 is judged only when its 8-bad models hold at least this many head sets
-
-
 def rescue_cell(screening: dict, rows: dict | None, steps: int) -> tuple[dict | None, str]:
     """Claim 7's cell from what its runs gave, and nothing else: the screening (``good`` and
     ``bad`` heads of ``candidates``) and the 8-head models of each kind (``rows``: kind ->
@@ -513,8 +513,8 @@ def rescue_cell(screening: dict, rows: dict | None, steps: int) -> tuple[dict | 
         return None, (f"the screening found {len(good)} good and {len(bad)} bad heads of {n} (learned on every / "
                       "no data seed): 7 bad + 1 good against 8 bad needs 8 bad and 1 good")  # fmt: skip
     one, eight, rand = rows["7 bad + 1 good"], rows["8 bad"], rows["8 random"]
-    counts = (f"{one['learned']} of {one['runs']} of 7 bad + 1 good learned, {eight['learned']} of {eight['runs']} "
-              f"of 8 bad, {rand['learned']} of {rand['runs']} of 8 random")  # fmt: skip
+    counts = (f"learned: 7 bad + 1 good {one['learned']} of {one['runs']}, 8 bad {eight['learned']} of "
+              f"{eight['runs']}, 8 random {rand['learned']} of {rand['runs']}")  # fmt: skip
     if one["learned"] + eight["learned"] + rand["learned"] == 0:  # the budget is too short for 8 heads at all
         return None, (f"no 8-head model learned within {steps} steps (0 of {one['runs']} of 7 bad + 1 "
                       f"good, of 8 bad, and of 8 random heads), though {len(good)} of the {n} heads learned alone on "
@@ -769,6 +769,12 @@ def ladder_section(results: dict, elapsed: float) -> Section:
 _MAYBE_NAN = ("value", "chance", "p", "fisher_p", "bad", "random", "easy")
 
 
+RULE_7 = (
+    f"claim 7 is judged only when the models of 8 bad heads hold at least {RESCUE_MIN_SETS} distinct head "
+    "sets (with exactly 8 bad heads they are one set, and their outcomes differ by data stream alone)"
+)
+
+
 def judged_again(results: dict) -> list[dict]:
     """Judge a finished ladder's claim 7 again, in place, by this attnsim's rule (`rescue_cell`)
     from the screening and 8-head models its results keep: nothing is trained. A ladder
@@ -802,7 +808,8 @@ def judged_again(results: dict) -> list[dict]:
         if now != was:
             changed.append({"rung": r["label"], "claim": "7", "was": was, "now": now})
     if changed:
-        results.setdefault("judged_again", []).append({"by": f"attnsim {__version__}", "changed": changed})
+        results.setdefault("judged_again", []).append({"by": f"attnsim {__version__}", "rule": RULE_7,
+                                                       "changed": changed})  # fmt: skip
     return changed
 
 
@@ -887,7 +894,9 @@ def section_text(results: dict) -> str:
                "above count rung 0 only — the paper's claims on the paper's own model; the other rungs' cells are "
                "measurements of where the story carries over, not checks of attnsim.")  # fmt: skip
     again = "".join(
-        f"\n\n*Judged again by {j['by']}, from the models this run kept (nothing retrained): "
+        f"\n\n*Judged again by {j['by']}"
+        + (f" under its rule that {j['rule']}" if j.get("rule") else "")
+        + ", from the screening and the 8-head models' outcomes that these results keep (nothing retrained): "
         + "; ".join(f"{c['rung']}, claim {c['claim']}: {c['was']} → {c['now']}" for c in j["changed"]) + ".*"
         for j in results.get("judged_again", [])
     )  # fmt: skip
@@ -1105,7 +1114,7 @@ def _fig_map(results):
             cell = r["claims"].get(c)
             grid[i, j] = 0 if cell is None else (2 if cell["passed"] else 1)
             text = "n/a" if cell is None else f"{_mark(cell)} {_cell_value(c, cell)}"
-            for a_, b_ in ((" vs ", "\nvs "), (" (", "\n("), ("; ", ";\n")):
+            for a_, b_ in ((" vs ", "\nvs "), (" (", "\n("), ("; ", ";\n"), (", p ", ",\np ")):
                 text = text.replace(a_, b_)
             a.text(j, i, text, ha="center", va="center", fontsize=8.5,
                    fontweight="bold" if grid[i, j] == 1 else "normal")  # fmt: skip
@@ -1114,8 +1123,13 @@ def _fig_map(results):
     a.set_yticks(np.arange(len(rs) + 1) - 0.5, minor=True)
     a.grid(which="minor", color="white", lw=2)
     a.tick_params(which="minor", length=0)
-    labels = [textwrap.fill(f"{c}. {CLAIMS[c]}".replace("β^uf", "β$^{uf}$").replace("β^px", "β$^{px}$"), 20)
-              for c in cols]  # fmt: skip
+
+    def unbroken(text):  # a formula is not wrapped in its middle: "A(β^uf, β^px)", "V = L + 20", "7 bad + 1 good"
+        text = re.sub(r"\([^)]*\)", lambda m: m.group(0).replace(" ", "\u00a0"), text)
+        return re.sub(r"\S+(?: [=+] \S+)+", lambda m: m.group(0).replace(" ", "\u00a0"), text)
+
+    wrapped = [textwrap.fill(unbroken(f"{c}. {CLAIMS[c]}"), 22, break_on_hyphens=False) for c in cols]
+    labels = [t.replace("\u00a0", " ").replace("β^uf", "β$^{uf}$").replace("β^px", "β$^{px}$") for t in wrapped]
     a.set_xticks(range(len(cols)), labels, fontsize=8.5)
     a.set_yticks(range(len(rs)), [r["label"].replace(" (rung", "\n(rung") for r in rs], fontsize=9)
     a.set_title("Which parts of the two-stage story hold on which architecture\n(blue: holds; orange, bold: fails; "

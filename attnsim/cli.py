@@ -633,6 +633,7 @@ def cmd_compare(args) -> int:
 
 
 def cmd_sweep(args) -> int:
+    from ._outputs import load_plotting
     from ._sweep import sweep
 
     if args.workers is not None:
@@ -642,6 +643,7 @@ def cmd_sweep(args) -> int:
         if not 1 <= args.workers <= top:
             raise BadInput(f"attnsim sweep: --workers must be from 1 to {top} (the cores Numba can use), "
                            f"got {args.workers}")  # fmt: skip
+    load_plotting()  # its phase diagram comes after training
     try:
         table = sweep(
             args.spec, args.out, workers=args.workers, resume=args.resume, scheduler=args.scheduler,
@@ -679,6 +681,7 @@ def cmd_reproduce(args) -> int:
     if args.judge_again:
         return _judge_again(args)
     resumed = os.path.isdir(os.path.join(args.out, PARTIAL))  # a ladder that earlier calls began
+    existed = os.path.exists(args.out)
     try:
         doc = reproduce(args.out, args.section, full=args.full, progress=not args.quiet, force=args.force)
     except KeyboardInterrupt:
@@ -701,6 +704,8 @@ def cmd_reproduce(args) -> int:
         elif kept:
             print(f"attnsim reproduce: interrupted; no section finished, but {kept} are kept", file=sys.stderr)
         else:
+            if not existed and os.path.isdir(args.out) and not os.listdir(args.out):
+                os.rmdir(args.out)  # made by this call, and left empty: as it was
             print(f"attnsim reproduce: interrupted before any section finished; nothing written in {args.out}",
                   file=sys.stderr)  # fmt: skip
         if kept or finished:

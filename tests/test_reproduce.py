@@ -182,7 +182,7 @@ def _damaged(doc):
     yield "'checks' missing", {**doc, "sections": {"toy": {k: v for k, v in toy.items() if k != "checks"}}}
     yield "a check without", {**doc, "sections": {"toy": {**toy, "checks": [{**toy["checks"][0], "passed": "yes"}]}}}
     ladder = {**toy, "results": {"rungs": [{"claims": {c: {"value": 1.0} for c in "1234567"}}]}}
-    yield "a rung whose claims", {**doc, "sections": {"toy": toy, "ladder": ladder}}
+    yield "no settings", {**doc, "sections": {"toy": toy, "ladder": ladder}}
 
 
 def test_a_damaged_results_file_is_refused_before_any_work(tmp_path, capsys):
@@ -214,7 +214,7 @@ def test_an_interrupted_reproduce_says_what_it_kept(tmp_path, capsys, monkeypatc
     out = tmp_path / "rep"
     assert main(["reproduce", "text", "--out", str(out), "--quiet"]) == 130
     assert "interrupted before any section finished; nothing written" in capsys.readouterr().err
-    assert not (out / "results.json").exists()
+    assert not out.exists()  # the directory this call made is gone too: nothing written
     R.reproduce(out, "toy")
     assert main(["reproduce", "text", "--out", str(out), "--quiet"]) == 130
     assert "interrupted; the finished sections (toy) are in" in capsys.readouterr().err

@@ -481,7 +481,8 @@ def test_rescue_needs_distinct_sets_of_bad_heads():
                for _ in range(16)], "8 random": [list(range(8))] * 16}  # fmt: skip
     counts = {"7 bad + 1 good": 15, "8 bad": 1, "8 random": 9}
     cell, why = LD.rescue_cell(eight, _rows(one_set, counts), 600)
-    assert cell is None and "1 distinct head set" in why and "15 of 16 of 7 bad + 1 good" in why
+    assert cell is None and "1 distinct head set" in why
+    assert "learned: 7 bad + 1 good 15 of 16, 8 bad 1 of 16, 8 random 9 of 16" in why
     bad = list(range(10, 22))
     many = {**one_set, "8 bad": [sorted(rng.choice(bad, 8, replace=False).tolist()) for _ in range(16)]}
     sets = len({tuple(h) for h in many["8 bad"]})
@@ -536,11 +537,11 @@ def test_a_finished_ladder_is_judged_again_from_its_kept_models(section, tmp_pat
     assert r0["claims"]["7"] is None and "1 distinct head set" in r0["not_applicable"]["7"]
     kept = json.loads(json.dumps(free["claims"]["7"]["models"]))
     assert r0["screening"]["models"] == kept  # the models are kept, beside the screening
-    assert got["results"]["judged_again"] == [{"by": f"attnsim {__version__}", "changed": changed}]
+    assert got["results"]["judged_again"] == [{"by": f"attnsim {__version__}", "rule": LD.RULE_7, "changed": changed}]
     assert got["elapsed_seconds"] == 12.0 and [c["passed"] for c in got["checks"]] == [
         free["claims"][c]["passed"] for c in LD.MEASURED if c != "7"]  # fmt: skip
     md = (out / "ladder.md").read_text()
-    assert f"*Judged again by attnsim {__version__}, from the models this run kept (nothing retrained): " in md
+    assert f"*Judged again by attnsim {__version__} under its rule that {LD.RULE_7}, from the screening" in md
     assert "claim 7: ✓ 1.00 vs 0.00 (p 0.014; 8 random 0.50) → n/a.*" in md and "nan" in md  # claim 6's p
     assert md.strip() in (out / "report.md").read_text()
     held, fail, na = LD.map_counts(got["results"])  # the headline: rung 0's checks, and the map's counts
@@ -580,3 +581,55 @@ def test_the_overall_progress_moves_rung_by_rung(section, tmp_path, monkeypatch)
     monkeypatch.setattr(R, "make_progress", lambda *a, **k: Recorder())
     R.reproduce(out, "ladder", sizes=sizes)
     assert shown == pytest.approx([50.0, 100.0])
+
+
+def _ladder_damage(doc):
+    """(what, damaged copy) of a results file holding a finished ladder."""
+    import copy
+
+    def edit(fn):
+        d = copy.deepcopy(doc)
+        fn(d["sections"]["ladder"]["results"], d)
+        return d
+
+    yield "no settings", edit(lambda r, d: r.pop("settings"))
+    yield "a rung without its label", edit(lambda r, d: r["rungs"][0].update(label=5))
+    yield "screening is not an object", edit(lambda r, d: r["rungs"][0].update(screening="x"))
+    yield "'judged_again' is not a list", edit(lambda r, d: r.update(judged_again="x"))
+    yield "neither null nor a cell with a number", edit(lambda r, d: r["rungs"][0]["claims"]["1"].update(value="x"))
+    yield "n/a without its reason", edit(lambda r, d: r["rungs"][0]["claims"].update({"2": None}))
+    yield "without exactly claims 1-7", edit(lambda r, d: r["rungs"][0]["claims"].update({"9": None}))
+    yield 'its "full" is not true or false', edit(lambda r, d: d.update(full="false"))
+    yield "no claim-7 budget", edit(lambda r, d: r["settings"]["rescue_steps"].clear())
+
+
+def test_a_damaged_ladder_is_refused_in_one_line_and_left_as_it_is(tmp_path, capsys):
+    """judge-again (and any command reading the file) refuses a ladder's results.json damaged
+    in ways its format tag cannot show: one line naming the file, exit 2, nothing written."""
+    import json
+    import shutil
+
+    from attnsim.cli import main
+
+    docs = os.path.join(os.path.dirname(__file__), "..", "docs", "ladder")
+    with open(os.path.join(docs, "results.json"), encoding="utf-8") as fh:
+        good = json.load(fh)
+    for i, (what, doc) in enumerate(_ladder_damage(good)):
+        d = tmp_path / f"d{i}"
+        shutil.copytree(docs, d)
+        (d / "results.json").write_text(json.dumps(doc))
+        before = {p.name: p.read_bytes() for p in d.iterdir()}
+        with pytest.raises(ValueError, match="damaged"):
+            R.judge_ladder_again(d)
+        assert main(["reproduce", "ladder", "--judge-again", "--out", str(d)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("attnsim reproduce: ") and what in err, (what, err)
+        assert str(d / "results.json") in err
+        assert {p.name: p.read_bytes() for p in d.iterdir()} == before
+    # an unfinished ladder, and a file where a directory should be
+    (tmp_path / "part" / LD.PARTIAL).mkdir(parents=True)
+    with pytest.raises(ValueError, match="holds an unfinished ladder"):
+        R.judge_ladder_again(tmp_path / "part")
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(ValueError, match="is not a directory"):
+        R.judge_ladder_again(tmp_path / "f")
