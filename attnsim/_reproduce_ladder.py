@@ -1049,7 +1049,9 @@ def _repeats_text(results) -> str:
     return ("\n\n**Claim 7's repeated head sets.** Where the screening found few more than 8 bad heads, models "
             "of 8 bad heads share their heads and differ only in their data stream (each model has its own); "
             "distinct sets of heads per kind: " + "; ".join(parts) + ". Fisher's test counts each model once, so "
-            "there it tests the outcome of those few sets over data streams, not over head sets.")  # fmt: skip
+            "there it tests the outcome of those few sets over data streams, not over head sets: below "
+            f"{RESCUE_MIN_SETS} distinct sets of 8 bad heads the cell is n/a, and a verdict on not many more rests "
+            "on that many sets.")  # fmt: skip
 
 
 def _salient_text(results) -> str:
