@@ -1111,11 +1111,13 @@ def _fig_map(results):
     fig, ax = _figure(12, 1.4 + 1.0 * len(rs))
     a = ax[0, 0]
     grid = np.zeros((len(rs), len(cols)))
+    again = {(ch["rung"], ch["claim"]) for j in results.get("judged_again", []) for ch in j["changed"]}
     for i, r in enumerate(rs):
         for j, c in enumerate(cols):
             cell = r["claims"].get(c)
             grid[i, j] = 0 if cell is None else (2 if cell["passed"] else 1)
             text = "n/a" if cell is None else f"{_mark(cell)} {_cell_value(c, cell)}"
+            text += "\n(judged again)" if (r["label"], c) in again else ""
             for a_, b_ in ((" vs ", "\nvs "), (" (", "\n("), ("; ", ";\n"), (", p ", ",\np ")):
                 text = text.replace(a_, b_)
             a.text(j, i, text, ha="center", va="center", fontsize=8.5,

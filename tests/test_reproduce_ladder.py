@@ -540,6 +540,9 @@ def test_a_finished_ladder_is_judged_again_from_its_kept_models(section, tmp_pat
     assert got["results"]["judged_again"] == [{"by": f"attnsim {__version__}", "rule": LD.RULE_7, "changed": changed}]
     assert got["elapsed_seconds"] == 12.0 and [c["passed"] for c in got["checks"]] == [
         free["claims"][c]["passed"] for c in LD.MEASURED if c != "7"]  # fmt: skip
+    assert LD.judged_again(got["results"]) == []  # read back (nan restored): nothing more changes
+    texts = [t.get_text() for t in LD._fig_map(got["results"]).axes[0].texts]
+    assert [t for t in texts if "judged again" in t] == ["n/a\n(judged again)"]  # the map marks the cell
     md = (out / "ladder.md").read_text()
     assert f"*Judged again by attnsim {__version__} under its rule that {LD.RULE_7}, from the screening" in md
     assert "claim 7: ✓ 1.00 vs 0.00 (p 0.014; 8 random 0.50) → n/a.*" in md and "nan" in md  # claim 6's p
