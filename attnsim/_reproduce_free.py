@@ -364,7 +364,10 @@ def _fig_copy_attention(cfg, task, runs):
                     fontsize=9)  # fmt: skip
         a.set_xlabel("source position l")
         a.set_ylabel("target step t")
-    fig.colorbar(im, ax=ax[0, :], label="mean attention weight α[t, l] (log scale)")
+    cb = fig.colorbar(im, ax=ax[0, :], label="mean attention weight α[t, l] (log scale)")
+    cb.ax.axhline(1 / task.src_len, color="w", lw=1.5)  # uniform attention, for scale
+    cb.ax.text(-0.15, 1 / task.src_len, f"1/{task.src_len}", ha="right", va="center", fontsize=8,
+               transform=cb.ax.get_yaxis_transform())  # fmt: skip
     fig.suptitle("Permutation of 40: where a learned and a stuck head attend (256 held-out inputs)")
     return fig
 
