@@ -500,6 +500,12 @@ def _rescue_claim(rung, sizes, say) -> tuple[dict | None, str, dict]:
     return cell, why, (screening if cell is not None else {**screening, "models": rows})
 
 
+def distinct_sets(heads) -> int:
+    """How many distinct sets of heads 8-head models hold (a head's place among the 8 does
+    not matter: the heads are averaged)."""
+    return len({frozenset(h) for h in heads})
+
+
 def rescue_cell(screening: dict, rows: dict | None, steps: int) -> tuple[dict | None, str]:
     """Claim 7's cell from what its runs gave, and nothing else: the screening (``good`` and
     ``bad`` heads of ``candidates``) and the 8-head models of each kind (``rows``: kind ->
@@ -520,7 +526,7 @@ def rescue_cell(screening: dict, rows: dict | None, steps: int) -> tuple[dict | 
                       f"good, of 8 bad, and of 8 random heads), though {len(good)} of the {n} heads learned alone on "
                       "every data seed: averaged with 7 others, a head moves the output an eighth as much, and the "
                       "budget ends first, so the comparison says nothing")  # fmt: skip
-    sets = len({tuple(sorted(h)) for h in eight["heads"]})
+    sets = distinct_sets(eight["heads"])
     if sets < RESCUE_MIN_SETS:
         return None, (f"the screening found {len(bad)} bad heads, so the {eight['runs']} models of 8 bad heads hold "
                       f"{sets} distinct head set{'s' if sets > 1 else ''} (at least {RESCUE_MIN_SETS} needed): their "
@@ -1003,7 +1009,7 @@ def _locate(r, bad, screen_steps) -> str:
                 parts.append(" Averaged with seven others, a head moves the output an eighth as much, and within "
                              "this budget the averaging, not which heads are averaged, decides.")  # fmt: skip
             else:
-                sets = len({tuple(sorted(h)) for h in eight["heads"]})
+                sets = distinct_sets(eight["heads"])
                 parts.append(f" Within {c['7']['steps']} steps 8 averaged heads do learn; but the 8-bad models are "
                              f"{sets} distinct head set{'s' * (sets != 1)} (the "
                              f"screening found {len(sc['bad'])} bad heads), and a head was called bad after "
@@ -1041,7 +1047,7 @@ def _repeats_text(results) -> str:
         models = (r.get("screening") or {}).get("models") or (r["claims"].get("7") or {}).get("models")
         if not models:
             continue
-        sets = {k: len({frozenset(h) for h in m["heads"]}) for k, m in models.items()}
+        sets = {k: distinct_sets(m["heads"]) for k, m in models.items()}
         if min(sets.values()) < max(m["runs"] for m in models.values()):
             parts.append(f"{r['label']}: " + ", ".join(f"{sets[k]} of {k}" for k in models))
     if not parts:
