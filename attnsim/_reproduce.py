@@ -20,7 +20,15 @@ from ._outputs import load_plotting
 from ._progress import progress as make_progress
 from ._reproduce_common import Section, Sizes
 from ._reproduce_free import section_copy, section_multihead, section_salient, section_text, section_toy
-from ._reproduce_ladder import MEASURED, PARTIAL, judged_again, kept_rungs, ladder_section, map_counts, section_ladder
+from ._reproduce_ladder import (
+    PARTIAL,
+    judged_again,
+    kept_rungs,
+    ladder_section,
+    map_counts,
+    results_damage,
+    section_ladder,
+)
 from ._reproduce_rnn import section_rnn
 
 SECTIONS = ("copy", "multihead", "salient", "toy", "text", "rnn", "ladder")
@@ -112,38 +120,7 @@ def _damage(name, sec) -> str:
         if not isinstance(c, dict) or not {"claim", "value", "expected", "passed"} <= set(c) or not isinstance(
                 c["passed"], bool):  # fmt: skip
             return "a check without its claim, value, expected and passed (true or false)"
-    return _ladder_damage(sec["results"]) if name == "ladder" else ""
-
-
-def _ladder_damage(results: dict) -> str:
-    """What is wrong with a ladder section's results as its map, text and judge-again read
-    them ('' when nothing)."""
-    rungs, settings = results.get("rungs"), results.get("settings")
-    if not isinstance(rungs, list) or not rungs:
-        return "no rungs"
-    if not isinstance(settings, dict) or not isinstance(settings.get("rescue_steps"), dict):
-        return "no settings, or no claim-7 budgets in them"
-    if not isinstance(results.get("judged_again", []), list):
-        return "'judged_again' is not a list"
-    for r in rungs:
-        claims = r.get("claims") if isinstance(r, dict) else None
-        if not isinstance(claims, dict) or sorted(claims) != sorted(MEASURED):
-            return "a rung without exactly claims 1-7"
-        if not isinstance(r.get("label"), str) or not isinstance(r.get("not_applicable", {}), dict):
-            return "a rung without its label, or with reasons for n/a that are not an object"
-        for c, cell in claims.items():
-            if cell is None and c not in r.get("not_applicable", {}):
-                return f"{r['label']}: claim {c} is n/a without its reason"
-            if cell is not None and (not isinstance(cell, dict) or not isinstance(cell.get("passed"), bool)
-                                     or not isinstance(cell.get("value", 0.0), (int, float, type(None)))):  # fmt: skip
-                return f"{r['label']}: claim {c} is neither null nor a cell with a number and passed true or false"
-        sc = r.get("screening")
-        heads = isinstance(sc, dict) and isinstance(sc.get("good"), list) and isinstance(sc.get("bad"), list)
-        if sc is not None and not (heads and isinstance(sc.get("models", {}), dict)):
-            return f"{r['label']}: its claim-7 screening is not an object with its good and bad heads"
-        if sc is not None and r["label"] not in settings["rescue_steps"]:
-            return f"{r['label']}: no claim-7 budget in the settings"
-    return ""
+    return results_damage(sec["results"]) if name == "ladder" else ""
 
 
 def checks_summary(doc: dict) -> str:

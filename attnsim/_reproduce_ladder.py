@@ -877,6 +877,37 @@ def _mark(cell) -> str:
     return "n/a" if cell is None else ("✓" if cell["passed"] else "✗")
 
 
+def results_damage(results: dict) -> str:
+    """What is wrong with a ladder section's results as its map, text and judge-again read
+    them ('' when nothing): `_reproduce` refuses a results file with such a section."""
+    rungs, settings = results.get("rungs"), results.get("settings")
+    if not isinstance(rungs, list) or not rungs:
+        return "no rungs"
+    if not isinstance(settings, dict) or not isinstance(settings.get("rescue_steps"), dict):
+        return "no settings, or no claim-7 budgets in them"
+    if not isinstance(results.get("judged_again", []), list):
+        return "'judged_again' is not a list"
+    for r in rungs:
+        claims = r.get("claims") if isinstance(r, dict) else None
+        if not isinstance(claims, dict) or sorted(claims) != sorted(MEASURED):
+            return "a rung without exactly claims 1-7"
+        if not isinstance(r.get("label"), str) or not isinstance(r.get("not_applicable", {}), dict):
+            return "a rung without its label, or with reasons for n/a that are not an object"
+        for c, cell in claims.items():
+            if cell is None and c not in r.get("not_applicable", {}):
+                return f"{r['label']}: claim {c} is n/a without its reason"
+            if cell is not None and (not isinstance(cell, dict) or not isinstance(cell.get("passed"), bool)
+                                     or not isinstance(cell.get("value", 0.0), (int, float, type(None)))):  # fmt: skip
+                return f"{r['label']}: claim {c} is neither null nor a cell with a number and passed true or false"
+        sc = r.get("screening")
+        heads = isinstance(sc, dict) and isinstance(sc.get("good"), list) and isinstance(sc.get("bad"), list)
+        if sc is not None and not (heads and isinstance(sc.get("models", {}), dict)):
+            return f"{r['label']}: its claim-7 screening is not an object with its good and bad heads"
+        if sc is not None and r["label"] not in settings["rescue_steps"]:
+            return f"{r['label']}: no claim-7 budget in the settings"
+    return ""
+
+
 def map_counts(results: dict) -> tuple[int, int, int]:
     """The map's cells that hold, fail, and cannot be measured."""
     cells = [r["claims"][c] for r in results["rungs"] for c in MEASURED]

@@ -729,8 +729,7 @@ def cmd_reproduce(args) -> int:
 
 
 def _judge_again(args) -> int:
-    from ._reproduce import _read_results, judge_ladder_again
-    from ._reproduce_ladder import map_counts
+    from ._reproduce import _read_results, checks_summary, judge_ladder_again
 
     if args.section != "ladder" or args.full or args.force:
         raise BadInput("attnsim reproduce: --judge-again is for a finished ladder alone: "
@@ -738,9 +737,9 @@ def _judge_again(args) -> int:
     changed = judge_ladder_again(args.out)
     for c in changed:
         print(f"attnsim reproduce: ladder: {c['rung']}, claim {c['claim']}: {c['was']} -> {c['now']}")
-    held, fail, na = map_counts(_read_results(os.path.abspath(args.out))["sections"]["ladder"]["results"])
-    print(f"{len(changed)} verdict{'' if len(changed) == 1 else 's'} changed; the validity map: {held} cells hold, "
-          f"{fail} fail, {na} n/a; report: {os.path.join(args.out, 'report.md')}")  # fmt: skip
+    doc = _read_results(os.path.abspath(args.out))  # as written: what the report now says
+    print(f"{len(changed)} verdict{'' if len(changed) == 1 else 's'} changed; checks: {checks_summary(doc)}; "
+          f"report: {os.path.join(args.out, 'report.md')}")  # fmt: skip
     return 0
 
 
