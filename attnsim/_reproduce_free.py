@@ -524,9 +524,10 @@ def section_multihead(sizes: Sizes, say) -> Section:
     say(f"multihead: 8-head models, {sizes.combos} of each of {len(kinds)} kinds")
     eight = {}
     for name, combos in kinds.items():
+        # logged every 2 steps: these models learn within 10-20 steps, which 10-step logs leave as one segment
         runs = train_many(
             cfg8, task, range(len(combos)), params=[_compose([cands[h] for h in c], base_b) for c in combos],
-            progress=say.bar, **kw,
+            progress=say.bar, log_every=2, **kw,
         )  # fmt: skip
         eight[name] = {
             "heads": [[int(h) for h in c] for c in combos],
