@@ -502,6 +502,27 @@ def test_rescue_needs_distinct_sets_of_bad_heads():
     assert cell is None and "found 0 good and 8 bad heads of 24" in why
 
 
+def test_a_failed_hard_distribution_on_eight_heads_is_set_beside_one_head():
+    """Claim 4 on the 8-head rung measures 8-head models: where their permutation runs learn,
+    the failure is located by the same rung's single heads (claim 7's screening) and the
+    chance that 8 of its heads are all bad; a one-head rung's failure says nothing of heads."""
+    rng = np.random.default_rng(1)
+    success = rng.random((40, 3)) < 0.35
+    bad = np.flatnonzero(~success.any(axis=1)).tolist()
+    assert len(bad) > 8  # the chance below is not 0
+    copy = [{"k": k, "learned": 20, "runs": 20} for k in LD.KS]
+    claims = {"4": {"value": 1.0, "passed": False}}
+    r = {"key": LD.EIGHT_HEADS, "copy": copy, "claims": claims,
+         "screening": {"candidates": 40, "good": [], "bad": bad, "success": success.tolist()}}  # fmt: skip
+    text = LD._locate(r, ["4"], 200)
+    assert "k 0: 20/20, k 1: 20/20" in text
+    assert f"learned the permutation in {int(success.sum())} of 120 runs, and {len(bad)} of its 40 heads" in text
+    assert f"= {math.comb(len(bad), 8) / math.comb(40, 8):.2g}:" in text
+    assert "multi-head rescue" not in LD._locate({**r, "key": "lstm"}, ["4"], 200)
+    stuck = [{**row, "learned": 0} if row["k"] == 0 else row for row in copy]  # the permutation never learned
+    assert "multi-head rescue" not in LD._locate({**r, "copy": stuck}, ["4"], 200)
+
+
 def test_a_finished_ladder_is_judged_again_from_its_kept_models(section, tmp_path):
     """A ladder written before the distinct-set rule (here: rung 0's claim 7 judged on one set
     of 8 bad heads, as the older attnsim did) is judged again from its results.json with
