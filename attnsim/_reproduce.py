@@ -140,18 +140,20 @@ def _report(doc: dict, out: str) -> str:
     done = [s for s in SECTIONS if s in doc["sections"]]
     checks = [(s, c) for s in done for c in doc["sections"][s]["checks"]]
     sizes = "--full (the paper's)" if doc.get("full") else "default (fewer seeds; --full for the paper's sizes)"
+    paper = 'Snell, Zhong, Klein and Steinhardt, "Approximating How Single Head Attention Learns" (arXiv 2103.07601)'
+    ladder = ("measures which of its claims hold on each of attnsim's architectures; its checks count rung 0 only, "
+              "and its map says how the other rungs fare.")  # fmt: skip
+    if done == ["ladder"]:
+        intro = f"{paper}: the validity map across attnsim's ladder of models {ladder}"
+    else:
+        intro = (f"{paper}, reproduced in attnsim's analytic model"
+                 + (" (and, in the rnn section, on the authors' own recurrent seq2seq)" if "rnn" in done else "")
+                 + ", each experiment beside the theory's prediction."
+                 + (f" The ladder section {ladder}" if "ladder" in done else ""))  # fmt: skip
     lines = [
-        "# attnsim reproduce",
+        "# attnsim reproduce" + (": the ladder" if done == ["ladder"] else ""),
         "",
-        'Snell, Zhong, Klein and Steinhardt, "Approximating How Single Head Attention Learns" (arXiv 2103.07601), '
-        "reproduced in attnsim's analytic model (and, in the rnn section, on the authors' own recurrent seq2seq), "
-        "each experiment beside the theory's prediction."
-        + (
-            " The ladder section measures which of its claims hold on each of attnsim's architectures; its checks "
-            "count rung 0 only, and its map says how the other rungs fare."
-            if "ladder" in done
-            else ""
-        ),
+        intro,
         "",
         f"Sections: {', '.join(done)}. Sizes: {sizes}. Every number below is in `results.json`; every run is "
         "reproducible bit for bit from its seed.",

@@ -870,7 +870,7 @@ The two-stage theory predicts τ = sqrt(2·T·L·log(L − 1)/ΔN).
 *Frequent keywords are attended first.* Kendall τ between earliness and frequency: {timing["kendall_sooner_vs_frequency"]:.2f};
 between the simulated and predicted times: {timing["kendall_sim_vs_pred"]:.2f}. The theory's times are
 {min(ratio):.2f}–{max(ratio):.2f} × the simulated ones: the order is right, the clock is slow, because the two-stage
-approximation leaves out attention's feedback on KTIW (see the theory's validity map in the README).
+approximation leaves out attention's feedback on KTIW (see the theory's regime map in the README).
 """
     return Section("salient", "Salient words", res, figs, checks, text, time.perf_counter() - t0)
 

@@ -111,6 +111,34 @@ THRESHOLDS = {
     f"fewer than {RESCUE_MIN_SETS} distinct head sets)",
 }
 MEASURED = tuple(CLAIMS)
+# the paper's assumptions, as it names its own limits; a rung's row says which it breaks (`breaks`)
+ASSUMPTIONS = {
+    "1": "a source position carries only its own word",
+    "2": "the attention logits are free parameters",
+    "3": "the two stages are separate",
+    "4": "attention is uniform early on",
+}
+
+
+def breaks(key: str) -> str:
+    """Which of `ASSUMPTIONS` the rung ``key`` breaks, in words ('' for a key this attnsim
+    does not know)."""
+    if key == "free":
+        return "none: it is the paper's approximation"
+    if key.startswith("dot"):
+        rho = float(key[3:])
+        own = (f"1 too: a source state carries ρ/2 = {rho / 2:g} of each neighbour's word" if rho else
+               "it keeps 1, and equals rung 0 at its effective tables, learned jointly")  # fmt: skip
+        return f"2 (its logits are dot products of learned embeddings); {own}"
+    if key == "lstm":
+        return (
+            "1 and 2 entirely: states carry their prefix, and the logits come from the decoder's and encoder's states"
+        )
+    if key == EIGHT_HEADS:
+        return "1 and 2, as the LSTM, with 8 heads averaged"
+    if key == "clf":
+        return "1 and 2 entirely: bidirectional states carry the whole sentence, and the logits come from a network"
+    return ""
 
 
 def rungs(sizes: Sizes) -> list[dict]:
@@ -151,31 +179,29 @@ def rungs(sizes: Sizes) -> list[dict]:
         dict(key="free", label="free logits (rung 0)", make=free, train=dict(ADAM), classifier=False, multihead=True,
              rescue_budget=1, order_train=dict(optimizer="sgd", lr=5.0, batch=128, scale=0.01),
              order_steps=2 * sizes.ladder_word_steps,
-             breaks="none: it is the paper's approximation"),
+             breaks=breaks("free")),
     ]  # fmt: skip
     for rho in (0.0, 0.5, 1.0):
         out.append(dict(
             key=f"dot{rho:g}", label=f"dot head, ρ {rho:g} (rung 1)", make=dot(rho), train=dict(dot_adam),
-            classifier=False, multihead=True, rescue_budget=1,
-            breaks="none at ρ 0 (it equals rung 0 at its effective tables, learned jointly)" if rho == 0 else
-            f"assumption 1: a source state carries ρ/2 = {rho / 2:g} of each neighbour's word",
+            classifier=False, multihead=True, rescue_budget=1, breaks=breaks(f"dot{rho:g}"),
         ))  # fmt: skip
     out.append(dict(
         key="lstm", label=f"LSTM seq2seq, d {d} (rung 2)", make=rnn(), train=dict(rnn_adam), classifier=False,
         multihead=True, rescue_budget=3,
-        breaks="assumption 1 entirely (states carry their prefix) and fixed queries (they come from the decoder)",
+        breaks=breaks("lstm"),
     ))  # fmt: skip
     out.append(dict(
         key=EIGHT_HEADS, label=f"GRU seq2seq, 8 heads, d {d} (rung 2)",
         make=rnn(8, cell="gru", shared_embedding=False), train=dict(rnn_adam), classifier=False, multihead=True,
         rescue_budget=3,
-        breaks="as the LSTM, with 8 heads averaged",
+        breaks=breaks(EIGHT_HEADS),
     ))  # fmt: skip
     out.append(dict(
         key="clf", label=f"attention classifier, d {d} (rung 3)", make=clf,
         train=dict(optimizer="adam", lr=3e-3, batch=32, scale=None), classifier=True, multihead=False,
         rescue_budget=1,
-        breaks="assumption 1 entirely (bidirectional states carry the whole sentence); logits from a network",
+        breaks=breaks("clf"),
     ))  # fmt: skip
     return out
 
@@ -789,10 +815,13 @@ def judged_again(results: dict) -> list[dict]:
     ``results`` may come from results.json (its nulls are read as nan again). Returns the
     cells whose verdict or value changed ({rung, claim, was, now}); when any did, they are
     recorded in ``results["judged_again"]`` (with the attnsim that judged them) and the
-    report says so beside the map."""
+    report says so beside the map. The claims' and thresholds' words and each rung's
+    `breaks` are this attnsim's too (words, not verdicts: not recorded as changes)."""
     from . import __version__
 
+    results["claims"], results["thresholds"] = dict(CLAIMS), dict(THRESHOLDS)  # in this attnsim's words
     for r in results["rungs"]:
+        r["breaks"] = breaks(r["key"]) or r["breaks"]
         for cell in r["claims"].values():
             for k in _MAYBE_NAN if cell is not None else ():
                 if k in cell and cell[k] is None:
@@ -864,14 +893,42 @@ def _cell_value(c, cell) -> str:
     if c == "3":
         return f"{cell['count']}/{cell['of']}"
     if c == "4":
-        return f"{cell['value']:.2f} vs {cell['easy']:.2f} (p {cell['fisher_p']:.2g})"
+        return f"k 0: {cell['value']:.2f} vs k {KS[-1]}: {cell['easy']:.2f} (p {cell['fisher_p']:.2g})"
     if c == "7":
-        return f"{cell['value']:.2f} vs {cell['bad']:.2f} (p {cell['fisher_p']:.2g}; 8 random {cell['random']:.2f})"
+        return (f"7 + 1: {cell['value']:.2f} vs 8 bad: {cell['bad']:.2f} (p {cell['fisher_p']:.2g}; 8 random "
+                f"{cell['random']:.2f})")  # fmt: skip
     if c == "6":
         what = "saddle" if cell["statistic"].startswith("saddle") else "a/σa + c/σc"
         k, n = len(cell["learned"]), len(cell["learned"]) + len(cell["stuck"])
         return f"AUC {cell['value']:.2f} ({what}, p {cell['p']:.2g}; {k} of {n} learned)"
     return f"τ {cell['value']:.2f} (p {cell['p']:.2g}, {cell['attended']} words)"
+
+
+# the map's n/a cells in a few words, from the reason the text gives in full
+_NA_SHORT = (
+    (r"^(\d+) of (\d+) permutation runs learned", r"\1 of \2 learned"),
+    (r"found (\d+) good and (\d+) bad heads", r"\1 good, \2 bad heads"),
+    (r"no 8-head model learned", "no 8-head model learned"),
+    (r"hold (\d+) distinct head sets?", r"\1 set(s) of 8 bad heads"),
+    (r"no copy task", "no copy task"),
+    (r"one attention head", "one head"),
+)
+# each claim's bar in a few words, under its column of the map (`THRESHOLDS` in full)
+_BARS = {
+    "1": "A's interval above Â's", "2": "A's interval above Â's", "3": f"≥ {KTIW_FIRST:.0%}",
+    "4": f"k {KS[-1]} ≥ {EASY_RATE:.0%}; p < {FISHER_P:g}", "5": f"p < {ORDER_P:g}", "6": "p < 0.05",
+    "7": f"p < {RESCUE_P:g}",
+}  # fmt: skip
+
+
+def na_short(why: str) -> str:
+    """'n/a' and, when the reason is one the ladder gives, its gist in a few words."""
+    for pattern, gist in _NA_SHORT:
+        m = re.search(pattern, why)
+        if m:
+            gist = re.sub(r"\b1 set\(s\)", "1 set", m.expand(gist))
+            return "n/a: " + gist.replace("set(s)", "sets")
+    return "n/a"
 
 
 def _mark(cell) -> str:
@@ -947,8 +1004,9 @@ def section_text(results: dict) -> str:
     for r in results["rungs"]:
         bad = [c for c in MEASURED if r["claims"][c] is not None and not r["claims"][c]["passed"]]
         if bad:
-            fails.append(f"- **{r['label']}** fails claim{'s' if len(bad) > 1 else ''} {', '.join(bad)}; "
-                         f"the assumptions it breaks: {r['breaks']}.{_locate(r, bad, s['copy_steps'])}")  # fmt: skip
+            fails.append(f"- **{r['label']}** fails claim{'s' if len(bad) > 1 else ''} {', '.join(bad)}; of the "
+                         f"paper's assumptions it breaks {breaks(r['key']) or r['breaks']}."
+                         f"{_locate(r, bad, s['copy_steps'], results['rungs'])}")  # fmt: skip
     fail_text = "\n".join(fails) if fails else "Every measured claim holds on every rung."
     slow: dict[int, list] = {}  # claim 7's longer budgets: steps -> rungs
     for label, n in s["rescue_steps"].items():
@@ -958,31 +1016,60 @@ def section_text(results: dict) -> str:
     longer += " (8 averaged heads learn more slowly)" if slow else ""
     blas = results["blas"]
     kernels = f"{' and '.join(blas)} kernel{'s' if len(blas) > 1 else ''}"
+    L_word = s["translate"]["length"]
+    top = metrics._top_k(L_word, 0.05)
+    orders = sorted({(r["claims"]["5"]["optimizer"], r["claims"]["5"]["lr"], r["claims"]["5"]["steps"])
+                     for r in results["rungs"][1:] if r["claims"]["5"] is not None})  # fmt: skip
+    zero5 = results["rungs"][0]["claims"]["5"]
+    clock = (f"Rung 0 is run on the theory's clock (SGD lr {zero5['lr']:g} for {zero5['steps']} steps): Adam moves "
+             "each free logit at about its learning rate whatever its gradient, and on rung 0 it attends every "
+             "keyword at one save (docs/design.md §7.10). The other rungs keep their Adam (lr "
+             + " and ".join(f"{lr:g}" for lr in sorted({lr for _, lr, _ in orders})) + ", "
+             + " and ".join(str(n) for n in sorted({n for _, _, n in orders})) + " steps), whose steps fall on shared "
+             "parameters, not on one logit per word; the recurrent rungs' order was not measured under SGD."
+             if zero5 is not None and zero5["optimizer"] != "adam" else "")  # fmt: skip
+    newer = (" (claim 7's rule on distinct head sets is newer than this ladder's runs: the note below the counts "
+             "says which verdicts it changed)" if results.get("judged_again") else "")  # fmt: skip
+    last_init = s["init_seed"] + s["init_seeds"] - 1
+    assumptions = "; ".join(f"({k}) {v}" for k, v in ASSUMPTIONS.items())
     return f"""
-Every rung is trained here from scratch. Claims 1 and 2: on {s["translate"]["name"]} (Zipf words; the seq2seq
-rungs) or keyword (Zipf keywords; the classifier), one normal and one uniform-attention run each ({s["word_steps"]}
-steps), measured on {s["held_out"]} held-out inputs. Claim 5: on keyword for every rung, one normal run saved
-{s["saves"]} times; a keyword is attended at the first save where the mean attention on it (held-out positives
-holding it) reaches 0.5, and the stage-2 rate N (docs/design.md §4.2) of each keyword orders them (rung 0 on the
-theory's clock, SGD lr 5 for {2 * s["word_steps"]} steps; Adam, which moves each of its free logits at about its
-learning rate whatever the gradient, would erase the order). Claims 3 and 4: copy(L + k, L), L =
-{s["copy_length"]}, k = {", ".join(map(str, s["ks"][:-1]))} and {s["ks"][-1]}, with {s["seeds"]} seeds each
-({s["copy_steps"]} steps). Claim 6:
-{s["init_seeds"]} permutation runs of its own (seeds {s["init_seed"]}–{s["init_seed"] + s["init_seeds"] - 1}, apart
-from the seeds 0–127 on which the recurrent statistic below was chosen); the saddle projection of each
-run's init on rungs 0 and 1; on the recurrent rungs, which have no effective tables, the two coordinates the
-projection adds, read off the model at its init (the word diagonal a: how much moving a head's share of the
-context from uniform to source state l raises the logit of the word at l, to first order; the positional diagonal
-c: the gold attention logit less the mean one), each over its spread among {s["ref_inits"]} default
-inits, a/σa + c/σc for the largest head. Claim 7,
-the paper's protocol on the permutation copy: {s["candidates"]} candidate heads, each trained alone on one shared base
-model over 3 data seeds (good: learns on all 3; bad: on none), then {s["combos"]} 8-head models of 7 bad + 1 good
-heads against {s["combos"]} of 8 bad, and {s["combos"]} of 8 random heads as the control (can 8 averaged heads learn
-in the budget at all?), in the rung's own multi-head form (the classifier has none); the 8-head models train
-{longer}. The
-recurrent rungs and the classifier have d {s["rnn_hidden"]} (Adam lr {s["rnn_lr"]:g} for the recurrent
-seq2seq); the products ran on OpenBLAS's {kernels} (another can change the last bits). Each verdict is computed from
-the number beside it against a threshold fixed before the run:
+Every rung is trained here from scratch, and each claim is measured so:
+
+- **Claims 1 and 2**, on {s["translate"]["name"]} (Zipf words; the seq2seq rungs) or keyword (Zipf keywords; the
+  classifier): one normal and one uniform-attention run each ({s["word_steps"]} steps), scored on {s["held_out"]}
+  held-out inputs. A is the top-5 % match: the share of rows (held-out inputs × target steps with a gold position)
+  where one score's top position is among the other's top 5 % (at least its top 1; at length {L_word}, its top
+  {top}); Â is the same with one score shuffled within rows. Their 95 % intervals are Wilson's over the rows of one
+  run, counted as independent: they carry no spread between seeds.
+- **Claim 3**: of claim 4's runs (the classifier's: {s["seeds"]} keyword runs) that learn (token and attention
+  accuracy ≥ 0.95 at the end), those whose KTIW probe accuracy reaches 0.5 at a log (every 5 steps) no later than
+  their attention accuracy does; a tie counts for the claim, and the verdict reads the count, not its interval.
+- **Claim 4**: copy(L + k, L), L = {s["copy_length"]}, k = {", ".join(map(str, s["ks"][:-1]))} and {s["ks"][-1]},
+  with {s["seeds"]} seeds each ({s["copy_steps"]} steps).
+- **Claim 5**: on keyword for every rung, one normal run saved {s["saves"]} times; a keyword is attended at the
+  first save where the mean attention on it (held-out positives holding it) reaches 0.5, and the stage-2 rate N
+  (docs/design.md §4.2) of each keyword orders them. {clock} The keywords' rates fall with their Zipf rank, so on
+  this task the order by N is also the order by frequency: the claim does not tell the two apart. Its bar, p <
+  {ORDER_P:g}, is stricter than the others' because it rests on one run.
+- **Claim 6**: {s["init_seeds"]} permutation runs of its own (seeds {s["init_seed"]}–{last_init}, apart from the
+  seeds 0–127 on which the recurrent statistic below was chosen); the saddle projection of each run's init on
+  rungs 0 and 1; on the recurrent rungs, which have no effective tables, the two coordinates the projection adds,
+  read off the model at its init (the word diagonal a: how much moving a head's share of the context from uniform
+  to source state l raises the logit of the word at l, to first order; the positional diagonal c: the gold
+  attention logit less the mean one), each over its spread among {s["ref_inits"]} default inits, a/σa + c/σc for
+  the largest head.
+- **Claim 7**, the paper's protocol on the permutation copy, in the rung's own multi-head form (the classifier has
+  none): {s["candidates"]} candidate heads, each trained alone ({s["copy_steps"]} steps) on one shared base model
+  over 3 data seeds (good: learns on all 3; bad: on none, where the paper's bad is token accuracy < 0.6 on all 3:
+  a stuck head on rung 0 still copies by elimination, with token accuracy near 1), then {s["combos"]} 8-head
+  models of 7 bad + 1 good heads against {s["combos"]} of 8 bad, and {s["combos"]} of 8 random heads as the
+  control (can 8 averaged heads learn in the budget at all?); the 8-head models train {longer}.
+
+The recurrent rungs and the classifier have d {s["rnn_hidden"]} (Adam lr {s["rnn_lr"]:g} for the recurrent seq2seq;
+the other rungs' settings: docs/design.md §7.10); the products ran on OpenBLAS's {kernels} (another can change the
+last bits). The paper's approximation assumes {assumptions}. Rung 0 keeps all four; each other rung breaks 1, 2
+or both ("Where a claim fails" says which), and the claims ask which consequences of the story survive. Each
+verdict is computed from the number beside it against a threshold fixed before the run{newer}:
 
 {thresholds}
 
@@ -1011,17 +1098,27 @@ single ✗ there is one run's order, not a trend.*{na_text}
 
 ![success against V − L](ladder_copy.png)
 
-*Claim 4 in full: success of the copy task against the vocabulary's excess over the length, per rung, with 95 %
-intervals.*
+*Claim 4 in full: success of the copy task against the vocabulary's excess over the length, per rung ({s["seeds"]}
+seeds a point, 95 % Wilson intervals; the rungs' points are set a little apart to be seen, and lines only join a
+rung's points: nothing was run between them). The classifier has no copy task.*
 """
+
+
+def auc_needed(n1: int, n2: int, p: float = 0.05) -> float:
+    """The AUC at which a one-sided Mann–Whitney test of ``n1`` against ``n2`` values reaches
+    ``p``, by the normal approximation to U (no ties, no continuity correction)."""
+    from scipy.stats import norm
+
+    return 0.5 + float(norm.isf(p)) * math.sqrt((n1 + n2 + 1) / (12 * n1 * n2))
 
 
 def _runs(n: int) -> str:
     return f"{n} run" if n == 1 else f"{n} runs"
 
 
-def _locate(r, bad, screen_steps) -> str:
-    """The measurement beside a failure that says where it breaks."""
+def _locate(r, bad, screen_steps, every=()) -> str:
+    """The measurement beside a failure that says where it breaks (``every``: all the rungs'
+    rows, which a dot rung's failure is set beside)."""
     parts = []
     c = r["claims"]
     if "4" in bad and r["copy"]:
@@ -1059,15 +1156,35 @@ def _locate(r, bad, screen_steps) -> str:
     if "3" in bad:
         parts.append(f" KTIW first in {c['3']['count']} of {c['3']['of']} learned runs.")
     if "6" in bad:
+        n1, n2 = len(c["6"]["learned"]), len(c["6"]["stuck"])
         parts.append(f" Init against fate: {c['6']['statistic']}, AUC {c['6']['value']:.2f} (p {c['6']['p']:.2g}; "
-                     f"{_runs(len(c['6']['learned']))} learned, {len(c['6']['stuck'])} stuck).")  # fmt: skip
+                     f"{_runs(n1)} learned, {n2} stuck); with these counts p < 0.05 needs an AUC of about "
+                     f"{auc_needed(n1, n2):.2f} (the normal approximation to Mann–Whitney's U).")  # fmt: skip
     if "5" in bad:
-        parts.append(f" Attention order: τ {c['5']['value']:.2f}, permutation p {c['5']['p']:.2g} (needs < "
-                     f"{ORDER_P}), over the {c['5']['attended']} keywords attended by the end, at "
-                     f"{c['5']['distinct_times']} distinct save steps; one run.")  # fmt: skip
+        c5 = c["5"]
+        by_rate = sorted(range(len(c5["rate"])), key=lambda i: -c5["rate"][i])
+        first = [math.inf if v is None else v for v in c5["first_step"]]  # results.json keeps "never" as null
+        when = ", ".join(f"{first[i]:g}" if math.isfinite(first[i]) else "never" for i in by_rate)
+        parts.append(f" Attention order: τ {c5['value']:.2f}, permutation p {c5['p']:.2g} (needs < {ORDER_P:g}), over "
+                     f"the {c5['attended']} keywords attended by the end, at {c5['distinct_times']} distinct save "
+                     f"steps; one run. The step at which each keyword is attended, from the largest rate N to the "
+                     f"smallest: {when}.")  # fmt: skip
+        dots = [x for x in every if x["key"].startswith("dot") and x["claims"]["5"] is not None]
+        if r["key"].startswith("dot") and len(dots) > 1:
+            taus = ", ".join(f"{x['claims']['5']['value']:.2f} at ρ {x['key'][3:]}" for x in dots)
+            rho = float(r["key"][3:])
+            held = [x["key"][3:] for x in dots if x["claims"]["5"]["passed"] and float(x["key"][3:]) > rho]
+            parts.append(f" τ against the context ρ: {taus}" + (
+                f"; at ρ {' and '.join(held)}, further from assumption 1, the order holds, so this one run's order "
+                "is not located in ρ." if held else "."))  # fmt: skip
     for k in ("1", "2"):
         if k in bad:
             parts.append(f" Claim {k}: A {c[k]['value']:.2f} against chance {c[k]['chance']:.2f}.")
+    if "1" in bad and "2" in bad and "salient" in r:
+        px = r["salient"]["xi"]["ξ(β^px)"]["agreement_with_final_attention"]
+        parts.append(f" Claims 1 and 2 are one measurement here: the final α's top position is β^px's in {px:.0%} of "
+                     "the rows, so both ask whether β^uf's top position is the one β^px ranks first; both lie below "
+                     "chance, so β^uf's largest values avoid that position (not explained here).")  # fmt: skip
     if ("1" in bad or "2" in bad) and "beta_uf_at_gold" in r:
         u = r["beta_uf_at_gold"]
         parts.append(
@@ -1109,6 +1226,8 @@ def _salient_text(results) -> str:
     parts = []
     for name, b in blocks.items():
         xi = b["xi"]
+        floor = [k for k, v in xi.items() if v["xi"] == b["checkpoints"]["accuracy"][0]]
+        ab = next((row for row in b["agreement"] if row["pair"] == "A(α, β)"), None)
         parts.append(
             f"On the {name}, the final attention agrees with the co-occurrence proxy β^px at "
             f"{xi['ξ(β^px)']['agreement_with_final_attention']:.2f} and with β^uf at "
@@ -1117,7 +1236,13 @@ def _salient_text(results) -> str:
             "1–2). A(Δ, β^uf) is 1 by construction: the score is linear in α, so at uniform attention the gradient "
             "on position l's logit is proportional to β^uf[l] less its mean, in every row. ξ, the accuracy of the "
             "first save whose attention agrees with the final attention as well as a score does: "
-            + ", ".join(f"{k} {v['xi']:.3f}" for k, v in xi.items()) + f", against ξ* = {b['xi_star']:.3f}."
+            + ", ".join(f"{k} {v['xi']:.3f}" for k, v in xi.items()) + f", against ξ* = {b['xi_star']:.3f}"
+            + (f" ({' and '.join(floor)} {'are' if len(floor) > 1 else 'is'} the first save's accuracy: its attention "
+               "already agrees with the final one as well as the score does)" if floor else "") + "."
+            + (f" A(α, β) is {ab['top5_match']:.2f} and its Kendall τ {ab['kendall_tau']:.2f}: the two agree on "
+               "the top position and not on the order of the rest, which the top-5 % match does not read."
+               if ab and ab["top5_match"] - ab["chance_top5"] > 0.5 and ab["kendall_tau"] < ab["chance_kendall"]
+               else "")
         )  # fmt: skip
     return (
         "**The salient-word experiment on the classifier** (the salient section's protocol: the normal run's α and "
@@ -1163,10 +1288,13 @@ def _fig_map(results):
         for j, c in enumerate(cols):
             cell = r["claims"].get(c)
             grid[i, j] = 0 if cell is None else (2 if cell["passed"] else 1)
-            text = "n/a" if cell is None else f"{_mark(cell)} {_cell_value(c, cell)}"
+            if cell is None:
+                text = textwrap.fill(na_short(r.get("not_applicable", {}).get(c, "")), 18)
+            else:
+                text = f"{_mark(cell)} {_cell_value(c, cell)}"
+                for a_, b_ in ((" vs ", "\nvs "), (" (", "\n("), ("; ", ";\n"), (", p ", ",\np ")):
+                    text = text.replace(a_, b_)
             text += "\n(judged again)" if (r["label"], c) in again else ""
-            for a_, b_ in ((" vs ", "\nvs "), (" (", "\n("), ("; ", ";\n"), (", p ", ",\np ")):
-                text = text.replace(a_, b_)
             a.text(j, i, text, ha="center", va="center", fontsize=8.5,
                    fontweight="bold" if grid[i, j] == 1 else "normal")  # fmt: skip
     a.imshow(grid, cmap=ListedColormap(["0.85", "#f4a582", "#92c5de"]), vmin=0, vmax=2, aspect="auto")
@@ -1179,7 +1307,8 @@ def _fig_map(results):
         text = re.sub(r"\([^)]*\)", lambda m: m.group(0).replace(" ", "\u00a0"), text)
         return re.sub(r"\S+(?: [=+] \S+)+", lambda m: m.group(0).replace(" ", "\u00a0"), text)
 
-    wrapped = [textwrap.fill(unbroken(f"{c}. {CLAIMS[c]}"), 22, break_on_hyphens=False) for c in cols]
+    wrapped = [textwrap.fill(unbroken(f"{c}. {CLAIMS[c]}"), 22, break_on_hyphens=False) + f"\n[{_BARS[c]}]"
+               for c in cols]  # fmt: skip
     labels = [t.replace("\u00a0", " ").replace("β^uf", "β$^{uf}$").replace("β^px", "β$^{px}$") for t in wrapped]
     a.set_xticks(range(len(cols)), labels, fontsize=8.5)
     a.set_yticks(range(len(rs)), [r["label"].replace(" (rung", "\n(rung") for r in rs], fontsize=9)
@@ -1207,5 +1336,6 @@ def _fig_copy(results):
     a.axhline(EASY_RATE, color="0.5", ls=":", lw=1, label=f"{EASY_RATE:g}: claim 4's bar for k = 20")
     a.legend(fontsize=7, loc="lower right")
     a.grid(alpha=0.3)
-    a.set_title("The hard distribution on every rung", fontsize=10)
+    a.set_title(f"The hard distribution on every rung with a copy task ({results['settings']['seeds']} seeds a point)",
+                fontsize=10)  # fmt: skip
     return fig

@@ -523,6 +523,44 @@ def test_a_failed_hard_distribution_on_eight_heads_is_set_beside_one_head():
     assert "multi-head rescue" not in LD._locate({**r, "copy": stuck}, ["4"], 200)
 
 
+def test_a_failed_order_says_when_each_word_was_attended():
+    """Claim 5's failure gives each keyword's first attended save from the largest stage-2
+    rate down (a word never attended: null in results.json), and on a dot rung sets τ
+    beside the other context strengths: one that breaks assumption 1 further and holds
+    the order says the failure is not ρ's."""
+
+    def row(key, tau, passed, first=(20, None, 10)):
+        c5 = {"value": tau, "p": 0.02, "attended": 2, "distinct_times": 2, "first_step": list(first),
+              "rate": [3.0, 1.0, 2.0], "passed": passed}  # fmt: skip
+        return {"key": key, "copy": [], "claims": {"5": c5}, "screening": None}
+
+    every = [row("dot0", 0.8, True), row("dot0.5", 0.5, False), row("dot1", 0.8, True)]
+    text = LD._locate(every[1], ["5"], 200, every)
+    assert "from the largest rate N to the smallest: 20, 10, never." in text
+    assert "τ against the context ρ: 0.80 at ρ 0, 0.50 at ρ 0.5, 0.80 at ρ 1; at ρ 1, further from assumption 1" in text
+    every[2]["claims"]["5"]["passed"] = False  # no larger ρ holds it: nothing is said of ρ
+    assert "not located in ρ" not in LD._locate(every[1], ["5"], 200, every)
+    assert "τ against the context ρ" not in LD._locate({**every[1], "key": "lstm"}, ["5"], 200, every)
+
+
+def test_the_auc_a_mann_whitney_test_needs():
+    """`auc_needed` is where the one-sided test's p crosses 0.05 (normal approximation, as
+    scipy computes it without the continuity correction)."""
+    from scipy.stats import mannwhitneyu
+
+    for n1, n2 in ((3, 61), (20, 44), (37, 27)):
+        need = LD.auc_needed(n1, n2)
+
+        def p_at(u, n1=n1, n2=n2):  # learned values placed so that exactly u (learned, stuck) pairs are ordered
+            base, rest = divmod(u, n1)
+            learned = [base + (i < rest) - 0.5 + 1e-6 * i for i in range(n1)]  # no ties: no tie correction
+            return mannwhitneyu(learned, np.arange(n2), alternative="greater", method="asymptotic",
+                                use_continuity=False).pvalue  # fmt: skip
+
+        u = math.ceil(need * n1 * n2)
+        assert p_at(u) < 0.05 <= p_at(u - 1)
+
+
 def test_a_finished_ladder_is_judged_again_from_its_kept_models(section, tmp_path):
     """A ladder written before the distinct-set rule (here: rung 0's claim 7 judged on one set
     of 8 bad heads, as the older attnsim did) is judged again from its results.json with
@@ -547,12 +585,12 @@ def test_a_finished_ladder_is_judged_again_from_its_kept_models(section, tmp_pat
     out = tmp_path / "rep"
     doc = {"format": R.RESULTS_FORMAT, "sections": {}, "full": False}
     R._write_section(doc, str(out), LD.ladder_section(results, 12.0))
-    assert "1.00 vs 0.00 (p 0.014; 8 random 0.50) ✓" in (out / "ladder.md").read_text()
+    assert "7 + 1: 1.00 vs 8 bad: 0.00 (p 0.014; 8 random 0.50) ✓" in (out / "ladder.md").read_text()
     assert json.loads((out / "results.json").read_text())["sections"]["ladder"]["results"]["rungs"][0]["claims"]["6"][
         "p"] is None  # fmt: skip
     changed = R.judge_ladder_again(out)
-    assert changed == [{"rung": free["label"], "claim": "7", "was": "✓ 1.00 vs 0.00 (p 0.014; 8 random 0.50)",
-                        "now": "n/a"}]  # fmt: skip
+    was = "✓ 7 + 1: 1.00 vs 8 bad: 0.00 (p 0.014; 8 random 0.50)"
+    assert changed == [{"rung": free["label"], "claim": "7", "was": was, "now": "n/a"}]
     got = json.loads((out / "results.json").read_text())["sections"]["ladder"]
     r0 = got["results"]["rungs"][0]
     assert r0["claims"]["7"] is None and "1 distinct head set" in r0["not_applicable"]["7"]
@@ -563,10 +601,10 @@ def test_a_finished_ladder_is_judged_again_from_its_kept_models(section, tmp_pat
         free["claims"][c]["passed"] for c in LD.MEASURED if c != "7"]  # fmt: skip
     assert LD.judged_again(got["results"]) == []  # read back (nan restored): nothing more changes
     texts = [t.get_text() for t in LD._fig_map(got["results"]).axes[0].texts]
-    assert [t for t in texts if "judged again" in t] == ["n/a\n(judged again)"]  # the map marks the cell
+    assert [t for t in texts if "judged again" in t] == ["n/a: 1 set of 8\nbad heads\n(judged again)"]  # and why
     md = (out / "ladder.md").read_text()
     assert f"*Judged again by attnsim {__version__} under its rule that {LD.RULE_7}, from the screening" in md
-    assert "claim 7: ✓ 1.00 vs 0.00 (p 0.014; 8 random 0.50) → n/a.*" in md and "nan" in md  # claim 6's p
+    assert "claim 7: ✓ 7 + 1: 1.00 vs 8 bad: 0.00 (p 0.014; 8 random 0.50) → n/a.*" in md and "nan" in md  # claim 6's p
     assert md.strip() in (out / "report.md").read_text()
     held, fail, na = LD.map_counts(got["results"])  # the headline: rung 0's checks, and the map's counts
     agree = sum(c["passed"] for c in got["checks"])

@@ -1,8 +1,8 @@
-"""The validity map of the README: how the agreement of theory and simulation on
+"""The regime map of the README: how the agreement of theory and simulation on
 copy(60, 40) degrades with learning rate, batch size, init scale and optimizer.
 
-    python docs/validity_map.py              # writes docs/validity_map.{png,json}, ~3 minutes
-    python docs/validity_map.py --plot-only  # redraws the figure from the JSON
+    python docs/regime_map.py              # writes docs/regime_map.{png,json}, ~3 minutes
+    python docs/regime_map.py --plot-only  # redraws the figure from the JSON
 
 Each point is one `attnsim.compare` run (seed 0) over τ = lr·steps up to 6000. Two
 numbers per run:
@@ -61,8 +61,8 @@ def one(**kw):
 
 
 def main():
-    if "--plot-only" in sys.argv:  # redraw from docs/validity_map.json
-        with open(os.path.join(HERE, "validity_map.json")) as f:
+    if "--plot-only" in sys.argv:  # redraw from docs/regime_map.json
+        with open(os.path.join(HERE, "regime_map.json")) as f:
             draw(json.load(f))
         return
     rows = {}
@@ -73,7 +73,7 @@ def main():
             print(
                 axis, v, {k: rows[axis][-1][k] for k in ("reduced_max_gap", "two_stage_early_error")}, file=sys.stderr
             )
-    with open(os.path.join(HERE, "validity_map.json"), "w") as f:
+    with open(os.path.join(HERE, "regime_map.json"), "w") as f:
         json.dump(rows, f, indent=1)
     draw(rows)
 
@@ -119,7 +119,7 @@ def draw(rows):
     handles, labels = axs[0].get_legend_handles_labels()  # one legend, below the panels, hiding no line
     fig.legend(handles, labels, loc="outside lower center", ncols=2, fontsize=8)
     FigureCanvasAgg(fig)
-    fig.savefig(os.path.join(HERE, "validity_map.png"), dpi=110)
+    fig.savefig(os.path.join(HERE, "regime_map.png"), dpi=110)
 
 
 if __name__ == "__main__":
