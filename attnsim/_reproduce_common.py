@@ -296,8 +296,12 @@ def _agreement_table(blocks) -> str:
                 f"| {name} | {r['pair']} | {r['top5_match']:.3f} | {r['chance_top5']:.3f} | {r['kendall_tau']:.3f} "
                 f"| {r['chance_kendall']:.3f} |"
             )
-    out += ["", "| task | ξ(β^uf) | ξ(β^px) | ξ(Δ) | ξ* |", "|---|---:|---:|---:|---:|"]
+    # ξ(X) and the agreement A(α, X) of the final attention with X that it is read at
+    out += ["", "| task | ξ(β^uf) | ξ(β^px) | ξ(Δ) | ξ* | A(α, β^uf) | A(α, β^px) | A(α, Δ) |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    keys = ("ξ(β^uf)", "ξ(β^px)", "ξ(Δ)")
     for name, b in blocks.items():
-        xs = " | ".join(f"{b['xi'][k]['xi']:.3f}" for k in ("ξ(β^uf)", "ξ(β^px)", "ξ(Δ)"))
-        out.append(f"| {name} | {xs} | {b['xi_star']:.3f} |")
+        xs = " | ".join(f"{b['xi'][k]['xi']:.3f}" for k in keys)
+        agree = " | ".join(f"{b['xi'][k]['agreement_with_final_attention']:.3f}" for k in keys)
+        out.append(f"| {name} | {xs} | {b['xi_star']:.3f} | {agree} |")
     return "\n".join(out)
