@@ -405,11 +405,13 @@ def _text(
         for r in by_vocab
     )
     width_rows = "\n".join(f"| {r['hidden']} | {_rate(r['permutation'])} | {_rate(r['40_of_60'])} |" for r in by_width)
-    multihead = _multihead_text(mh, checks[-1], r71, r8b, apart) if mh is not None else (
-        "**Several heads on the GRU model**: the authors' protocol (candidate heads screened on three data seeds, then "
-        "7 bad + 1 good against 8 bad against 8 random) is not run at these sizes: at the paper's sizes its "
-        "screening alone is 40 candidate heads × 3 data seeds, 120 single-head runs; `attnsim reproduce rnn --full` "
-        "runs it at d 256."
+    protocol = ("**Several heads on the GRU model**: the authors' protocol (candidate heads screened on three data "
+                "seeds, then 7 bad + 1 good against 8 bad against 8 random) ")  # fmt: skip
+    multihead = _multihead_text(mh, checks[-1], r71, r8b, apart) if mh is not None else protocol + (
+        "was not run in this call (its screening alone is 40 candidate heads × 3 data seeds, 120 single-head runs "
+        "at d 256; `python docs/rnn_multihead.py` runs it alone)." if full else
+        "is not run at these sizes: at the paper's sizes its screening alone is 40 candidate heads × 3 data seeds, "
+        "120 single-head runs; `attnsim reproduce rnn --full` runs it at d 256."
     )  # fmt: skip
     sweeps = f"""| V (length 40) | free-logit theory | learned | median step learned |
 |---|---|---:|---:|
