@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -172,6 +173,21 @@ def _figure(w, h, n=1, m=1):
 
     fig = Figure(figsize=(w, h), layout="constrained")
     return fig, fig.subplots(n, m, squeeze=False)
+
+
+CURVE_KEYS = ("acc", "ktiw_acc", "attn_acc")  # what a learning-curve figure draws
+
+
+def kept_curves(runs, keys=CURVE_KEYS) -> list[dict]:
+    """Each run's learning curves as results.json keeps them (whether it learned, its logged
+    steps and the metrics ``keys``), so that a figure can be drawn again with nothing trained."""
+    return [{"learned": bool(r.success), "step": [int(v) for v in r.history["step"]],
+             **{k: [float(v) for v in r.history[k]] for k in keys}} for r in runs]  # fmt: skip
+
+
+def curve_runs(kept: list[dict]) -> list:
+    """`kept_curves`' records as what `_curve_panel` draws (``.success``, ``.history``)."""
+    return [SimpleNamespace(success=c["learned"], history=c) for c in kept]
 
 
 def _curve_panel(a, runs, key, title, ylabel, what, failed="stuck") -> None:

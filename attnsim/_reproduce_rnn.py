@@ -31,6 +31,8 @@ from ._reproduce_common import (
     _legend_below,
     _verdict,
     _wilson,
+    curve_runs,
+    kept_curves,
     rescue_kinds,
 )
 from ._train import train_many
@@ -100,12 +102,13 @@ def _copy_runs(V, d, seeds, steps, say, log_every=10):
     return train_many(cfg, task, range(seeds), steps=steps, log_every=log_every, progress=say.bar, **RNN_ADAM)
 
 
-def _multihead(sizes: Sizes, say, screening: dict | None = None, done: dict | None = None) -> tuple[dict, list]:
-    """The authors' protocol on their GRU model: candidates screened, then 8-head models.
-    ``screening`` (the ``"screening"`` entry of an earlier result with these sizes) skips
-    the single-head runs: the 8-head models are then those its numbers choose. ``done``
-    (an earlier result's ``"eight_heads"``): a kind whose models have the same heads there
-    is taken from it, marked ``"reused"``, and has no curves here."""
+def _multihead(sizes: Sizes, say, screening: dict | None = None, done: dict | None = None) -> dict:
+    """The authors' protocol on their GRU model: candidates screened, then 8-head models
+    (each kind with its models' token-accuracy curves, `kept_curves`). ``screening`` (the
+    ``"screening"`` entry of an earlier result with these sizes) skips the single-head runs:
+    the 8-head models are then those its numbers choose. ``done`` (an earlier result's
+    ``"eight_heads"``): a kind whose models have the same heads there is taken from it,
+    marked ``"reused"`` (with the curves it kept, if any)."""
     task = copy(40, L)
     d, steps = sizes.rnn_mh_dim, sizes.rnn_steps
     cfg1 = RNNConfig.for_task(task, cell="gru", hidden=d, shared_embedding=False)
@@ -141,7 +144,7 @@ def _multihead(sizes: Sizes, say, screening: dict | None = None, done: dict | No
     bad, criterion = bad_heads(acc, ok)
     streams = {"8 bad": [777, 1], "7 bad + 1 good": [777, 2], "8 random": 777}  # one kind's whatever the others'
     kinds = rescue_kinds(bad, good, len(cands), sizes.rnn_combos, lambda kind: np.random.default_rng(streams[kind]))
-    eight, curves = {}, []
+    eight = {}
     for name, combos in kinds.items():
         heads = [[int(h) for h in c] for c in combos]
         if done and name in done and done[name]["heads"] == heads:
@@ -154,9 +157,8 @@ def _multihead(sizes: Sizes, say, screening: dict | None = None, done: dict | No
             progress=say.bar, **RNN_ADAM,
         )  # fmt: skip
         k = int(sum(r.success for r in runs))
-        eight[name] = {"heads": heads, "learned": k, "runs": len(runs),
-                       "success_rate": k / len(runs), "interval": _wilson(k, len(runs))}  # fmt: skip
-        curves.append((name, runs))
+        eight[name] = {"heads": heads, "learned": k, "runs": len(runs), "success_rate": k / len(runs),
+                       "interval": _wilson(k, len(runs)), "curves": kept_curves(runs, ("acc",))}  # fmt: skip
     res = {
         "settings": {"hidden": d, "cell": "gru", "heads": 8, "shared_embedding": False, "steps": steps, **RNN_ADAM,
                      "base_seed": BASE_SEED, "data_seeds": list(DATA_SEEDS)},
@@ -165,7 +167,7 @@ def _multihead(sizes: Sizes, say, screening: dict | None = None, done: dict | No
                       "final_acc": acc.tolist(), "final_attn_acc": attn.tolist(), "success": ok.tolist()},
         "eight_heads": eight,
     }  # fmt: skip
-    return res, curves
+    return res
 
 
 def multihead_verdict(mh) -> tuple[dict | None, float, float, bool]:
@@ -212,7 +214,7 @@ def section_rnn(sizes: Sizes, say) -> Section:
             row[name] = _summary(runs)
         by_width.append(row)
 
-    mh, mh_curves = _multihead(sizes, say) if sizes.rnn_candidates > 0 else (None, [])
+    mh = _multihead(sizes, say) if sizes.rnn_candidates > 0 else None
     mh_check, r71, r8b, apart = multihead_verdict(mh)
 
     stuck_attn = float(np.median(perm["stuck_attn_acc"])) if perm["stuck_attn_acc"] else float("nan")
@@ -255,17 +257,28 @@ def section_rnn(sizes: Sizes, say) -> Section:
         checks.append(mh_check)
     results = {
         "settings": {"hidden": d, "steps": steps, "seeds": n, **RNN_ADAM, "dtype": "float32", "length": L},
-        "copy": {"permutation_40": perm, "40_of_60": easy, "theory_hard": {str(k): v for k, v in verdict.items()}},
+        "copy": {"permutation_40": perm, "40_of_60": easy, "theory_hard": {str(k): v for k, v in verdict.items()},
+                 "curves": {"permutation_40": kept_curves(runs_p), "40_of_60": kept_curves(runs_e)}},
         "by_vocab": by_vocab, "by_width": by_width, "multihead": mh,
     }  # fmt: skip
-    figs = {"rnn_copy.png": _fig_copy(runs_p, runs_e, d)}
-    if swept:
-        figs["rnn_sweeps.png"] = _fig_sweeps(by_vocab, by_width, steps)
-    if mh is not None:
-        figs["rnn_multihead.png"] = _fig_multihead(mh_curves)
     text = section_text(sizes.full, results, checks)
-    return Section("rnn", "The authors' recurrent seq2seq (rung 2)", results, figs, checks, text,
+    return Section("rnn", "The authors' recurrent seq2seq (rung 2)", results, section_figures(results), checks, text,
                    time.perf_counter() - t0)  # fmt: skip
+
+
+def section_figures(results: dict) -> dict:
+    """The section's figures from its results alone: the copy curves and the 8-head models'
+    kept in them (`kept_curves`), the sweeps' rates. A kind of 8-head models without curves
+    (reused from a result that did not keep them) has no panel."""
+    curves = results["copy"]["curves"]
+    figs = {"rnn_copy.png": _fig_copy(curve_runs(curves["permutation_40"]), curve_runs(curves["40_of_60"]),
+                                      results["settings"]["hidden"])}  # fmt: skip
+    if results["by_vocab"] and results["by_width"]:
+        figs["rnn_sweeps.png"] = _fig_sweeps(results["by_vocab"], results["by_width"], results["settings"]["steps"])
+    mh = results["multihead"]
+    if mh is not None:
+        figs["rnn_multihead.png"] = multihead_figure(mh)
+    return figs
 
 
 # ----------------------------------------------------------------------------- figures
@@ -311,6 +324,11 @@ def _fig_sweeps(by_vocab, by_width, steps):
     a.grid(alpha=0.3)
     a.legend(fontsize=8, loc="lower right")
     return fig
+
+
+def multihead_figure(mh: dict):
+    """The 8-head models' token accuracy, a panel per kind whose curves its result keeps."""
+    return _fig_multihead([(k, curve_runs(v["curves"])) for k, v in mh["eight_heads"].items() if "curves" in v])
 
 
 def _fig_multihead(curves):

@@ -7,6 +7,7 @@ rnn_sweeps.png, results.json).
 
     python docs/rnn_d256.py          # about an hour on 2 cores
     python docs/rnn_d256.py --text   # the text again from results.json, without training
+    python docs/rnn_d256.py --figures  # the figures again from results.json (its kept curves)
 """
 
 import dataclasses
@@ -16,7 +17,7 @@ import os
 import sys
 
 from attnsim._reproduce import Sizes, _report, _write_files, reproduce
-from attnsim._reproduce_rnn import section_text
+from attnsim._reproduce_rnn import section_figures, section_text
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "rnn_d256")
@@ -24,11 +25,17 @@ OUT = os.path.join(HERE, "rnn_d256")
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(message)s")  # a line per stage, and the bar's lines
     sizes = dataclasses.replace(Sizes.full_sizes(), rnn_candidates=0)
-    if sys.argv[1:] == ["--text"]:
+    if sys.argv[1:] in (["--text"], ["--figures"]):
         with open(os.path.join(OUT, "results.json"), encoding="utf-8") as fh:
             doc = json.load(fh)
         sec = doc["sections"]["rnn"]
-        _write_files(OUT, {"rnn.md": section_text(sizes.full, sec["results"], sec["checks"]).strip() + "\n"})
-        _write_files(OUT, {"report.md": _report(doc, OUT)})
+        if sys.argv[1] == "--figures":
+            if "curves" not in sec["results"]["copy"]:
+                sys.exit(f"{OUT}/results.json keeps no learning curves (written before they were kept): run the "
+                         "script to train them")  # fmt: skip
+            _write_files(OUT, section_figures(sec["results"]))
+        else:
+            _write_files(OUT, {"rnn.md": section_text(sizes.full, sec["results"], sec["checks"]).strip() + "\n"})
+            _write_files(OUT, {"report.md": _report(doc, OUT)})
     else:
         reproduce(OUT, "rnn", sizes=sizes, progress=True, force=True)

@@ -8,6 +8,8 @@ docs/rnn_multihead/ (report.md, rnn_multihead.png, results.json).
     python docs/rnn_multihead.py          # about 1.5 hours on 2 cores
     python docs/rnn_multihead.py --reuse-screening   # the 8-head models again, from the
                                                      # screening in docs/rnn_multihead/results.json
+    python docs/rnn_multihead.py --figure            # the figure again from the curves results.json
+                                                     # keeps, nothing trained
 
 Beside the section's text, the report measures whether a head's fate is its own: how often
 a candidate's three data seeds agree (all learn or none), against how often they would if
@@ -24,7 +26,7 @@ import numpy as np
 
 from attnsim._outputs import claim
 from attnsim._reproduce import Sizes, _Say, _write_files
-from attnsim._reproduce_rnn import _fig_multihead, _multihead, _multihead_text, multihead_verdict
+from attnsim._reproduce_rnn import _multihead, _multihead_text, multihead_figure, multihead_verdict
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -39,6 +41,14 @@ def agreement(success) -> dict:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if sys.argv[1:] == ["--figure"]:
+        path = os.path.join(HERE, "rnn_multihead", "results.json")
+        with open(path, encoding="utf-8") as fh:
+            kept = json.load(fh)["multihead"]
+        if not any("curves" in v for v in kept["eight_heads"].values()):
+            sys.exit(f"{path} keeps no learning curves (written before they were kept): run the script to train them")
+        _write_files(os.path.dirname(path), {"rnn_multihead.png": multihead_figure(kept)})
+        sys.exit(0)
     out = claim(os.path.join(HERE, "rnn_multihead"), "reproduce", force=True)
     sizes = Sizes.full_sizes()
     screening, before, done = None, 0.0, None
@@ -48,7 +58,7 @@ if __name__ == "__main__":
         screening, before = old["multihead"]["screening"], old["screening_seconds"]
         done = old["multihead"]["eight_heads"]
     t0 = time.perf_counter()
-    mh, curves = _multihead(sizes, _Say(True, bar=True), screening=screening, done=done)
+    mh = _multihead(sizes, _Say(True, bar=True), screening=screening, done=done)
     reused = [k for k, v in mh["eight_heads"].items() if v.get("reused")]
     kept = f", and its models of {' and '.join(reused)}, which have the same heads" if reused else ""
     check, r71, r8b, apart = multihead_verdict(mh)
@@ -73,7 +83,7 @@ if __name__ == "__main__":
         "elapsed_seconds": elapsed,
         "screening_seconds": before if screening else None,
     }
-    _write_files(out, {"rnn_multihead.png": _fig_multihead(curves), "report.md": text.strip() + "\n"})
+    _write_files(out, {"rnn_multihead.png": multihead_figure(mh), "report.md": text.strip() + "\n"})
     _write_files(out, {"results.json": doc})
     print(text)
     print(json.dumps(check))

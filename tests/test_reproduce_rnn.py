@@ -36,6 +36,10 @@ def test_numbers_are_those_of_independent_runs(section):
     assert res["permutation_40"]["learned"] == sum(r.success for r in alone)
     stuck = [float(r.final()["attn_acc"]) for r in alone if not r.success]
     assert res["permutation_40"]["stuck_attn_acc"] == stuck
+    for kept, run in zip(res["curves"]["permutation_40"], alone, strict=True):  # the figure's curves are theirs
+        assert kept["learned"] == run.success and kept["step"] == run.history["step"].tolist()
+        for key in ("acc", "ktiw_acc", "attn_acc"):
+            assert kept[key] == run.history[key].tolist()
     w4 = next(r for r in section.results["by_width"] if r["hidden"] == 4)["40_of_60"]
     cfg4 = at.RNNConfig.for_task(at.tasks.copy(60, 40), hidden=4)
     two = [at.train(cfg4, at.tasks.copy(60, 40), seed=s, steps=20, log_every=10, **RNN_ADAM) for s in range(2)]
@@ -76,6 +80,26 @@ def test_verdicts_follow_their_numbers(section):
         assert checks[-1]["passed"] == want
     else:  # too few bad or good heads: the report says the comparison cannot be made
         assert not checks[-1]["passed"] and "the comparison cannot be made" in section.text
+
+
+def test_the_figures_are_drawn_again_from_the_results_alone(section, tmp_path):
+    """The learning curves the figures draw are kept in the results (the copy runs', and each
+    kind of 8-head models'), so `section_figures` on results.json read back draws the
+    section's figures bit for bit, with nothing trained."""
+    import json
+
+    from attnsim._outputs import save_figure
+    from attnsim._reproduce_rnn import section_figures
+
+    back = json.loads(json.dumps(section.results))
+    for kind in back["multihead"]["eight_heads"].values():
+        assert len(kind["curves"]) == kind["runs"] and sum(c["learned"] for c in kind["curves"]) == kind["learned"]
+    again = section_figures(back)
+    assert set(again) == set(section.figures)
+    for name, fig in again.items():
+        save_figure(section.figures[name], tmp_path / f"a-{name}")
+        save_figure(fig, tmp_path / f"b-{name}")
+        assert (tmp_path / f"a-{name}").read_bytes() == (tmp_path / f"b-{name}").read_bytes(), name
 
 
 def test_default_sizes_leave_out_what_the_headline_holds():
