@@ -330,7 +330,7 @@ def judge_ladder_again(out) -> list[dict]:
     try:  # everything is computed before anything is written
         changed = judged_again(ladder["results"])
         sec = ladder_section(ladder["results"], ladder["elapsed_seconds"])
-    except (KeyError, IndexError, TypeError, AttributeError, ValueError) as err:  # damage _read_results cannot see
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError, ZeroDivisionError) as err:  # damage unseen
         raise ValueError(f"{os.path.join(out, 'results.json')}: its ladder section cannot be judged again: it is "
                          f"damaged, or not attnsim's ({type(err).__name__}: {err})") from None  # fmt: skip
     _write_section(doc, out, sec)
