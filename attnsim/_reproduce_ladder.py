@@ -841,6 +841,11 @@ RULES = {
 }  # fmt: skip
 
 
+# what `judged_again` reads, per claim, as the report says it
+_KEPT_FOR = {"3": "claim 3's counts", "5": "each keyword's first attended save and rate",
+             "7": "the screening and the 8-head models' outcomes"}  # fmt: skip
+
+
 def judged_again(results: dict) -> list[dict]:
     """Judge a finished ladder's claims 3, 5 and 7 again, in place, by this attnsim's rules
     (`ktiw_cell`, `order_cell`, `rescue_cell`; `RULES`) from the numbers its results keep
@@ -1055,8 +1060,11 @@ def section_text(results: dict) -> str:
                "measurements of where the story carries over, not checks of attnsim.")  # fmt: skip
     again = "".join(
         f"\n\n*Judged again by {j['by']}"
-        + (f" under its rule that {j['rule']}" if j.get("rule") else "")
-        + ", from the screening and the 8-head models' outcomes that these results keep (nothing retrained): "
+        + (f" under its rule{'s' * (len({ch['claim'] for ch in j['changed']}) > 1)} that {j['rule']}"
+           if j.get("rule") else "")
+        + ", from what these results keep ("
+        + "; ".join(_KEPT_FOR[c] for c in sorted({ch["claim"] for ch in j["changed"]}))
+        + "; nothing retrained): "
         + "; ".join(f"{c['rung']}, claim {c['claim']}: {c['was']} → {c['now']}" for c in j["changed"]) + ".*"
         for j in results.get("judged_again", [])
     )  # fmt: skip

@@ -660,7 +660,10 @@ def test_a_finished_ladder_is_judged_again_from_its_kept_models(section, tmp_pat
     texts = [t.get_text() for t in LD._fig_map(got["results"]).axes[0].texts]
     assert [t for t in texts if "judged again" in t] == ["n/a: 1 set of 8\nbad heads\n(judged again)"]  # and why
     md = (out / "ladder.md").read_text()
-    assert f"*Judged again by attnsim {__version__} under its rule that {LD.RULE_7}, from the screening" in md
+    assert (
+        f"*Judged again by attnsim {__version__} under its rule that {LD.RULE_7}, from what these results keep "
+        "(the screening and the 8-head models' outcomes; nothing retrained)"
+    ) in md
     assert "claim 7: ✓ 7 + 1: 1.00 vs 8 bad: 0.00 (p 0.014; 8 random 0.50) → n/a.*" in md and "nan" in md  # claim 6's p
     assert md.strip() in (out / "report.md").read_text()
     held, fail, na = LD.map_counts(got["results"])  # the headline: rung 0's checks, and the map's counts
