@@ -972,6 +972,8 @@ _NA_SHORT = (
     (r"hold (\d+) distinct head sets?", r"\1 set(s) of 8 bad heads"),
     (r"no copy task", "no copy task"),
     (r"one attention head", "one head"),
+    (r"(\d+) of \d+ keywords were attended, at (\d+) distinct save steps?", r"\1 words at \2 save(s)"),
+    (r"no run learned", "no run learned"),
 )
 # each claim's bar in a few words, under its column of the map (`THRESHOLDS` in full)
 _BARS = {
@@ -986,8 +988,8 @@ def na_short(why: str) -> str:
     for pattern, gist in _NA_SHORT:
         m = re.search(pattern, why)
         if m:
-            gist = re.sub(r"\b1 set\(s\)", "1 set", m.expand(gist))
-            return "n/a: " + gist.replace("set(s)", "sets")
+            gist = re.sub(r"\b1 (set|save)\(s\)", r"1 \1", m.expand(gist))
+            return "n/a: " + gist.replace("(s)", "s")
     return "n/a"
 
 

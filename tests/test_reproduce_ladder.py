@@ -568,6 +568,7 @@ def test_the_order_keeps_words_never_attended_and_knows_when_saves_cannot_order(
     two_saves = {**in_order, "first_step": [10.0] * 4 + [20.0] * 4}  # in order, but the saves tie 4 and 4
     cell, why = LD.order_cell(two_saves)
     assert cell is None and "2 distinct save steps" in why and "cannot order them" in why
+    assert LD.na_short(why) == "n/a: 8 words at 2 saves"  # the map's cell says why in a few words
     assert LD.order_cell({**in_order, "first_step": [None] * 8})[0] is None  # nothing attended
     assert LD.ktiw_cell(0, 0) == (None, "no run learned, so there is no learned run to order")
     assert LD.ktiw_cell(4, 5)[0]["passed"] and not LD.ktiw_cell(3, 5)[0]["passed"]
