@@ -328,10 +328,7 @@ def _fig_sweeps(by_vocab, by_width, steps):
 
 def multihead_figure(mh: dict):
     """The 8-head models' token accuracy, a panel per kind whose curves its result keeps."""
-    return _fig_multihead([(k, curve_runs(v["curves"])) for k, v in mh["eight_heads"].items() if "curves" in v])
-
-
-def _fig_multihead(curves):
+    curves = [(k, curve_runs(v["curves"])) for k, v in mh["eight_heads"].items() if "curves" in v]
     fig, ax = _figure(5.5 * max(len(curves), 1), 4, 1, max(len(curves), 1))
     ax = np.atleast_1d(ax).ravel()
     for a, (name, runs) in zip(ax, curves, strict=False):
