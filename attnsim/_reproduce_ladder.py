@@ -566,7 +566,9 @@ def rescue_cell(screening: dict, rows: dict | None, steps: int) -> tuple[dict | 
     screening found fewer than 8 bad heads or no good one; when no 8-head model of any kind
     learned (the budget, not the heads, decides); or when the 8-bad models hold fewer than
     `RESCUE_MIN_SETS` distinct sets of heads (with exactly 8 bad heads they are one set, and
-    Fisher's test would count the luck of their data streams as evidence about heads)."""
+    Fisher's test would count the luck of their data streams as evidence about heads). The
+    7 + 1 kind needs no such rule: 8 distinct sets of 8 bad heads need 9 bad heads or more, and
+    then its models are drawn from at least C(9, 7) = 36 sets (16 draws hold 13 on average)."""
     n, good, bad = screening["candidates"], screening["good"], screening["bad"]
     if rows is None or len(bad) < 8 or len(good) < 1:
         return None, (f"the screening found {len(good)} good and {len(bad)} bad heads of {n} (learned on every / "
