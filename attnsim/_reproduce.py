@@ -26,6 +26,7 @@ from ._reproduce_ladder import (
     kept_rungs,
     ladder_section,
     map_counts,
+    partial_full,
     results_damage,
     section_ladder,
 )
@@ -224,6 +225,13 @@ def reproduce(
         raise ValueError(
             f"{out} holds a report at the {size[doc.get('full', False)]} sizes ({', '.join(others)}); one report "
             f"has one set of sizes: choose another --out for the {size[sizes.full]} ones"
+        )
+    begun = partial_full(os.path.join(out, PARTIAL))  # an unfinished ladder there fixes the report's sizes
+    if begun is not None and begun != sizes.full:
+        size = {True: "--full", False: "default"}
+        raise ValueError(
+            f"{out} holds an unfinished ladder at the {size[begun]} sizes ({PARTIAL}); one report has one set of "
+            f"sizes: choose another --out for the {size[sizes.full]} ones, or go on with the ladder"
         )
     if "ladder" in names:  # the rungs an interrupted ladder finished must be this run's (else refused now)
         kept_rungs(os.path.join(out, PARTIAL), sizes)
