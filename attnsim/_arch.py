@@ -134,8 +134,16 @@ class ArchConfig:
         return [f for f in dataclasses.fields(cls) if f.name not in SHAPES]
 
     @classmethod
-    def _refuse_unknown(cls, options) -> None:
-        """ValueError naming the model's options when ``options`` holds one it does not have."""
+    def _check_for_task(cls, options, task) -> None:
+        """ValueError when ``task`` (`for_task`'s) is not a task, or naming the model's options
+        when ``options`` holds one it does not have."""
+        from .tasks import Task
+
+        if not isinstance(task, Task):
+            raise ValueError(
+                f"{cls.__name__}.for_task takes a task (attnsim.tasks.copy(...), keyword(...), ...), got "
+                f"{type(task).__name__} {task!r}"
+            )
         known = [f.name for f in cls.options()]
         unknown = [k for k in options if k not in known]
         if unknown:

@@ -92,12 +92,21 @@ def _add_out_args(p, what) -> None:
     p.add_argument("--force", action="store_true", help=f"replace an earlier {what} in DIR (never another kind)")
 
 
-def _add_model_args(p, attention_choices=None) -> None:
-    """--model and every registered architecture's options (its config's fields besides the
-    task's shapes: --heads, --attention, --dtype, and each model's own, e.g. --dim)."""
+def _theory_models() -> tuple[str, ...]:
+    """The architectures whose effective tables the theory reads (theory and compare take
+    only these)."""
     from . import _arch
 
-    archs = [_arch.get(n) for n in _arch.names()]
+    return tuple(n for n in _arch.names() if _arch.get(n).effective_tables is not None)
+
+
+def _add_model_args(p, attention_choices=None, models=None) -> None:
+    """--model and every registered architecture's options (its config's fields besides the
+    task's shapes: --heads, --attention, --dtype, and each model's own, e.g. --dim);
+    ``models``: only these architectures (a command that takes no others)."""
+    from . import _arch
+
+    archs = [_arch.get(n) for n in _arch.names() if models is None or n in models]
     p.add_argument(
         "--model", choices=[a.name for a in archs], default="free", metavar="MODEL",
         help="; ".join(f"{a.name}: {a.title}" for a in archs) + " [free]",
@@ -132,7 +141,7 @@ def _add_model_args(p, attention_choices=None) -> None:
                         notes.append(f"{a.name}: {' or '.join(theirs)} [{g.default}]")
                     elif theirs is None and g.default != f.default and g.default is not dataclasses.MISSING:
                         notes.append(f"{a.name}'s default: {str(g.default).lower()}")
-            if notes:
+            if notes and not (f.name == "attention" and attention_choices is not None):
                 helptext += " (" + "; ".join(notes) + ")"
             p.add_argument(
                 "--" + f.name.replace("_", "-"), type=conv, default=None, choices=choices, help=helptext,
@@ -220,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_task_args(th)
     _add_out_args(th, "theory result")
-    _add_model_args(th, attention_choices=("positional", "content", "both"))
+    _add_model_args(th, attention_choices=("positional", "content", "both"), models=_theory_models())
     th.add_argument(
         "--scale", type=_number, default=0.01, help="init scale, for the saddle's escape time and the dot head [0.01]"
     )
@@ -235,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_task_args(c)
     _add_out_args(c, "comparison")
-    _add_model_args(c, attention_choices=("positional", "content", "both"))
+    _add_model_args(c, attention_choices=("positional", "content", "both"), models=_theory_models())
     _add_training_args(
         c,
         None,
@@ -748,6 +757,8 @@ def cmd_gradcheck(args) -> int:
 
     if args.trials < 1:
         raise BadInput(f"attnsim gradcheck: --trials must be >= 1, got {args.trials}")
+    if args.seed < 0:
+        raise BadInput(f"attnsim gradcheck: --seed must be >= 0, got {args.seed}")
     from . import _arch
 
     for name in args.model or []:

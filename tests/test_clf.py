@@ -18,6 +18,9 @@ def test_config_refuses_what_it_cannot_build():
         at.ClassifierConfig(vocab_in=5, vocab_out=2, src_len=3, tgt_len=1, hidden=0)
     with pytest.raises(ValueError, match="'heads' is not an option of the model 'clf'"):
         at.ClassifierConfig.for_task(at.tasks.keyword(5, 3), heads=2)
+    for config in (at.ModelConfig, at.DotConfig, at.RNNConfig, at.ClassifierConfig):  # a task's name is not a task
+        with pytest.raises(ValueError, match=f"{config.__name__}.for_task takes a task .*got str 'keyword'"):
+            config.for_task("keyword")
 
 
 def test_shapes_are_the_authors():

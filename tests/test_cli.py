@@ -71,6 +71,7 @@ BAD = [
     (["run", "copy", "--steps", "abc"], "argument --steps: expected an integer, got 'abc'"),
     (["run", "copy", "--steps", "-5"], "--steps must be >= 0"),
     (["run", "nosuch"], "invalid choice: 'nosuch'"),
+    (["theory", "copy", "--model", "rnn"], "argument --model: invalid choice: 'rnn' (choose from 'free', 'dot')"),
     (["run", "copy", "--heads", "0"], "heads must be a positive integer"),
     (["run", "text"], "--path FILE is required"),
     (["run", "copy", "--path", "x.txt"], "attnsim run copy: --path does not apply to the task 'copy'"),
@@ -382,3 +383,11 @@ def test_theory_and_compare_of_a_text_task_without_gold(tmp_path, capsys):
     assert ag["simulated"]["final_top_mass"] > 0.6
     assert 0.5 < ag["two_stage"]["time_ratio"] < 2  # the closed form's clock, on data it was not fitted to
     assert (cmp / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_gradcheck_refuses_bad_counts_in_one_line(capsys):
+    bad = ((["--seed", "-1"], "--seed must be >= 0, got -1"), (["--trials", "0"], "--trials must be >= 1"))
+    for argv, message in bad:
+        assert main(["gradcheck", *argv]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("attnsim gradcheck: ") and message in err

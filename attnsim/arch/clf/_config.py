@@ -148,5 +148,5 @@ class ClassifierConfig(ArchConfig):
     @classmethod
     def for_task(cls, task, **kw) -> ClassifierConfig:
         """The config whose shapes match ``task`` (one label of two classes per sequence)."""
-        cls._refuse_unknown(kw)
+        cls._check_for_task(kw, task)
         return cls(vocab_in=task.vocab_in, vocab_out=task.vocab_out, src_len=task.src_len, tgt_len=task.tgt_len, **kw)

@@ -157,7 +157,7 @@ class DotConfig(ArchConfig):
     def for_task(cls, task, heads: int = 1, attention: str | None = None, **kw) -> DotConfig:
         """The config whose shapes match ``task`` (attention defaults to the task's own:
         positional for sequence tasks, content for classification)."""
-        cls._refuse_unknown(kw)
+        cls._check_for_task(kw, task)
         return cls(
             vocab_in=task.vocab_in,
             vocab_out=task.vocab_out,

@@ -107,7 +107,7 @@ class ModelConfig(ArchConfig):
     @classmethod
     def for_task(cls, task, heads: int = 1, attention: str | None = None, **kw) -> ModelConfig:
         """The config whose shapes match ``task`` (attention defaults to the task's own)."""
-        cls._refuse_unknown(kw)
+        cls._check_for_task(kw, task)
         return cls(
             vocab_in=task.vocab_in,
             vocab_out=task.vocab_out,

@@ -187,6 +187,6 @@ class RNNConfig(ArchConfig):
     def for_task(cls, task, **kw) -> RNNConfig:
         """The config whose shapes match ``task`` (a shared embedding when the task's two
         vocabularies are one, else one each)."""
-        cls._refuse_unknown(kw)
+        cls._check_for_task(kw, task)
         kw.setdefault("shared_embedding", task.vocab_in == task.vocab_out)
         return cls(vocab_in=task.vocab_in, vocab_out=task.vocab_out, src_len=task.src_len, tgt_len=task.tgt_len, **kw)
