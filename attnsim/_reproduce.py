@@ -133,7 +133,10 @@ def checks_summary(doc: dict) -> str:
     ladder = doc["sections"].get("ladder")
     if ladder is not None:
         held, fail, na = map_counts(ladder["results"])
-        text += f" (the ladder's are rung 0's); the validity map: {held} cells hold, {fail} fail, {na} n/a"
+        text += (
+            f" (the ladder's are rung 0's: its claims 5 and 6 are attnsim's theory's, not the paper's); the "
+            f"validity map: {held} cells hold, {fail} fail, {na} n/a"
+        )
     return text
 
 

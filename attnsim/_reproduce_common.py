@@ -21,7 +21,7 @@ SIM, THEORY, GOOD, BAD = "C0", "C3", "C2", "C1"
 
 @dataclass(frozen=True)
 class Sizes:
-    """How much each section runs: ``Sizes.default()`` (< 2 minutes on 2 cores) or
+    """How much each section runs: ``Sizes.default()`` (the paper's sections in about 4 minutes on 2 cores) or
     ``Sizes.full()`` (the paper's sizes)."""
 
     full: bool
