@@ -42,7 +42,7 @@ __all__ = [
     "train",
     "train_many",
 ]
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 
 def models() -> list[str]:
