@@ -192,7 +192,8 @@ def claim(out, kind: str, force: bool = False) -> str:
     clash = [n for n in KINDS[kind][1] if os.path.exists(os.path.join(out, n))]
     if clash:
         raise ValueError(
-            f"{out} already holds {', '.join(clash)}; pass --force (from Python, force=True) to replace, or choose another --out"
+            f"{out} already holds {', '.join(clash)}; pass --force (from Python, force=True) to replace, or choose "
+            "another --out"
         )
     return out
 

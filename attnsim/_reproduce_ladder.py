@@ -130,9 +130,9 @@ def breaks(key: str) -> str:
         return "none: it is the paper's approximation"
     if key.startswith("dot"):
         rho = float(key[3:])
-        own = (f"1 too: a source state carries ρ/2 = {rho / 2:g} of each neighbour's word" if rho else
-               "it keeps 1, and equals rung 0 at its effective tables, learned jointly")  # fmt: skip
-        return f"2 (its logits are dot products of learned embeddings); {own}"
+        own = f", and a source state carries ρ/2 = {rho / 2:g} of each neighbour's word" if rho else ""
+        return ("2 (its logits are dot products of learned embeddings), and 1 through its values, which carry each "
+                f"position's place as well as its word{own}")  # fmt: skip
     if key == "lstm":
         return (
             "1 and 2 entirely: states carry their prefix, and the logits come from the decoder's and encoder's states"
@@ -713,11 +713,27 @@ def kept_rungs(keep, sizes: Sizes) -> dict:
     return found
 
 
+class _PlainUnpickler(pickle.Unpickler):
+    """Reads plain data (dicts, lists, strings, numbers, NumPy scalars and arrays) and refuses
+    any other class or function."""
+
+    _NUMPY = {("numpy", "dtype"), ("numpy", "ndarray"), ("numpy._core.multiarray", "scalar"),
+              ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "_reconstruct"),
+              ("numpy.core.multiarray", "_reconstruct")}  # fmt: skip
+
+    def find_class(self, module, name):
+        if (module, name) in self._NUMPY:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"{module}.{name} is not plain data")
+
+
 def partial_full(keep) -> bool | None:
     """Whether the unfinished ladder kept in ``keep`` was begun with ``--full`` (None: no such
     directory, or no file there says): a report in that directory has the ladder's sizes, so
-    its other sections must be at them too. Reads only the fingerprints; `kept_rungs` checks
-    the rest."""
+    its other sections must be at them too. Reads only a group file's first object, its
+    fingerprint (a rung's file: all of it, plain data), with an unpickler that builds no class
+    or function (`_PlainUnpickler`): a section that is not the ladder runs nothing kept there.
+    `kept_rungs` checks the rest."""
     paths = []
     for sub in (keep, os.path.join(keep, "runs")):
         if os.path.isdir(sub):
@@ -725,7 +741,7 @@ def partial_full(keep) -> bool | None:
     for path in paths:
         try:
             with open(path, "rb") as fh:
-                fp = pickle.load(fh)
+                fp = _PlainUnpickler(fh).load()
             fp = fp["fingerprint"] if "rung" in fp else fp  # a rung's file holds its fingerprint
             return bool(fp["full"])
         except Exception:  # noqa: BLE001, S112 - an unreadable file: `kept_rungs` says so when the ladder runs
@@ -1201,8 +1217,8 @@ def section_text(results: dict) -> str:
              + " and ".join(str(n) for n in sorted({n for _, _, n in orders})) + " steps), whose steps fall on shared "
              "parameters, not on one logit per word; the recurrent rungs' order was not measured under SGD."
              if zero5 is not None and zero5["optimizer"] != "adam" else "")  # fmt: skip
-    newer = (" (claim 7's rule on distinct head sets is newer than this ladder's runs: the note below the counts "
-             "says which verdicts it changed)" if results.get("judged_again") else "")  # fmt: skip
+    newer = (" (some of these rules are newer than this ladder's runs: the note below the counts says which verdicts "
+             "they changed, and from what)" if results.get("judged_again") else "")  # fmt: skip
     last_init = s["init_seed"] + s["init_seeds"] - 1
     assumptions = "; ".join(f"({k}) {v}" for k, v in ASSUMPTIONS.items())
     return f"""
@@ -1217,9 +1233,9 @@ Every rung is trained here from scratch, and each claim is measured so:
 - **Claim 3**: of claim 4's runs (the classifier's: {s["seeds"]} keyword runs) that learn (token and attention
   accuracy ≥ 0.95 at the end), those whose KTIW probe accuracy reaches 0.5 at an earlier log (every
   {_every(s.get("ktiw_log_every", 5))}) than their attention accuracy does, out of the runs whose logs order the two:
-  a run whose two accuracies reach 0.5 at one log is a tie and counts for neither side (logged every 5 steps,
-  most runs of rungs 0 and 1 are ties; the cell is n/a when the logs order fewer than half the learned runs). The
-  verdict reads the fraction, not its interval.
+  a run whose two accuracies reach 0.5 at one log is a tie and counts for neither side (logged every 5 steps, as
+  before attnsim 0.4.0, most runs of rungs 0 and 1 tie; the cell is n/a when the logs order fewer than half the
+  learned runs). The verdict reads the fraction, not its interval.
 - **Claim 4**: copy(L + k, L), L = {s["copy_length"]}, k = {", ".join(map(str, s["ks"][:-1]))} and {s["ks"][-1]},
   with {s["seeds"]} seeds each ({s["copy_steps"]} steps).
 - **Claim 5**: on keyword for every rung, one normal run saved {s["saves"]} times; a keyword is attended at the
@@ -1309,8 +1325,9 @@ def _locate(r, bad, screen_steps, every=(), word_steps=None) -> str:
                          f"heads (claim 7's screening: one head at a time on one shared base model) learned the "
                          f"permutation in {int(ok.sum())} of {ok.size} runs, and {nb} of its {n} heads on no data "
                          f"seed; 8 heads drawn from that pool would all be bad with chance C({nb}, 8)/C({n}, 8) = "
-                         f"{math.comb(nb, 8) / math.comb(n, 8):.2g}. So the permutation is hard for one head here, "
-                         "and claim 4 measured on 8 heads has the multi-head rescue (claim 7) in it.")  # fmt: skip
+                         f"{math.comb(nb, 8) / math.comb(n, 8):.2g}. So one head alone often fails the permutation "
+                         "here (no single head was screened on V = L + 20 to compare), and claim 4 measured on 8 heads "
+                         "has the multi-head rescue (claim 7) in it.")  # fmt: skip
     if "7" in bad:
         sc, m = r["screening"], c["7"]["models"]
         one, eight, rand = m["7 bad + 1 good"], m["8 bad"], m["8 random"]
@@ -1337,9 +1354,10 @@ def _locate(r, bad, screen_steps, every=(), word_steps=None) -> str:
                      else "") + ".")  # fmt: skip
         steps = word_steps if r.get("screening") is None and word_steps else screen_steps
         if None not in med and max(med) <= 0.05 * steps:  # both within the first 5 % of the copy runs' steps
-            parts.append(f" Both reach 0.5 within the first {max(med):g} of {steps} steps: the two stages, which the "
-                         "approximation separates (assumption 3), overlap here, and which accuracy crosses first is "
-                         "decided within a step or two.")  # fmt: skip
+            parts.append(f" Both medians fall within the first {max(med):g} of {steps} steps: the two stages, which "
+                         "the approximation separates (assumption 3), overlap here, and which accuracy crosses first "
+                         "is decided within a step or two of Adam, whose first steps move every parameter by about "
+                         "its learning rate.")  # fmt: skip
     if "6" in bad:
         n1, n2 = len(c["6"]["learned"]), len(c["6"]["stuck"])
         parts.append(f" Init against fate: {c['6']['statistic']}, AUC {c['6']['value']:.2f} (p {c['6']['p']:.2g}; "
@@ -1389,10 +1407,10 @@ def _locate(r, bad, screen_steps, every=(), word_steps=None) -> str:
             parts.append(
                 f" They are at the sentence's ends: β^uf's argmax is at the first or the last position in {ends:.0%} "
                 f"of the held-out rows, where one direction of the encoder has read the whole sentence (mean β^uf "
-                f"{mean[0]:.1f} at the first, {mean[-1]:.1f} at the last, {mean[1:-1].mean():.1f} between). Near "
-                f"the keyword β^uf still peaks ({u['gold']:.1f} at it, {u['neighbours']:.1f} at its neighbours): "
-                "position by position it sees the keyword, but the ends' states, each a summary of the sentence, "
-                "carry more of the evidence."
+                f"{mean[0]:.1f} at the first, {mean[-1]:.1f} at the last, {mean[1:-1].mean():.1f} between). At "
+                f"the keyword β^uf is a local maximum ({u['gold']:.1f} at it, {u['neighbours']:.1f} at its "
+                f"neighbours) but below its mean over all positions ({mean.mean():.1f}): the ends' states, each a "
+                "summary of the sentence, carry the evidence."
             )
     return "".join(parts)
 

@@ -422,6 +422,17 @@ def test_kept_rungs_of_another_run_are_refused_before_any_work(tmp_path, monkeyp
     assert sorted(p.name for p in keep.glob("*.pkl")) == ["dot0.pkl", "free.pkl"]  # refused files are left alone
 
 
+def _mark_called():
+    os.environ["ATTNSIM_TEST_CALLED"] = "1"
+
+
+class _Calls:
+    """Unpickled by a full unpickler, it sets an environment variable."""
+
+    def __reduce__(self):
+        return _mark_called, ()
+
+
 def test_a_report_holding_an_unfinished_ladder_keeps_its_sizes(tmp_path):
     """An unfinished ladder fixes its report's sizes: another section at the other sizes is
     refused before any work (else the report would hold two sizes and the ladder could not
@@ -431,12 +442,15 @@ def test_a_report_holding_an_unfinished_ladder_keeps_its_sizes(tmp_path):
     (keep / "runs").mkdir(parents=True)
     (keep / "runs" / "lstm-0.pkl").write_bytes(_group_file(LD._fingerprint(full)))
     assert LD.partial_full(str(keep)) is True and LD.partial_full(str(tmp_path / "none")) is None
+    (keep / "a.pkl").write_bytes(pickle.dumps(_Calls()))  # read first; a section that is not the ladder runs no code
+    assert LD.partial_full(str(keep)) is True and "ATTNSIM_TEST_CALLED" not in os.environ
     with pytest.raises(ValueError, match=r"holds an unfinished ladder at the --full sizes .*choose another --out for "
                        r"the default ones"):  # fmt: skip
         R.reproduce(tmp_path / "rep", "toy")
     assert sorted(p.name for p in (tmp_path / "rep").iterdir()) == [LD.PARTIAL]
     LD._keep_rung(str(keep), TINY, {"key": "free", "label": "free logits (rung 0)"})
     (keep / "runs" / "lstm-0.pkl").unlink()
+    (keep / "a.pkl").unlink()
     assert LD.partial_full(str(keep)) is False
     with pytest.raises(ValueError, match=r"holds an unfinished ladder at the default sizes"):
         R.reproduce(tmp_path / "rep", "toy", full=True)
