@@ -12,15 +12,9 @@ import numpy as np
 
 import attnsim as at
 from attnsim import _reproduce_ladder as LD
-from attnsim._reproduce_common import Sizes
+from attnsim._reproduce_common import Sizes, _first_at_least
 
 KS, SEEDS, STEPS, L = (0, 1, 20), 16, 200, 10
-
-
-def crossing(history, key) -> float:
-    """The first logged step at which ``key`` reaches 0.5 (inf: never)."""
-    hit = np.flatnonzero(np.asarray(history[key]) >= 0.5)
-    return float(history["step"][hit[0]]) if hit.size else np.inf
 
 
 def count(make, train, every) -> str:
@@ -29,8 +23,8 @@ def count(make, train, every) -> str:
         task = at.tasks.copy(L + k, L)
         for run in at.train_many(make(task), task, seeds=range(SEEDS), steps=STEPS, log_every=every, **train):
             if run.success:
-                ktiw.append(crossing(run.history, "ktiw_acc"))
-                attn.append(crossing(run.history, "attn_acc"))
+                ktiw.append(_first_at_least(run.history["step"], run.history["ktiw_acc"], 0.5))
+                attn.append(_first_at_least(run.history["step"], run.history["attn_acc"], 0.5))
     ktiw, attn = np.array(ktiw), np.array(attn)
     return (f"{ktiw.size} learned: KTIW first {int((ktiw < attn).sum())}, tied {int((ktiw == attn).sum())}, "
             f"attention first {int((ktiw > attn).sum())}; median steps to 0.5: KTIW {np.median(ktiw):g}, "

@@ -138,9 +138,18 @@ def _gradient_check(case, weight_decay=0.0):
     fd_noise = 1.5 * rounding / FD_STEP  # (1 + 8 + 8 + 1) / 12 of one rounding per evaluation
     # the loss returned with the gradient is the forward-only loss of the oracle
     assert loss == pytest.approx(oracle.loss(cfg, params, x, y, weight_decay), rel=1e-12, abs=max(1e-14, rounding))
-    fd = engine_reference.finite_difference_grad(
-        lambda p: at.loss_and_grad(cfg, p, x, y, weight_decay=weight_decay)[0], params, h=FD_STEP
-    )
+
+    def loss_at(p):
+        return at.loss_and_grad(cfg, p, x, y, weight_decay=weight_decay)[0]
+
+    fd = engine_reference.finite_difference_grad(loss_at, params, h=FD_STEP)
+    if rel_err(grads, fd, floor=max(1e-4, fd_noise / FD_MAX)) > FD_MAX:
+        # Where the loss curves steeply (a product of several factors drawn up to ±3), the
+        # five-point stencil's h⁴ error at FD_STEP can exceed FD_MAX: Richardson's step, from h
+        # and h/2, cancels that term (its error is O(h⁶)) and carries about 2.2 times the noise.
+        half = engine_reference.finite_difference_grad(loss_at, params, h=FD_STEP / 2)
+        fd = {k: (16 * half[k] - fd[k]) / 15 for k in fd}
+        fd_noise *= (16 * 2 + 1) / 15
     assert rel_err(grads, fd, floor=max(1e-4, fd_noise / FD_MAX)) <= FD_MAX
     assert mean_rel_err(grads, fd, floor=max(1e-4, fd_noise / FD_MEAN)) <= FD_MEAN
     _, ref = oracle.loss_and_grad(cfg, params, x, y, weight_decay)
