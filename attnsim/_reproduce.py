@@ -223,15 +223,14 @@ def reproduce(
     if not force:  # the sections an earlier call finished are kept; the same command goes on from them
         names = tuple(n for n in names if n not in held)
     others = [n for n in doc["sections"] if n not in names]
+    size = {True: "--full", False: "default"}  # a report has one set of sizes: its sections' and its ladder's
     if others and doc.get("full", False) != sizes.full:
-        size = {True: "--full", False: "default"}
         raise ValueError(
             f"{out} holds a report at the {size[doc.get('full', False)]} sizes ({', '.join(others)}); one report "
             f"has one set of sizes: choose another --out for the {size[sizes.full]} ones"
         )
     begun = partial_full(os.path.join(out, PARTIAL))  # an unfinished ladder there fixes the report's sizes
     if begun is not None and begun != sizes.full:
-        size = {True: "--full", False: "default"}
         raise ValueError(
             f"{out} holds an unfinished ladder at the {size[begun]} sizes ({PARTIAL}); one report has one set of "
             f"sizes: choose another --out for the {size[sizes.full]} ones, or go on with the ladder"

@@ -680,10 +680,7 @@ def kept_rungs(keep, sizes: Sizes) -> dict:
     if keep is None or not os.path.isdir(keep):
         return {}
     want, found = _fingerprint(sizes), {}
-    for name in sorted(os.listdir(keep)):
-        if not name.endswith(".pkl"):
-            continue
-        path = os.path.join(keep, name)
+    for path in _kept_files(keep):
         try:
             with open(path, "rb") as fh:
                 saved = pickle.load(fh)
@@ -694,11 +691,7 @@ def kept_rungs(keep, sizes: Sizes) -> dict:
                              "start the ladder over") from None  # fmt: skip
         _same_fingerprint(keep, fp, want)
         found[key] = rung
-    groups = os.path.join(keep, "runs")
-    for name in sorted(os.listdir(groups)) if os.path.isdir(groups) else []:
-        if not name.endswith(".pkl"):
-            continue
-        path = os.path.join(groups, name)
+    for path in _kept_files(os.path.join(keep, "runs")):
         try:
             with open(path, "rb") as fh:
                 fp = pickle.load(fh)  # the fingerprint, then the group: its runs and the seconds they took
@@ -711,6 +704,14 @@ def kept_rungs(keep, sizes: Sizes) -> dict:
                              f"{keep} to start the ladder over") from None  # fmt: skip
         _same_fingerprint(keep, fp, want)
     return found
+
+
+def _kept_files(directory) -> list[str]:
+    """The kept files (rungs, or groups of runs under ``runs``) in ``directory``, in name order;
+    [] when there is no such directory."""
+    if not os.path.isdir(directory):
+        return []
+    return [os.path.join(directory, n) for n in sorted(os.listdir(directory)) if n.endswith(".pkl")]
 
 
 class _PlainUnpickler(pickle.Unpickler):
@@ -734,11 +735,7 @@ def partial_full(keep) -> bool | None:
     fingerprint (a rung's file: all of it, plain data), with an unpickler that builds no class
     or function (`_PlainUnpickler`): a section that is not the ladder runs nothing kept there.
     `kept_rungs` checks the rest."""
-    paths = []
-    for sub in (keep, os.path.join(keep, "runs")):
-        if os.path.isdir(sub):
-            paths += [os.path.join(sub, n) for n in sorted(os.listdir(sub)) if n.endswith(".pkl")]
-    for path in paths:
+    for path in _kept_files(keep) + _kept_files(os.path.join(keep, "runs")):
         try:
             with open(path, "rb") as fh:
                 fp = _PlainUnpickler(fh).load()
